@@ -1,0 +1,1 @@
+"""The `edgesnn` command line."""

@@ -1,0 +1,260 @@
+"""`edgesnn`: train, evaluate, export and run spiking fault-diagnosis models.
+
+Commands that need torch (train, eval, export) import it inside the command, so the edge
+commands (infer) run on the plain install.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from edgesnn.errors import EdgesnnError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Spiking neural networks for vibration fault diagnosis of rotating machines.")
+out = Console()
+err = Console(stderr=True)
+
+DATA_HELP = "CWRU folder (with MANIFEST.csv, or files with standard CWRU names); env EDGESNN_CWRU"
+DEFAULT_DATA = os.environ.get("EDGESNN_CWRU", "../shared/datasets/cwru")
+
+
+def _csv(text: Optional[str], kind=int) -> Optional[list]:
+    if text is None:
+        return None
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def _need_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise EdgesnnError("this command needs the training extra: pip install 'edgesnn[train]'") from None
+
+
+@app.command()
+def train(
+    pack: str = typer.Option("mra_snn", help="model pack (see `edgesnn packs`)"),
+    data: Path = typer.Option(DEFAULT_DATA, help=DATA_HELP),
+    out_dir: Path = typer.Option(Path("runs/train"), "--out", help="folder for checkpoint, history and PNG"),
+    seed: int = typer.Option(0),
+    epochs: int = typer.Option(30, min=1),
+    steps: int = typer.Option(100, min=1, help="optimizer steps per epoch"),
+    batch_size: int = typer.Option(64, min=1),
+    lr: float = typer.Option(3e-3, min=0.0),
+    bits: int = typer.Option(2, min=1, max=8, help="spike bits (multi-bit neurons emit 0..2^bits-1)"),
+    timesteps: int = typer.Option(4, min=1, max=64),
+    noise: bool = typer.Option(True, help="additive white noise augmentation in training"),
+    task: str = typer.Option("cwru10", help="cwru10 (fault and size) or fault_type (4 classes)"),
+    loads: Optional[str] = typer.Option(None, help="train only on these motor loads, e.g. 0 or 1,2"),
+    sizes: Optional[str] = typer.Option(None, help="train only on these fault sizes (in), e.g. 0.007,0.014"),
+    threads: int = typer.Option(0, min=0, help="torch threads (0: torch's default)"),
+):
+    """Train a model pack on the training region; keeps the best validation epoch."""
+    _need_torch()
+    import torch
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from edgesnn import plots
+    from edgesnn.registry import get_factory
+    from edgesnn.training import TrainConfig, train as run_training
+
+    get_factory(pack)  # an unknown pack fails before any data is read
+    cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
+                      batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,
+                      loads=_csv(loads), sizes=_csv(sizes, float), threads=threads)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=err, disable=not err.is_terminal) as progress:
+        bar = progress.add_task(f"train {pack}", total=epochs, info="")
+
+        def report(epoch, total, row):
+            info = f"loss {row['loss']:.3f} val {row['val_accuracy']:.4f} val-6dB {row['val_snr_-6db_accuracy']:.4f}"
+            progress.update(bar, completed=epoch, info=info)
+            if not err.is_terminal:
+                err.print(f"epoch {epoch}/{total} {info}")
+
+        ckpt = run_training(cfg, progress=report)
+    ckpt["command"] = "edgesnn " + shlex.join(sys.argv[1:])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, out_dir / "checkpoint.pt")
+    (out_dir / "history.json").write_text(json.dumps(ckpt["history"], indent=1))
+    plots.learning_curve(ckpt["history"], out_dir / "learning_curve.png", f"{pack} on {task}")
+    best = max(ckpt["history"], key=lambda h: h["val_accuracy"] + h["val_snr_-6db_accuracy"])
+    out.print(f"trained {pack} in {ckpt['train_seconds']:.0f} s; best validation epoch {best['epoch']}: "
+              f"clean {best['val_accuracy']:.4f}, -6 dB {best['val_snr_-6db_accuracy']:.4f}")
+    out.print(f"wrote {out_dir / 'checkpoint.pt'}, history.json, learning_curve.png")
+
+
+@app.command("eval")
+def evaluate_cmd(
+    checkpoints: list[Path] = typer.Argument(..., help="checkpoints from `edgesnn train` (several: one table)"),
+    data: Path = typer.Option(DEFAULT_DATA, help=DATA_HELP),
+    out_dir: Path = typer.Option(Path("runs/eval"), "--out", help="folder for PNGs and eval.json"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+):
+    """Test-region accuracy, confusion matrix, SNR sweep (-10..+4 dB) and accuracy per test load.
+
+    Given one checkpoint trained on each load (`train --loads N`), the per-load rows form the
+    4x4 load-transfer table.
+    """
+    _need_torch()
+    from rich.table import Table
+
+    from edgesnn import plots
+    from edgesnn.dataset import load_task
+    from edgesnn.evaluation import evaluate
+    from edgesnn.training import load_checkpoint, torch_predict
+
+    models = [load_checkpoint(p) for p in checkpoints]
+    tasks = {ckpt["config"]["task"] for _, ckpt in models}
+    if len(tasks) != 1:
+        raise EdgesnnError(f"checkpoints are of different tasks ({', '.join(sorted(tasks))}); evaluate them apart")
+    task_data = load_task(data, tasks.pop(), models[0][1]["config"]["window"])
+    test = task_data.windows("test")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for path, (model, ckpt) in zip(checkpoints, models):
+        cfg = ckpt["config"]
+        label = f"{cfg['pack']}" + (f" loads={','.join(map(str, cfg['loads']))}" if cfg.get("loads") else "")
+        label = label if label not in results else f"{label} ({path})"
+        r = evaluate(torch_predict(model), test, task_data.classes)
+        r["checkpoint"], r["train_loads"] = str(path), cfg.get("loads")
+        results[label] = r
+        plots.confusion_matrix(r["confusion"], task_data.classes, out_dir / f"confusion_{len(results)}.png",
+                               f"{label}: {r['test_accuracy']:.4f}")
+    plots.snr_curves({k: r["snr_accuracy"] for k, r in results.items()}, out_dir / "snr.png",
+                     "test-region accuracy under white noise")
+    (out_dir / "eval.json").write_text(json.dumps(results, indent=1))
+    if as_json:
+        print(json.dumps(results, indent=1))
+        return
+    snrs = list(next(iter(results.values()))["snr_accuracy"])
+    table = Table(title=f"test region, {test.x.shape[0]} windows")
+    for col in ["model", "clean", *[f"{s} dB" for s in snrs]]:
+        table.add_column(col, justify="right")
+    for k, r in results.items():
+        table.add_row(k, f"{r['test_accuracy']:.4f}", *[f"{r['snr_accuracy'][s]:.4f}" for s in snrs])
+    out.print(table)
+    loads = sorted({l for r in results.values() for l in r["per_load_accuracy"]}, key=int)
+    by_load = Table(title="accuracy by test load (rows: model / training loads)")
+    for col in ["model", *[f"test load {l}" for l in loads]]:
+        by_load.add_column(col, justify="right")
+    for k, r in results.items():
+        by_load.add_row(k, *[f"{r['per_load_accuracy'].get(l, float('nan')):.4f}" for l in loads])
+    out.print(by_load)
+    out.print(f"wrote {out_dir}/eval.json, snr.png, confusion_*.png")
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="checkpoint from `edgesnn train`"),
+    out_dir: Path = typer.Option(Path("runs/export"), "--out", help="folder for <name>.onnx and <name>.json"),
+    name: Optional[str] = typer.Option(None, help="model name (default: <pack>-<task>)"),
+    default: bool = typer.Option(False, help='mark the card "default": true'),
+    data: Optional[Path] = typer.Option(DEFAULT_DATA, help="measure the card's metrics on this CWRU test region"),
+):
+    """Write ONNX + model card; the ONNX output must equal PyTorch's within 1e-4."""
+    _need_torch()
+    from edgesnn.dataset import load_task
+    from edgesnn.evaluation import evaluate
+    from edgesnn.export import export as run_export
+    from edgesnn.runtime import Diagnoser
+    from edgesnn.training import load_checkpoint
+
+    model, ckpt = load_checkpoint(checkpoint)
+    cfg = ckpt["config"]
+    name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}"
+    card_path = run_export(model, ckpt, out_dir, name, default=default, command=ckpt.get("command"))
+    if data is not None:
+        # Metrics are measured on the exported ONNX file itself, through the edge runtime.
+        from edgesnn.card import read_card, write_card
+
+        task_data = load_task(data, cfg["task"], cfg["window"])
+        r = evaluate(Diagnoser(card_path).logits, task_data.windows("test"), task_data.classes)
+        card = read_card(card_path)
+        card["metrics"] = {"test_accuracy": r["test_accuracy"], "test_windows": r["n_windows"],
+                           **{f"snr_{s}db_accuracy": a for s, a in r["snr_accuracy"].items()},
+                           "per_load_accuracy": r["per_load_accuracy"]}
+        write_card(card_path, card)
+    out.print(f"wrote {card_path.with_suffix('.onnx')} and {card_path}")
+
+
+@app.command()
+def infer(
+    path: Path = typer.Argument(..., help="recording: .mat, .csv, .npy or .wav"),
+    fs: Optional[float] = typer.Option(None, help="sample rate in Hz (a .wav file carries its own)"),
+    model: Optional[Path] = typer.Option(None, help="model card (.json); default: the shipped default model"),
+    variable: Optional[str] = typer.Option(None, help="variable (.mat), column name or index (.csv/.npy)"),
+    hop: Optional[int] = typer.Option(None, min=1, help="samples between windows (default: one window)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+):
+    """Diagnose a recording window by window with onnxruntime, and summarise it."""
+    from rich.table import Table
+
+    from edgesnn.labels import fault_type
+    from edgesnn.runtime import Diagnoser
+    from edgesnn.sensors.recordings import read_recording
+    from edgesnn.signal import frame
+
+    diagnoser = Diagnoser(model)
+    x, rate = read_recording(path, fs=fs, target_fs=diagnoser.sample_rate_hz, variable=variable)
+    hop = hop or diagnoser.window
+    windows = frame(x, diagnoser.window, hop)
+    if len(windows) == 0:
+        raise EdgesnnError(f"{path}: {len(x) / rate:.3f} s of signal is shorter than one "
+                           f"{diagnoser.window / rate:.3f} s window")
+    probs = diagnoser.probabilities(windows)
+    labels = [diagnoser.classes[i] for i in probs.argmax(axis=1)]
+    counts = {c: labels.count(c) for c in dict.fromkeys(labels)}
+    verdict = max(counts, key=counts.get)
+    summary = {
+        "file": str(path), "model": diagnoser.model_id, "windows": len(labels), "label": verdict,
+        "fault_type": fault_type(verdict), "share": counts[verdict] / len(labels),
+        "mean_confidence": float(probs.max(axis=1)[[l == verdict for l in labels]].mean()),
+        "labels": counts,
+    }
+    if as_json:
+        rows = [{"start_s": i * hop / rate, "label": l, "confidence": float(p.max())}
+                for i, (l, p) in enumerate(zip(labels, probs))]
+        print(json.dumps({"summary": summary, "windows": rows}, indent=1))
+        return
+    table = Table(title=f"{path.name}: {len(labels)} windows of {diagnoser.window} samples at {rate:g} Hz")
+    for col in ("start (s)", "label", "confidence"):
+        table.add_column(col, justify="right")
+    for i, (l, p) in enumerate(zip(labels, probs)):
+        table.add_row(f"{i * hop / rate:.3f}", l, f"{p.max():.3f}")
+    out.print(table)
+    out.print(f"[bold]{verdict}[/bold] ({summary['fault_type']}) in {summary['share']:.0%} of windows, "
+              f"mean confidence {summary['mean_confidence']:.3f}; model {diagnoser.model_id}")
+
+
+@app.command()
+def packs():
+    """List the installed model packs."""
+    from edgesnn.registry import list_packs
+
+    for name in list_packs():
+        out.print(name)
+
+
+def main() -> None:
+    """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    try:
+        app()
+    except EdgesnnError as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

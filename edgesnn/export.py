@@ -1,0 +1,83 @@
+"""Export a trained checkpoint to ONNX + model card (CONTRACTS section 2)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgesnn.card import FORMAT, write_card
+from edgesnn.errors import EdgesnnError
+from edgesnn.sensors.cwru import MODEL_FS_HZ, sha256_of
+
+OPSET = 17
+TOLERANCE = 1e-4
+
+
+def _to_onnx(model: torch.nn.Module, window: int, path: Path) -> None:
+    dummy = torch.zeros(1, 1, window)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The TorchScript exporter unrolls the time loop with its explicit state into plain
+        # operators (Conv, Floor, Clip, ...), which is what onnxruntime and a firmware need.
+        torch.onnx.export(
+            model, (dummy,), str(path), dynamo=False, opset_version=OPSET,
+            input_names=["acceleration"], output_names=["logits"],
+            dynamic_axes={"acceleration": {0: "batch"}, "logits": {0: "batch"}},
+        )
+
+
+def max_deviation(model: torch.nn.Module, onnx_path: Path, x: np.ndarray) -> float:
+    """Largest |PyTorch - onnxruntime| logit difference on the windows x [N, 1, L]."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    ours = session.run(None, {"acceleration": x.astype(np.float32)})[0]
+    with torch.no_grad():
+        theirs = model(torch.from_numpy(x.astype(np.float32))).numpy()
+    return float(np.abs(ours - theirs).max())
+
+
+def export(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str, default: bool = False,
+           metrics: dict | None = None, command: str | None = None, seed: int = 0) -> Path:
+    """Write `<out_dir>/<name>.onnx` and its card; refuse if ONNX and PyTorch disagree > 1e-4."""
+    cfg = ckpt["config"]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / f"{name}.onnx"
+    model.eval()
+    _to_onnx(model, cfg["window"], onnx_path)
+    # Random inputs in g with the spread of real accelerometer windows (0.01 to 3 g RMS).
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((16, 1, cfg["window"])) * rng.uniform(0.01, 3.0, size=(16, 1, 1))
+    deviation = max_deviation(model, onnx_path, x)
+    if deviation > TOLERANCE:
+        raise EdgesnnError(f"{onnx_path}: ONNX differs from PyTorch by {deviation:.2e} > {TOLERANCE:g}")
+    card = {
+        "format": FORMAT,
+        "name": name,
+        "default": default,
+        "onnx": onnx_path.name,
+        "onnx_sha256": sha256_of(onnx_path),
+        "classes": ckpt["classes"],
+        "sample_rate_hz": int(MODEL_FS_HZ),
+        "window": cfg["window"],
+        "timesteps": int(getattr(model, "timesteps", cfg["timesteps"])),
+        "spike_bits": int(getattr(model, "spike_bits", cfg["bits"])),
+        "pack": cfg["pack"],
+        "trained_on": f"cwru {cfg['task']}, leak-free split (shared/CONTRACTS.md section 1)"
+                      + (f", loads {cfg['loads']}" if cfg.get("loads") else "")
+                      + (f", sizes {cfg['sizes']}" if cfg.get("sizes") else ""),
+        "metrics": metrics or {},
+        "onnx_max_deviation_from_pytorch": deviation,
+        "training": {k: cfg[k] for k in ("seed", "epochs", "steps_per_epoch", "batch_size", "lr", "noise",
+                                         "snr_range_db", "noise_fraction")}
+                    | {"seconds": round(ckpt.get("train_seconds", 0.0), 1)},
+    }
+    if command:
+        card["command"] = command
+    card_path = out_dir / f"{name}.json"
+    write_card(card_path, card)
+    return card_path

@@ -1,0 +1,87 @@
+"""Spiking neurons as pure step functions: (input, state, params) -> (spikes, new_state).
+
+In the style of Norse: state and parameters are small named tuples, nothing is hidden in a
+module, and a loop over T timesteps with explicit state unrolls into a plain ONNX graph.
+
+Surrogate gradients use the straight-through form `hard + (soft - hard).detach()`: the forward
+pass is the exact spike function (Floor / Clip in ONNX), the backward pass the gradient of a
+clipped linear ramp. No custom autograd function, so export sees ordinary operators.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+
+class LIFParams(NamedTuple):
+    beta: float = 0.5  # membrane decay per step (0.5 is a shift by one on a microcontroller)
+    v_th: float = 1.0  # firing threshold
+    reset: str = "soft"  # "soft": subtract the threshold; "hard": back to zero
+
+
+class LIFState(NamedTuple):
+    v: torch.Tensor
+
+
+def spike(v: torch.Tensor, v_th: float, levels: int, surrogate: bool) -> torch.Tensor:
+    """Integer spike count in 0..levels from the membrane potential.
+
+    levels = 1 is the binary spike of a classic LIF neuron; levels = 2**bits - 1 is a multi-bit
+    neuron that emits how many thresholds the potential crossed.
+    """
+    hard = torch.clamp(torch.floor(v / v_th), 0, levels)
+    if not surrogate:
+        return hard
+    soft = torch.clamp(v / v_th, 0, levels)
+    return soft + (hard - soft).detach()
+
+
+def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams = LIFParams(), surrogate: bool = True):
+    """Binary leaky integrate-and-fire with hard or soft reset."""
+    v = p.beta * state.v + x
+    s = spike(v, p.v_th, 1, surrogate)
+    v = v * (1 - s) if p.reset == "hard" else v - s * p.v_th
+    return s, LIFState(v)
+
+
+def multibit_step(x: torch.Tensor, state: LIFState, bits: int, p: LIFParams = LIFParams(),
+                  surrogate: bool = True):
+    """Multi-bit LIF (arXiv 2407.05739): emits 0..2**bits-1, reset by subtraction of what it sent."""
+    v = p.beta * state.v + x
+    s = spike(v, p.v_th, 2**bits - 1, surrogate)
+    return s, LIFState(v - s * p.v_th)
+
+
+class DendriteParams(NamedTuple):
+    """Per-channel gate of the dendritic filter: g = sigmoid(w * mean_L(v) + b)."""
+
+    w: torch.Tensor  # [C]
+    b: torch.Tensor  # [C]
+
+
+def dendritic_step(x: torch.Tensor, state: LIFState, bits: int, d: DendriteParams,
+                   p: LIFParams = LIFParams(), surrogate: bool = True):
+    """Multi-bit LIF with attention inside the neuron (dendritic filtering).
+
+    Before the soma fires, each channel's membrane is scaled by a gate computed from that
+    channel's own mean potential over the signal: two parameters per channel, no cross-channel
+    mixing, so it costs one mean and one sigmoid per channel and step. Channels whose dendrites
+    see only background activity are damped, channels carrying a strong (impulsive) drive pass.
+    x, v: [N, C, L].
+    """
+    v = p.beta * state.v + x
+    gate = torch.sigmoid(d.w[:, None] * v.mean(dim=-1, keepdim=True) + d.b[:, None])
+    s = spike(v * gate, p.v_th, 2**bits - 1, surrogate)
+    return s, LIFState(v - s * p.v_th)
+
+
+def run_over_time(step, currents: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    """Apply a step function over the leading time axis of `currents` [T, ...], state from zero."""
+    state = LIFState(torch.zeros_like(currents[0]))
+    out = []
+    for x in currents:
+        s, state = step(x, state, *args, **kwargs)
+        out.append(s)
+    return torch.stack(out)

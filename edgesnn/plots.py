@@ -1,0 +1,54 @@
+"""PNG figures of results people look at (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def learning_curve(history: list[dict], path: Path, title: str) -> None:
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(epochs, [h["loss"] for h in history])
+    a.set(xlabel="epoch", ylabel="training loss", title=title)
+    for key, name in (("train_accuracy", "train (noisy)"), ("val_accuracy", "validation clean"),
+                      ("val_snr_-6db_accuracy", "validation -6 dB")):
+        b.plot(epochs, [h[key] for h in history], label=name)
+    b.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.01))
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def confusion_matrix(matrix, classes, path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    for i, row in enumerate(matrix):
+        for j, n in enumerate(row):
+            if n:
+                ax.text(j, i, n, ha="center", va="center", fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def snr_curves(curves: dict[str, dict[str, float]], path: Path, title: str) -> None:
+    """curves: model name -> {snr_db: accuracy}."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, acc in curves.items():
+        snrs = sorted(acc, key=float)
+        ax.plot([float(s) for s in snrs], [acc[s] for s in snrs], marker="o", label=name)
+    ax.set(xlabel="SNR (dB)", ylabel="test-region accuracy", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,45 @@
+"""The edge runtime: a shipped model card and its ONNX file run by onnxruntime. No torch here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgesnn.card import default_card_path, model_id, read_card
+from edgesnn.errors import EdgesnnError
+
+
+class Diagnoser:
+    """Window batches [N, L] of acceleration in g -> class probabilities [N, C]."""
+
+    def __init__(self, card_path: Path | None = None, threads: int = 1):
+        import onnxruntime as ort
+
+        self.card_path = Path(card_path) if card_path else default_card_path()
+        self.card = read_card(self.card_path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(self.card["_onnx_path"], options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise EdgesnnError(f"{self.card['_onnx_path']}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.classes: list[str] = list(self.card["classes"])
+        self.window: int = int(self.card["window"])
+        self.sample_rate_hz: float = float(self.card["sample_rate_hz"])
+        self.model_id = model_id(self.card)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """x: [N, 1, L] or [N, L] float32 -> logits [N, C]."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[:, None, :]
+        return self.session.run(None, {self.input_name: x})[0]
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        z = self.logits(windows)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)

@@ -1,0 +1,47 @@
+"""Signal preparation shared by training, evaluation and the edge runtime (numpy only)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from edgesnn.errors import EdgesnnError
+
+# Accelerometer rates outside this range are a unit mistake (kHz vs Hz), not a sensor.
+MIN_FS_HZ = 1_000.0
+MAX_FS_HZ = 1_000_000.0
+
+
+def check_fs(fs: float | None, where: str) -> float:
+    if fs is None:
+        raise EdgesnnError(f"{where}: no sample rate; give one with --fs HZ")
+    if not np.isfinite(fs) or not (MIN_FS_HZ <= fs <= MAX_FS_HZ):
+        raise EdgesnnError(
+            f"{where}: sample rate {fs:g} Hz is outside {MIN_FS_HZ:g}..{MAX_FS_HZ:g} Hz"
+        )
+    return float(fs)
+
+
+def resample(x: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
+    """Polyphase resampling with scipy's anti-alias filter (e.g. CWRU's 48 kHz normal to 12 kHz)."""
+    if fs == target_fs:
+        return x
+    ratio = Fraction(target_fs / fs).limit_denominator(1000)
+    return resample_poly(x, ratio.numerator, ratio.denominator)
+
+
+def frame(x: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """Windows of `window` samples every `hop` samples, as a [N, window] view-backed copy."""
+    if len(x) < window:
+        return np.empty((0, window), dtype=np.float32)
+    starts = np.arange(0, len(x) - window + 1, hop)
+    return np.stack([x[s : s + window] for s in starts]).astype(np.float32)
+
+
+def add_noise(windows: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Additive white Gaussian noise at `snr_db`, signal power measured per window (CONTRACTS 1)."""
+    power = np.mean(windows.astype(np.float64) ** 2, axis=-1, keepdims=True)
+    sigma = np.sqrt(power / 10 ** (snr_db / 10))
+    return (windows + sigma * rng.standard_normal(windows.shape)).astype(np.float32)

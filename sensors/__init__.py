@@ -1,0 +1,1 @@
+"""Data readers, simulators and (later) publishers: where vibration enters edgesnn."""

@@ -1,0 +1,126 @@
+"""Reader for the CWRU bearing recordings, driven by a manifest or by the standard file names."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+from edgesnn.errors import EdgesnnError
+from edgesnn.labels import label_for
+from edgesnn.signal import resample
+
+MODEL_FS_HZ = 12_000.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One recording as the manifest describes it."""
+
+    file: str
+    variable: str
+    fault: str
+    diameter_in: float
+    load_hp: int
+    rpm: float
+    fs_hz: float
+    sha256: str | None = None
+
+    def label(self, task: str = "cwru10") -> str:
+        return label_for(self.fault, self.diameter_in, task)
+
+
+@dataclass(frozen=True)
+class Recording:
+    entry: Entry
+    signal: np.ndarray  # drive-end acceleration in g, at MODEL_FS_HZ
+
+
+def read_manifest(root: Path) -> list[Entry]:
+    path = Path(root) / "MANIFEST.csv"
+    if not path.is_file():
+        raise EdgesnnError(f"{root}: no MANIFEST.csv; point --data at the CWRU folder")
+    with open(path, newline="") as f:
+        return [
+            Entry(
+                file=r["file"], variable=r["variable"], fault=r["fault"],
+                diameter_in=float(r["diameter_in"]), load_hp=int(r["load_hp"]),
+                rpm=float(r["rpm"]), fs_hz=float(r["fs_hz"]), sha256=r["sha256"] or None,
+            )
+            for r in csv.DictReader(f)
+        ]
+
+
+# Standard CWRU names: "12k_Drive_End_IR007_0_105.mat", "12k_Drive_End_OR014@6_1_198.mat",
+# "48k_Drive_End_B021_3_229.mat", "normal_0_97.mat". The number names the variable (X105_DE_time).
+_FAULT_NAME = re.compile(r"^(?P<k>12|48)k_Drive_End_(?P<f>B|IR|OR)(?P<d>\d{3})(?:@\d+)?_(?P<load>\d)_(?P<num>\d+)\.mat$")
+_NORMAL_NAME = re.compile(r"^normal_(?P<load>\d)_(?P<num>\d+)\.mat$")
+_FAULTS = {"B": "ball", "IR": "inner_race", "OR": "outer_race"}
+_RPM = {0: 1797.0, 1: 1772.0, 2: 1750.0, 3: 1730.0}
+
+
+def index_download(root: Path) -> list[Entry]:
+    """Index a user's own download of CWRU files by their standard names (no manifest needed)."""
+    entries = []
+    for path in sorted(Path(root).glob("*.mat")):
+        if m := _FAULT_NAME.match(path.name):
+            load = int(m["load"])
+            entries.append(Entry(
+                file=path.name, variable=f"X{int(m['num']):03d}_DE_time", fault=_FAULTS[m["f"]],
+                diameter_in=int(m["d"]) / 1000, load_hp=load, rpm=_RPM[load],
+                fs_hz=float(m["k"]) * 1000,
+            ))
+        elif m := _NORMAL_NAME.match(path.name):
+            load = int(m["load"])
+            # The CWRU normal baselines are recorded at 48 kHz.
+            entries.append(Entry(
+                file=path.name, variable=f"X{int(m['num']):03d}_DE_time", fault="normal",
+                diameter_in=0.0, load_hp=load, rpm=_RPM[load], fs_hz=48_000.0,
+            ))
+    if not entries:
+        raise EdgesnnError(f"{root}: no CWRU files with standard names (e.g. 12k_Drive_End_IR007_0_105.mat)")
+    return entries
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_entry(root: Path, entry: Entry, verify: bool = True) -> Recording:
+    path = Path(root) / entry.file
+    if not path.is_file():
+        raise EdgesnnError(f"{path}: file listed in the manifest is missing")
+    if verify and entry.sha256 and sha256_of(path) != entry.sha256:
+        raise EdgesnnError(f"{path}: sha256 differs from the manifest; the file is corrupt or replaced")
+    mat = scipy.io.loadmat(path)
+    if entry.variable not in mat:
+        raise EdgesnnError(f"{path}: no variable {entry.variable!r} (the file's own drive-end signal)")
+    x = np.asarray(mat[entry.variable], dtype=np.float64).ravel()
+    return Recording(entry, resample(x, entry.fs_hz, MODEL_FS_HZ).astype(np.float32))
+
+
+def load(root: Path, verify: bool = True, loads=None, sizes=None) -> list[Recording]:
+    """Read every recording under `root` (manifest if present, else standard names), at 12 kHz.
+
+    `loads` keeps only those motor loads (hp); `sizes` keeps only faults of those diameters
+    (inches); the normal recording is always kept.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise EdgesnnError(f"{root}: data folder not found")
+    entries = read_manifest(root) if (root / "MANIFEST.csv").is_file() else index_download(root)
+    keep = [
+        e for e in entries
+        if (loads is None or e.load_hp in loads or e.fault == "normal")
+        and (sizes is None or e.fault == "normal" or any(abs(e.diameter_in - s) < 1e-6 for s in sizes))
+    ]
+    return [read_entry(root, e, verify) for e in keep]
