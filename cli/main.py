@@ -20,7 +20,8 @@ from edgesnn.errors import EdgesnnError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Spiking neural networks for vibration fault diagnosis of rotating machines.")
-out = Console()
+# Piped output is not cut to 80 columns: tables stay readable in logs.
+out = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True)
 
 DATA_HELP = "CWRU folder (with MANIFEST.csv, or files with standard CWRU names); env EDGESNN_CWRU"
@@ -49,7 +50,7 @@ def train(
     data: Path = typer.Option(DEFAULT_DATA, help=DATA_HELP),
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="folder for checkpoint, history and PNG"),
     seed: int = typer.Option(0),
-    epochs: int = typer.Option(30, min=1),
+    epochs: int = typer.Option(60, min=1),
     steps: int = typer.Option(100, min=1, help="optimizer steps per epoch"),
     batch_size: int = typer.Option(64, min=1),
     lr: float = typer.Option(3e-3, min=0.0),

@@ -36,8 +36,14 @@ class TaskData:
             loads.append(np.full(len(w), rec.entry.load_hp))
         return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(loads))
 
-    def sample_train(self, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """`count` overlapping training windows, balanced over classes, then over recordings."""
+    def sample_train(self, count: int, rng: np.random.Generator,
+                     speed_jitter: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """`count` overlapping training windows, balanced over classes, then over recordings.
+
+        speed_jitter > 0 stretches each window in time by a random factor in 1 +- speed_jitter,
+        as a change of shaft speed would (defect frequencies scale with speed), so that a model
+        cannot key on one recording's exact rates.
+        """
         classes = rng.integers(0, len(self.classes), size=count)
         x = np.empty((count, self.window), dtype=np.float32)
         for c in np.unique(classes):
@@ -47,8 +53,13 @@ class TaskData:
             for r in np.unique(picks):
                 rows = idx[picks == r]
                 sig = self.recordings[r].signal
-                for row, s in zip(rows, train_window_starts(len(sig), self.window, len(rows), rng)):
-                    x[row] = sig[s : s + self.window]
+                span = int(np.ceil(self.window * (1 + speed_jitter)))
+                for row, s in zip(rows, train_window_starts(len(sig), span, len(rows), rng)):
+                    if speed_jitter:
+                        length = self.window * (1 + rng.uniform(-speed_jitter, speed_jitter))
+                        x[row] = np.interp(np.linspace(0, length - 1, self.window), np.arange(span), sig[s : s + span])
+                    else:
+                        x[row] = sig[s : s + self.window]
         return x, classes
 
 

@@ -14,6 +14,12 @@ from edgesnn.sensors.cwru import MODEL_FS_HZ, sha256_of
 
 OPSET = 17
 TOLERANCE = 1e-4
+CHECK_WINDOWS = 64
+# A spiking network is discontinuous: where a membrane potential lies within float rounding
+# (~1e-6) of a threshold, onnxruntime's and PyTorch's differently ordered sums can emit spike
+# counts one apart, which moves a logit by ~1e-3. Such ties are rare; more than this share of
+# random windows over the tolerance, or any changed decision, means a real export fault.
+MAX_TIE_SHARE = 0.05
 
 
 def _to_onnx(model: torch.nn.Module, window: int, path: Path) -> None:
@@ -29,15 +35,32 @@ def _to_onnx(model: torch.nn.Module, window: int, path: Path) -> None:
         )
 
 
-def max_deviation(model: torch.nn.Module, onnx_path: Path, x: np.ndarray) -> float:
-    """Largest |PyTorch - onnxruntime| logit difference on the windows x [N, 1, L]."""
+def compare_with_pytorch(model: torch.nn.Module, onnx_path: Path, x: np.ndarray) -> dict:
+    """|PyTorch - onnxruntime| logit differences on the windows x [N, 1, L]."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     ours = session.run(None, {"acceleration": x.astype(np.float32)})[0]
     with torch.no_grad():
         theirs = model(torch.from_numpy(x.astype(np.float32))).numpy()
-    return float(np.abs(ours - theirs).max())
+    per_window = np.abs(ours - theirs).max(axis=1)
+    return {
+        "windows": len(x),
+        "max_deviation": float(per_window.max()),
+        "median_deviation": float(np.median(per_window)),
+        "windows_over_tolerance": int((per_window > TOLERANCE).sum()),
+        "tolerance": TOLERANCE,
+        "argmax_agreement": float(np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1))),
+    }
+
+
+def check_export(check: dict, where: Path) -> None:
+    if check["argmax_agreement"] < 1.0:
+        raise EdgesnnError(f"{where}: ONNX and PyTorch disagree on the class of "
+                           f"{1 - check['argmax_agreement']:.1%} of random windows")
+    if check["windows_over_tolerance"] > MAX_TIE_SHARE * check["windows"]:
+        raise EdgesnnError(f"{where}: ONNX differs from PyTorch by more than {TOLERANCE:g} on "
+                           f"{check['windows_over_tolerance']} of {check['windows']} random windows")
 
 
 def export(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str, default: bool = False,
@@ -51,10 +74,14 @@ def export(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str, default
     _to_onnx(model, cfg["window"], onnx_path)
     # Random inputs in g with the spread of real accelerometer windows (0.01 to 3 g RMS).
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((16, 1, cfg["window"])) * rng.uniform(0.01, 3.0, size=(16, 1, 1))
-    deviation = max_deviation(model, onnx_path, x)
-    if deviation > TOLERANCE:
-        raise EdgesnnError(f"{onnx_path}: ONNX differs from PyTorch by {deviation:.2e} > {TOLERANCE:g}")
+    n = CHECK_WINDOWS
+    x = rng.standard_normal((n, 1, cfg["window"])) * rng.uniform(0.01, 3.0, size=(n, 1, 1))
+    check = compare_with_pytorch(model, onnx_path, x)
+    try:
+        check_export(check, onnx_path)
+    except EdgesnnError:
+        onnx_path.unlink()
+        raise
     card = {
         "format": FORMAT,
         "name": name,
@@ -71,7 +98,7 @@ def export(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str, default
                       + (f", loads {cfg['loads']}" if cfg.get("loads") else "")
                       + (f", sizes {cfg['sizes']}" if cfg.get("sizes") else ""),
         "metrics": metrics or {},
-        "onnx_max_deviation_from_pytorch": deviation,
+        "onnx_check": check,
         "training": {k: cfg[k] for k in ("seed", "epochs", "steps_per_epoch", "batch_size", "lr", "noise",
                                          "snr_range_db", "noise_fraction")}
                     | {"seconds": round(ckpt.get("train_seconds", 0.0), 1)},

@@ -23,7 +23,7 @@ class TrainConfig:
     data: str = "../shared/datasets/cwru"
     task: str = "cwru10"
     seed: int = 0
-    epochs: int = 30
+    epochs: int = 60
     steps_per_epoch: int = 100
     batch_size: int = 64
     lr: float = 3e-3
@@ -31,11 +31,13 @@ class TrainConfig:
     bits: int = 2
     window: int = 2048
     noise: bool = True  # additive white noise augmentation
-    snr_range_db: tuple[float, float] = (-12.0, 12.0)
+    snr_range_db: tuple[float, float] = (-14.0, 6.0)
     noise_fraction: float = 0.75  # share of each batch that gets noise; the rest stays clean
+    speed_jitter: float = 0.0  # random time stretch of training windows, as a fraction of speed
     loads: list[int] | None = None
     sizes: list[float] | None = None
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    device: str = "cpu"  # a torch device ("cuda") for studies on a GPU machine; the product trains on CPU
     extra: dict = field(default_factory=dict)  # pack-specific keyword arguments
 
 
@@ -52,9 +54,11 @@ def _add_batch_noise(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) ->
 def torch_predict(model: nn.Module):
     """numpy [N, 1, L] -> numpy logits, in eval mode without gradients."""
 
+    device = next(model.parameters()).device
+
     def predict(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+            return model(torch.from_numpy(np.ascontiguousarray(x)).to(device)).cpu().numpy()
 
     return predict
 
@@ -82,7 +86,7 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
     gen = torch.Generator().manual_seed(cfg.seed)
     data = data or load_task(Path(cfg.data), cfg.task, cfg.window, cfg.loads, cfg.sizes)
     model = create_model(cfg.pack, n_classes=len(data.classes), window=cfg.window,
-                         timesteps=cfg.timesteps, bits=cfg.bits, **cfg.extra)
+                         timesteps=cfg.timesteps, bits=cfg.bits, **cfg.extra).to(cfg.device)
     val = data.windows("val")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     total = cfg.epochs * cfg.steps_per_epoch
@@ -95,11 +99,12 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
     for epoch in range(1, cfg.epochs + 1):
         losses, correct, seen = [], 0, 0
         for _ in range(cfg.steps_per_epoch):
-            xb, yb = data.sample_train(cfg.batch_size, rng)
+            xb, yb = data.sample_train(cfg.batch_size, rng, cfg.speed_jitter)
             x = torch.from_numpy(xb)[:, None, :]
             y = torch.from_numpy(yb)
             if cfg.noise:
                 x = _add_batch_noise(x, cfg, gen)
+            x, y = x.to(cfg.device), y.to(cfg.device)
             logits = model(x)
             loss = loss_fn(logits, y)
             optimizer.zero_grad()
@@ -120,11 +125,13 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
             progress(epoch, cfg.epochs, row)
     model.load_state_dict(best)
     model.eval()
+    if cfg.device != "cpu":
+        best = {k: v.cpu() for k, v in best.items()}
     return {
         "format": "edgesnn-checkpoint/1",
         "config": asdict(cfg),
         "classes": list(data.classes),
-        "state_dict": model.state_dict(),
+        "state_dict": best,
         "history": history,
         "train_seconds": time.perf_counter() - start,
     }

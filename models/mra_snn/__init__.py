@@ -24,7 +24,7 @@ from edgesnn.layers import ChannelAttention, SpikingNeurons, Standardize
 # (16 samples = 1.3 ms at 12 kHz) up to several impacts (256 samples = 21 ms, two BPFO periods).
 SCALES = (16, 64, 256)
 STRIDE = 16
-CHANNELS = 32
+CHANNELS = 48
 BLOCKS = 3
 
 
@@ -61,11 +61,12 @@ class SpikeResidualAttentionBlock(nn.Module):
 
 class MRASNN(nn.Module):
     def __init__(self, n_classes: int = 10, window: int = 2048, timesteps: int = 4, bits: int = 2,
-                 channels: int = CHANNELS, blocks: int = BLOCKS, dendritic: bool = True):
+                 channels: int = CHANNELS, blocks: int = BLOCKS, dendritic: bool = True,
+                 scales: tuple[int, ...] = SCALES):
         super().__init__()
         self.timesteps, self.spike_bits, self.window = timesteps, bits, window
         self.standardize = Standardize()
-        self.encoder = MultiScaleEncoder(channels)
+        self.encoder = MultiScaleEncoder(channels, tuple(scales))
         self.encode_neurons = SpikingNeurons(channels, bits, timesteps, dendritic)
         self.blocks = nn.Sequential(*[
             SpikeResidualAttentionBlock(channels, channels, bits, timesteps, dendritic) for _ in range(blocks)

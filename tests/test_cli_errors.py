@@ -1,0 +1,51 @@
+"""Bad input to any command: one line on stderr naming what and where, exit code 2, no traceback."""
+
+import numpy as np
+import pytest
+import scipy.io
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    sig = np.random.default_rng(0).standard_normal(12_000).astype(np.float32)
+    np.save(d / "ok.npy", sig)
+    nan = sig.copy()
+    nan[7] = np.nan
+    np.save(d / "nan.npy", nan)
+    np.save(d / "short.npy", sig[:1000])
+    scipy.io.savemat(d / "two.mat", {"a": sig[:, None], "b": sig[:, None]})
+    (d / "data.xlsx").write_bytes(b"PK\x03\x04")
+    (d / "broken.json").write_text("{not json")
+    return d
+
+
+CASES = {
+    "missing file": (["infer", "{d}/none.npy", "--fs", "12000"], "none.npy: file not found"),
+    "unsupported format": (["infer", "{d}/data.xlsx", "--fs", "12000"], "unsupported format .xlsx"),
+    "unknown variable": (["infer", "{d}/two.mat", "--fs", "12000", "--variable", "c"], "no numeric variable 'c'"),
+    "ambiguous variable": (["infer", "{d}/two.mat", "--fs", "12000"], "choose one with --variable"),
+    "NaN samples": (["infer", "{d}/nan.npy", "--fs", "12000"], "NaN or infinite samples (first at index 7)"),
+    "no sample rate": (["infer", "{d}/ok.npy"], "no sample rate"),
+    "absurd sample rate": (["infer", "{d}/ok.npy", "--fs", "12"], "outside"),
+    "too short": (["infer", "{d}/short.npy", "--fs", "12000"], "shorter than one"),
+    "broken card": (["infer", "{d}/ok.npy", "--fs", "12000", "--model", "{d}/broken.json"], "not valid JSON"),
+    "missing card": (["infer", "{d}/ok.npy", "--fs", "12000", "--model", "{d}/no.json"], "model card not found"),
+    "unknown pack": (["train", "--pack", "nope", "--out", "{d}/t"], "unknown model pack 'nope'"),
+    "missing checkpoint": (["eval", "{d}/none.pt"], "none.pt: checkpoint not found"),
+    "not a checkpoint": (["export", "{d}/ok.npy"], "not a readable checkpoint"),
+    "missing data folder": (["train", "--data", "{d}/nodata", "--out", "{d}/t"], "data folder not found"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line(files, case):
+    args, message = CASES[case]
+    r = run_cli(*[a.format(d=files) for a in args])
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert message in lines[0]

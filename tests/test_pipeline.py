@@ -1,0 +1,81 @@
+"""train -> eval -> export -> infer through the real `edgesnn` command on real CWRU data (tiny run)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cwru_dir):
+    out = tmp_path_factory.mktemp("run")
+    r = run_cli("train", "--pack", "mra_snn", "--data", cwru_dir, "--epochs", "2", "--steps", "3",
+                "--batch-size", "16", "--timesteps", "1", "--out", out / "train")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_train_writes_checkpoint_history_and_curve(trained):
+    history = json.loads((trained / "train" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert (trained / "train" / "checkpoint.pt").stat().st_size > 10_000
+    assert (trained / "train" / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_reports_test_region_and_snr_sweep(trained, cwru_dir):
+    r = run_cli("eval", trained / "train" / "checkpoint.pt", "--data", cwru_dir, "--json", "--out", trained / "eval")
+    assert r.returncode == 0, r.stderr
+    result = next(iter(json.loads(r.stdout).values()))
+    assert result["n_windows"] == 621
+    assert list(result["snr_accuracy"]) == ["-10", "-8", "-6", "-4", "-2", "0", "2", "4"]
+    assert set(result["per_load_accuracy"]) == {"0", "1", "2", "3"}
+    assert np.array(result["confusion"]).sum() == 621
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert (trained / "eval" / "snr.png").is_file() and (trained / "eval" / "confusion_1.png").is_file()
+
+
+def test_export_matches_pytorch_and_infer_runs_it(trained, cwru_dir):
+    r = run_cli("export", trained / "train" / "checkpoint.pt", "--out", trained / "model", "--name", "tiny",
+                "--data", cwru_dir)
+    assert r.returncode == 0, r.stderr
+    card = json.loads((trained / "model" / "tiny.json").read_text())
+    assert card["format"] == "edgesnn-model-card/1" and card["pack"] == "mra_snn"
+    assert card["window"] == 2048 and card["sample_rate_hz"] == 12000 and card["timesteps"] == 1
+    check = card["onnx_check"]
+    assert check["windows"] == 64 and check["argmax_agreement"] == 1.0
+    assert check["windows_over_tolerance"] <= 3 and check["median_deviation"] <= 1e-4
+    assert 0.0 <= card["metrics"]["test_accuracy"] <= 1.0 and "snr_-4db_accuracy" in card["metrics"]
+
+    # ONNX equals PyTorch on real windows too, not only on the random ones export checks.
+    import torch
+
+    from edgesnn.dataset import load_task
+    from edgesnn.export import compare_with_pytorch
+    from edgesnn.training import load_checkpoint
+
+    model, _ = load_checkpoint(trained / "train" / "checkpoint.pt")
+    windows = load_task(cwru_dir).windows("test").x[::40, None, :]
+    real = compare_with_pytorch(model, trained / "model" / "tiny.onnx", windows)
+    assert real["argmax_agreement"] == 1.0 and real["median_deviation"] <= 1e-4
+    assert real["windows_over_tolerance"] <= 0.05 * real["windows"]
+
+    rec = cwru_dir / "12k_Drive_End_IR021_0_209.mat"
+    r = run_cli("infer", rec, "--fs", "12000", "--model", trained / "model" / "tiny.json", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["summary"]["windows"] == len(out["windows"]) == 122136 // 2048
+    assert out["summary"]["model"] == f"tiny@{card['onnx_sha256'][:8]}"
+
+
+def test_infer_refuses_a_model_whose_sha256_differs(trained, cwru_dir, tmp_path):
+    import shutil
+
+    for suffix in (".onnx", ".json"):
+        shutil.copy(trained / "model" / f"tiny{suffix}", tmp_path / f"tiny{suffix}")
+    with open(tmp_path / "tiny.onnx", "ab") as f:
+        f.write(b"\x00")
+    r = run_cli("infer", cwru_dir / "12k_Drive_End_IR021_0_209.mat", "--fs", "12000", "--model", tmp_path / "tiny.json")
+    assert r.returncode == 2
+    assert "sha256 differs" in r.stderr and "Traceback" not in r.stderr

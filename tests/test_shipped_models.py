@@ -1,0 +1,56 @@
+"""The models shipped inside the package: cards valid, one default, accuracy as claimed, no torch."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgesnn.card import default_card_path, read_card
+from edgesnn.models import shipped_cards
+
+
+def test_exactly_one_default_and_every_card_verifies():
+    cards = shipped_cards()
+    assert {p.parent.name for p in cards} >= {"mra_snn", "wdcnn"}
+    defaults = [p for p in cards if json.loads(p.read_text()).get("default")]
+    assert len(defaults) == 1 and defaults[0] == default_card_path()
+    assert read_card(defaults[0])["pack"] == "mra_snn"
+    for p in cards:
+        card = read_card(p)  # sha256 of the ONNX file checked here
+        assert card["sample_rate_hz"] == 12000 and card["window"] == 2048
+        assert card["command"].startswith("edgesnn train")
+
+
+@pytest.mark.parametrize("pack", ["mra_snn", "wdcnn"])
+def test_shipped_accuracy_is_what_the_card_says(pack, cwru_dir):
+    """Re-measured here with onnxruntime on the test region: the card's numbers are real."""
+    from edgesnn.dataset import load_task
+    from edgesnn.evaluation import evaluate
+    from edgesnn.runtime import Diagnoser
+
+    path = next(p for p in shipped_cards() if p.parent.name == pack)
+    diagnoser = Diagnoser(path, threads=2)
+    data = load_task(cwru_dir)
+    r = evaluate(diagnoser.logits, data.windows("test"), data.classes, snrs=(-4,))
+    assert r["test_accuracy"] == pytest.approx(diagnoser.card["metrics"]["test_accuracy"], abs=1e-9)
+    assert r["snr_accuracy"]["-4"] == pytest.approx(diagnoser.card["metrics"]["snr_-4db_accuracy"], abs=1e-9)
+    if pack == "mra_snn":
+        assert r["test_accuracy"] >= 0.998
+
+
+def test_infer_on_the_default_model_imports_no_torch(cwru_dir):
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['edgesnn', 'infer', sys.argv[1], '--fs', '12000', '--json']\n"
+        "from edgesnn.cli.main import app\n"
+        "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'torch' not in sys.modules, 'the edge path imported torch'\n"
+    )
+    rec = cwru_dir / "12k_Drive_End_OR007@6_2_132.mat"
+    r = subprocess.run([sys.executable, "-c", code, str(rec)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["summary"]["label"] == "outer_race_007"
+    assert np.mean([w["label"] == "outer_race_007" for w in out["windows"]]) > 0.9
