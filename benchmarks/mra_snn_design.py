@@ -34,10 +34,10 @@ def run_variant(args) -> dict:
     import torch
 
     from edgesnn.dataset import load_task
-    from edgesnn.evaluation import evaluate
+    from edgesnn.evaluation import evaluate, predict_labels
+    from edgesnn.registry import create_model
     from edgesnn.signal import add_noise
-    from edgesnn.training import TrainConfig, load_checkpoint, torch_predict, train
-    from edgesnn.evaluation import predict_labels
+    from edgesnn.training import TrainConfig, torch_predict, train
 
     torch.set_num_threads(base["threads"])
     cfg = TrainConfig(data=base["data"], epochs=base["epochs"], steps_per_epoch=base["steps"], seed=base["seed"],
@@ -46,8 +46,6 @@ def run_variant(args) -> dict:
         setattr(cfg, k, v)
     data = load_task(Path(cfg.data), cfg.task, cfg.window)
     ckpt = train(cfg, data=data)
-    from edgesnn.registry import create_model
-
     model = create_model(cfg.pack, n_classes=len(data.classes), window=cfg.window, timesteps=cfg.timesteps,
                          bits=cfg.bits, **cfg.extra)
     model.load_state_dict(ckpt["state_dict"])

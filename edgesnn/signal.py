@@ -33,7 +33,7 @@ def resample(x: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
 
 
 def frame(x: np.ndarray, window: int, hop: int) -> np.ndarray:
-    """Windows of `window` samples every `hop` samples, as a [N, window] view-backed copy."""
+    """Windows of `window` samples every `hop` samples, as a float32 array [N, window]."""
     if len(x) < window:
         return np.empty((0, window), dtype=np.float32)
     starts = np.arange(0, len(x) - window + 1, hop)

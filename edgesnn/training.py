@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgesnn.dataset import TaskData, load_task
+from edgesnn.errors import EdgesnnError
 from edgesnn.evaluation import predict_labels
 from edgesnn.registry import create_model
 from edgesnn.signal import add_noise
@@ -139,8 +140,6 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
 
 def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     """Rebuild the model of a checkpoint written by `edgesnn train`, in eval mode."""
-    from edgesnn.errors import EdgesnnError
-
     path = Path(path)
     if not path.is_file():
         raise EdgesnnError(f"{path}: checkpoint not found")

@@ -40,7 +40,7 @@ def test_shipped_accuracy_is_what_the_card_says(pack, cwru_dir):
         assert r["test_accuracy"] >= 0.998
 
 
-def test_infer_on_the_default_model_imports_no_torch(cwru_dir):
+def test_infer_on_the_default_model_imports_no_torch(cwru_dir, tmp_path):
     code = (
         "import sys, runpy\n"
         "sys.argv = ['edgesnn', 'infer', sys.argv[1], '--fs', '12000', '--json']\n"
@@ -49,7 +49,9 @@ def test_infer_on_the_default_model_imports_no_torch(cwru_dir):
         "assert 'torch' not in sys.modules, 'the edge path imported torch'\n"
     )
     rec = cwru_dir / "12k_Drive_End_OR007@6_2_132.mat"
-    r = subprocess.run([sys.executable, "-c", code, str(rec)], capture_output=True, text=True, timeout=120)
+    # Run outside the source tree, so `python -c` imports the installed package, as a user's would.
+    r = subprocess.run([sys.executable, "-c", code, str(rec)], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["summary"]["label"] == "outer_race_007"
