@@ -37,6 +37,7 @@ CASES = {
     "missing checkpoint": (["eval", "{d}/none.pt"], "none.pt: checkpoint not found"),
     "not a checkpoint": (["export", "{d}/ok.npy"], "not a readable checkpoint"),
     "missing data folder": (["train", "--data", "{d}/nodata", "--out", "{d}/t"], "data folder not found"),
+    "brackets survive": (["infer", "{d}/[x].npy", "--fs", "12000"], "[x].npy: file not found"),
 }
 
 
