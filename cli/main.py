@@ -166,7 +166,7 @@ def export(
     default: bool = typer.Option(False, help='mark the card "default": true'),
     data: Optional[Path] = typer.Option(DEFAULT_DATA, help="measure the card's metrics on this CWRU test region"),
 ):
-    """Write ONNX + model card; the ONNX output must equal PyTorch's within 1e-4."""
+    """Write ONNX + model card, checked against PyTorch (1e-4 on random windows; see README)."""
     _need_torch()
     from edgesnn.dataset import load_task
     from edgesnn.evaluation import evaluate
