@@ -242,6 +242,28 @@ def infer(
 
 
 @app.command()
+def monitor(
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker, mqtt://HOST:PORT"),
+    root: str = typer.Option("edgesnn", help="topic root (CONTRACTS section 3)"),
+    model: Optional[Path] = typer.Option(None, help="model card (.json); default: the shipped default model"),
+    hop: Optional[int] = typer.Option(None, min=1, help="samples between windows at the model's rate (default: one window)"),
+    duration: float = typer.Option(0.0, min=0.0, help="stop after this many seconds (0: until Ctrl-C / SIGTERM)"),
+):
+    """Diagnose every sensor streaming waveforms under ROOT; publish diagnoses, states and status."""
+    import signal
+
+    from edgesnn.monitor import Monitor
+    from edgesnn.runtime import Diagnoser
+
+    mon = Monitor(broker, root, Diagnoser(model), hop)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: mon.stop())
+    err.print(f"monitoring {broker} under {root}/+/waveform with {mon.diagnoser.model_id}", markup=False)
+    final = mon.run(duration or None)
+    out.print_json(json.dumps(final))
+
+
+@app.command()
 def packs():
     """List the installed model packs."""
     from edgesnn.registry import list_packs

@@ -1,0 +1,154 @@
+"""The MQTT streaming monitor: waveforms of many sensors in, diagnoses and health states out.
+
+acquire (MQTT callback -> bounded queue) -> prepare (decode, per-sensor windows) -> infer (one
+onnxruntime batch over every sensor's ready windows) -> assess health -> publish. Topics and
+payloads are those of CONTRACTS section 3. Bad payloads are counted by reason and never stop
+the loop or touch other sensors.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import Counter
+from urllib.parse import urlparse
+
+import numpy as np
+
+from edgesnn.errors import EdgesnnError
+from edgesnn.health import HealthState
+from edgesnn.payloads import Rejected, decode_waveform, encode_diagnosis
+from edgesnn.runtime import Diagnoser
+from edgesnn.windowing import SensorWindower
+
+QUEUE_LIMIT = 10_000  # frames waiting for the worker; beyond it frames are dropped and counted
+STATUS_EVERY_S = 2.0
+
+
+def parse_broker(url: str) -> tuple[str, int]:
+    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
+    if parsed.scheme != "mqtt":
+        raise EdgesnnError(f"{url}: only mqtt://HOST:PORT brokers are supported so far")
+    if not parsed.hostname:
+        raise EdgesnnError(f"{url}: no broker host")
+    return parsed.hostname, parsed.port or 1883
+
+
+class Monitor:
+    def __init__(self, broker: str, root: str = "edgesnn", diagnoser: Diagnoser | None = None,
+                 hop: int | None = None, client_id: str | None = None):
+        import paho.mqtt.client as mqtt
+
+        self.host, self.port = parse_broker(broker)
+        self.root = root.strip("/")
+        self.diagnoser = diagnoser or Diagnoser()
+        self.hop = hop or self.diagnoser.window
+        self.windowers: dict[str, SensorWindower] = {}
+        self.health: dict[str, HealthState] = {}
+        self.counters = Counter()
+        self.rejected = Counter()
+        self.frames: queue.Queue = queue.Queue(QUEUE_LIMIT)
+        self.stop_event = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.will_set(f"{self.root}/_monitor/status", json.dumps({"v": 1, "online": False}), retain=True)
+
+    # acquire ---------------------------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            return
+        self.counters["connects"] += 1
+        client.subscribe(f"{self.root}/#", qos=0)  # resubscribes after every reconnect
+
+    def _on_message(self, client, userdata, msg):
+        if not msg.topic.endswith("/waveform"):
+            return  # our own diagnoses, states and status come back on the same wildcard
+        try:
+            self.frames.put_nowait((msg.topic, msg.payload))
+        except queue.Full:
+            self.counters["dropped"] += 1
+
+    # prepare, infer, assess, publish -----------------------------------------------------------
+    def _sensor_of(self, topic: str) -> str | None:
+        sensor = topic[len(self.root) + 1 : -len("/waveform")]
+        return sensor if topic.startswith(self.root + "/") and sensor and not sensor.startswith("_") else None
+
+    def process(self, items: list[tuple[str, bytes]]) -> int:
+        """Decode and window a batch of frames, diagnose every ready window at once, publish."""
+        ready: list[tuple[str, np.ndarray, float]] = []
+        for topic, payload in items:
+            self.counters["frames"] += 1
+            sensor = self._sensor_of(topic)
+            if sensor is None:
+                self.rejected["bad_topic"] += 1
+                continue
+            try:
+                frame = decode_waveform(payload)
+            except Rejected as exc:
+                self.rejected[exc.reason] += 1
+                continue
+            windower = self.windowers.setdefault(
+                sensor, SensorWindower(self.diagnoser.sample_rate_hz, self.diagnoser.window, self.hop))
+            ready += [(sensor, w, t_end) for w, t_end in windower.push(frame)]
+        if not ready:
+            return 0
+        probs = self.diagnoser.probabilities(np.stack([w for _, w, _ in ready]))
+        for (sensor, _, t_end), p in zip(ready, probs):
+            payload = encode_diagnosis(t_end, p, self.diagnoser.classes, self.diagnoser.model_id)
+            self.client.publish(f"{self.root}/{sensor}/diagnosis", payload)
+            state = self.health.setdefault(sensor, HealthState())
+            if state.update(self.diagnoser.classes[int(p.argmax())]):
+                self.client.publish(f"{self.root}/{sensor}/state", json.dumps(
+                    {"v": 1, "state": state.label, "since": t_end, "model": self.diagnoser.model_id}), retain=True)
+        self.counters["windows"] += len(ready)
+        return len(ready)
+
+    def status(self) -> dict:
+        return {"v": 1, "online": not self.stop_event.is_set(), "model": self.diagnoser.model_id,
+                "sensors": len(self.windowers), "frames": self.counters["frames"],
+                "windows": self.counters["windows"], "dropped": self.counters["dropped"],
+                "rejected": dict(self.rejected), "reconnects": max(self.counters["connects"] - 1, 0),
+                "restarts": sum(w.restarts for w in self.windowers.values())}
+
+    def _publish_status(self) -> None:
+        self.client.publish(f"{self.root}/_monitor/status", json.dumps(self.status()), retain=True)
+
+    def run(self, duration_s: float | None = None) -> dict:
+        """Serve until stop() or `duration_s`; returns the final status."""
+        try:
+            self.client.connect(self.host, self.port, keepalive=30)
+        except OSError as exc:
+            raise EdgesnnError(f"mqtt://{self.host}:{self.port}: cannot connect to the broker ({exc})") from None
+        self.client.loop_start()
+        deadline = time.monotonic() + duration_s if duration_s else None
+        next_status = 0.0
+        try:
+            while not self.stop_event.is_set() and (deadline is None or time.monotonic() < deadline):
+                try:
+                    items = [self.frames.get(timeout=0.05)]
+                except queue.Empty:
+                    items = []
+                while items and len(items) < 512:
+                    try:
+                        items.append(self.frames.get_nowait())
+                    except queue.Empty:
+                        break
+                if items:
+                    self.process(items)
+                if time.monotonic() >= next_status:
+                    self._publish_status()
+                    next_status = time.monotonic() + STATUS_EVERY_S
+        finally:
+            self.stop_event.set()
+            final = self.status()
+            self.client.publish(f"{self.root}/_monitor/status", json.dumps(final), retain=True).wait_for_publish(2)
+            self.client.loop_stop()
+            self.client.disconnect()
+        return final
+
+    def stop(self) -> None:
+        self.stop_event.set()

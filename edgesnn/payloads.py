@@ -1,0 +1,93 @@
+"""MQTT payloads of CONTRACTS section 3: waveform frames in, diagnoses out (no torch, no MQTT).
+
+Every way a waveform payload can be wrong has a named reason, so a stream can count its
+rejections by reason instead of failing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgesnn.labels import fault_type
+from edgesnn.signal import MAX_FS_HZ, MIN_FS_HZ
+
+MAX_PAYLOAD_BYTES = 1 << 20  # 1 MiB: a minute of 4 kHz float32 as base64 JSON, far above any frame
+REQUIRED_KEYS = ("v", "seq", "t0", "fs", "dtype", "data")
+REASONS = ("oversized", "not_json", "missing_key", "bad_version", "bad_seq", "bad_t0", "bad_fs",
+           "bad_unit", "bad_dtype", "bad_base64", "empty", "non_finite")
+
+
+class Rejected(ValueError):
+    """A payload that breaks the contract; `reason` is one of REASONS."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class WaveformFrame:
+    seq: int
+    t0: float  # UNIX time of the first sample
+    fs: float
+    samples: np.ndarray  # float32, in g
+
+
+def decode_waveform(payload: bytes) -> WaveformFrame:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Rejected("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        msg = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected("not_json", str(exc)) from None
+    if not isinstance(msg, dict):
+        raise Rejected("not_json", "payload is not a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in msg]
+    if missing:
+        raise Rejected("missing_key", ", ".join(missing))
+    if msg["v"] != 1:
+        raise Rejected("bad_version", f"v={msg['v']!r}")
+    seq, t0, fs = msg["seq"], msg["t0"], msg["fs"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise Rejected("bad_seq", f"seq={seq!r}")
+    if not isinstance(t0, (int, float)) or isinstance(t0, bool) or not math.isfinite(t0):
+        raise Rejected("bad_t0", f"t0={t0!r}")
+    if not isinstance(fs, (int, float)) or isinstance(fs, bool) or not (MIN_FS_HZ <= fs <= MAX_FS_HZ):
+        raise Rejected("bad_fs", f"fs={fs!r} outside {MIN_FS_HZ:g}..{MAX_FS_HZ:g} Hz")
+    if msg.get("unit", "g") != "g":
+        raise Rejected("bad_unit", f"unit={msg.get('unit')!r}, expected 'g'")
+    if msg["dtype"] != "float32":
+        raise Rejected("bad_dtype", f"dtype={msg['dtype']!r}, expected 'float32'")
+    try:
+        raw = base64.b64decode(msg["data"], validate=True)
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise Rejected("bad_base64", str(exc)) from None
+    if len(raw) == 0 or len(raw) % 4:
+        raise Rejected("empty" if not raw else "bad_base64", f"{len(raw)} bytes is not a whole number of float32")
+    samples = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    if not np.isfinite(samples).all():
+        raise Rejected("non_finite", f"{int((~np.isfinite(samples)).sum())} NaN or Inf samples")
+    return WaveformFrame(seq, float(t0), float(fs), samples)
+
+
+def encode_waveform(seq: int, t0: float, fs: float, samples: np.ndarray) -> bytes:
+    data = base64.b64encode(np.asarray(samples, dtype="<f4").tobytes()).decode()
+    return json.dumps({"v": 1, "seq": seq, "t0": t0, "fs": fs, "unit": "g", "dtype": "float32",
+                       "data": data}).encode()
+
+
+def encode_diagnosis(t_end: float, probabilities: np.ndarray, classes, model_id: str) -> bytes:
+    best = int(np.argmax(probabilities))
+    label = classes[best]
+    return json.dumps({
+        "v": 1, "t_end": t_end, "label": label, "fault_type": fault_type(label),
+        "confidence": round(float(probabilities[best]), 4),
+        "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probabilities)},
+        "model": model_id,
+    }).encode()

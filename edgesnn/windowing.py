@@ -1,0 +1,66 @@
+"""Per-sensor stream assembly: frames of any length in, model-rate windows out.
+
+A window may span frames. A gap in `seq` or in time, or a change of sample rate, restarts the
+sensor's window, so a window never joins samples that were not contiguous. Sensors at another
+rate are windowed at their own rate (a window of the same duration) and each window is resampled
+to the model's rate, which keeps the anti-alias filter away from frame boundaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgesnn.payloads import WaveformFrame
+from edgesnn.signal import resample
+
+# A frame whose t0 is off from where the previous frame ended by more than this many sample
+# periods is a gap in time (clock jitter of a sample or two is not).
+TIME_GAP_SAMPLES = 2.0
+
+
+@dataclass
+class SensorWindower:
+    model_fs: float
+    window: int  # samples at the model's rate
+    hop: int  # samples at the model's rate
+    restarts: int = 0
+    _fs: float | None = field(default=None, repr=False)
+    _buffer: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32), repr=False)
+    _t_start: float = 0.0  # time of _buffer[0]
+    _next_seq: int | None = None
+
+    def _native(self, n: int) -> int:
+        return int(round(n * self._fs / self.model_fs))
+
+    def push(self, frame: WaveformFrame) -> list[tuple[np.ndarray, float]]:
+        """Add a frame; return the windows now complete, each with the time of its last sample."""
+        t_expected = self._t_start + len(self._buffer) / self._fs if self._fs else None
+        contiguous = (
+            self._fs == frame.fs
+            and frame.seq == self._next_seq
+            and abs(frame.t0 - t_expected) <= TIME_GAP_SAMPLES / frame.fs
+        )
+        if not contiguous:
+            if self._next_seq is not None:
+                self.restarts += 1
+            self._fs, self._buffer, self._t_start = frame.fs, frame.samples.copy(), frame.t0
+        else:
+            self._buffer = np.concatenate([self._buffer, frame.samples])
+        self._next_seq = frame.seq + 1
+
+        span, step = self._native(self.window), self._native(self.hop)
+        out = []
+        start = 0
+        while start + span <= len(self._buffer):
+            chunk = self._buffer[start : start + span]
+            if self._fs != self.model_fs:
+                chunk = resample(chunk, self._fs, self.model_fs)[: self.window]
+                chunk = np.pad(chunk, (0, self.window - len(chunk)), mode="edge")
+            out.append((chunk.astype(np.float32), self._t_start + (start + span - 1) / self._fs))
+            start += step
+        if start:  # drop what no later window needs
+            self._buffer = self._buffer[start:]
+            self._t_start += start / self._fs
+        return out

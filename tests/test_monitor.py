@@ -1,0 +1,95 @@
+"""The monitor against a real MQTT broker, on real CWRU clips (CONTRACTS section 3)."""
+
+import json
+import socket
+import threading
+import time
+import uuid
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+
+from edgesnn.monitor import Monitor
+from edgesnn.payloads import encode_waveform
+from edgesnn.sensors import cwru
+from edgesnn.split import region
+
+BROKER = ("127.0.0.1", 1883)
+
+
+@pytest.fixture(scope="module")
+def broker():
+    try:
+        socket.create_connection(BROKER, timeout=1).close()
+    except OSError:
+        pytest.skip("no MQTT broker on 127.0.0.1:1883")
+    return f"mqtt://{BROKER[0]}:{BROKER[1]}"
+
+
+def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
+    root = f"edgesnn-test-{uuid.uuid4().hex[:8]}"
+    clips = {}
+    for rec in cwru.load(cwru_dir, loads=[1]):
+        if rec.entry.file.startswith(("12k_Drive_End_OR014", "12k_Drive_End_IR021", "normal")):
+            clips[rec.entry.label()] = region(rec.signal, "test")[: 6 * 2048]
+    assert set(clips) == {"normal", "outer_race_014", "inner_race_021"}
+
+    received, states, status = [], {}, {}
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+
+    def on_message(client, userdata, msg):
+        if msg.topic.endswith("/diagnosis"):
+            received.append((msg.topic.split("/")[1], json.loads(msg.payload)))
+        elif msg.topic.endswith("/state"):
+            states[msg.topic.split("/")[1]] = json.loads(msg.payload)
+        elif msg.topic.endswith("/_monitor/status"):
+            status.update(json.loads(msg.payload))
+
+    listener.on_message = on_message
+    listener.connect(*BROKER)
+    listener.subscribe(f"{root}/#")
+    listener.loop_start()
+
+    mon = Monitor(broker, root)
+    worker = threading.Thread(target=mon.run, kwargs={"duration_s": 60})
+    worker.start()
+    try:
+        deadline = time.time() + 10
+        while mon.counters["connects"] == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        pub.connect(*BROKER)
+        pub.loop_start()
+        t0 = 1_763_800_000.0
+        # frames of 1000 samples: windows span frames; one bad frame per sensor between good ones
+        for seq in range(12):
+            for label, x in clips.items():
+                chunk = x[seq * 1000 : (seq + 1) * 1000]
+                pub.publish(f"{root}/{label}/waveform", encode_waveform(seq, t0 + seq * 1000 / 12000, 12000, chunk), qos=1)
+            if seq == 5:
+                pub.publish(f"{root}/normal/waveform", b"{not json", qos=1)
+                pub.publish(f"{root}/outer_race_014/waveform", json.dumps({"v": 1}), qos=1)
+        deadline = time.time() + 30
+        while len(received) < 3 * 5 and time.time() < deadline:
+            time.sleep(0.1)
+        pub.loop_stop()
+        pub.disconnect()
+    finally:
+        mon.stop()
+        worker.join(30)
+    time.sleep(0.5)
+    listener.loop_stop()
+    listener.disconnect()
+
+    by_sensor = {}
+    for sensor, msg in received:
+        by_sensor.setdefault(sensor, []).append(msg)
+        assert msg["model"].startswith("mra-snn-cwru10@") and "t_end" in msg
+    # 12000 samples per sensor in 1000-sample frames: 5 windows of 2048 each
+    assert {s: len(m) for s, m in by_sensor.items()} == {label: 5 for label in clips}
+    for label, msgs in by_sensor.items():
+        assert sum(m["label"] == label for m in msgs) >= 4, (label, [m["label"] for m in msgs])
+        assert states[label]["state"] == label
+    assert status["rejected"] == {"not_json": 1, "missing_key": 1}
+    assert status["windows"] == 15 and status["dropped"] == 0 and status["online"] is False

@@ -1,0 +1,56 @@
+"""Waveform payloads of CONTRACTS section 3: the valid one decodes, each bad one has a reason."""
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from edgesnn.payloads import MAX_PAYLOAD_BYTES, Rejected, decode_waveform, encode_diagnosis, encode_waveform
+
+SAMPLES = np.linspace(-1, 1, 512, dtype=np.float32)
+
+
+def good(**change) -> bytes:
+    msg = json.loads(encode_waveform(17, 1763800000.125, 12000, SAMPLES))
+    msg.update(change)
+    return json.dumps({k: v for k, v in msg.items() if v is not ...}).encode()
+
+
+def test_round_trip():
+    frame = decode_waveform(good())
+    assert frame.seq == 17 and frame.t0 == 1763800000.125 and frame.fs == 12000
+    np.testing.assert_array_equal(frame.samples, SAMPLES)
+
+
+@pytest.mark.parametrize("payload,reason", [
+    (b"\xff\xfe not utf8", "not_json"),
+    (b"{truncated", "not_json"),
+    (b"[1, 2]", "not_json"),
+    (good(data=...), "missing_key"),
+    (good(v=2), "bad_version"),
+    (good(seq=-1), "bad_seq"),
+    (good(seq="3"), "bad_seq"),
+    (good(t0=None), "bad_t0"),
+    (good(fs=12), "bad_fs"),
+    (good(fs=1e12), "bad_fs"),
+    (good(unit="m/s2"), "bad_unit"),
+    (good(dtype="int16"), "bad_dtype"),
+    (good(data="not base64!"), "bad_base64"),
+    (good(data=base64.b64encode(b"abc").decode()), "bad_base64"),
+    (good(data=""), "empty"),
+    (good(data=base64.b64encode(np.array([1, np.nan], "<f4").tobytes()).decode()), "non_finite"),
+    (b" " * (MAX_PAYLOAD_BYTES + 1), "oversized"),
+])
+def test_each_bad_payload_has_its_reason(payload, reason):
+    with pytest.raises(Rejected) as info:
+        decode_waveform(payload)
+    assert info.value.reason == reason
+
+
+def test_diagnosis_payload_has_the_contract_keys():
+    classes = ["normal", "outer_race_014"]
+    msg = json.loads(encode_diagnosis(1763800000.296, np.array([0.03, 0.97]), classes, "m@1a2b3c4d"))
+    assert msg["label"] == "outer_race_014" and msg["fault_type"] == "outer_race"
+    assert msg["confidence"] == 0.97 and set(msg["probabilities"]) == set(classes)
+    assert {"v", "t_end", "model"} <= set(msg)

@@ -1,0 +1,54 @@
+"""Stream assembly: windows across frames equal offline framing; gaps restart; rates are converted."""
+
+import numpy as np
+
+from edgesnn.payloads import WaveformFrame
+from edgesnn.signal import frame, resample
+from edgesnn.windowing import SensorWindower
+
+rng = np.random.default_rng(0)
+
+
+def frames_of(x, fs, sizes, t0=1000.0, seq0=0):
+    out, pos = [], 0
+    for i, n in enumerate(sizes):
+        out.append(WaveformFrame(seq0 + i, t0 + pos / fs, fs, x[pos : pos + n]))
+        pos += n
+    return out
+
+
+def test_windows_span_frames_like_offline_framing():
+    x = rng.standard_normal(20_000).astype(np.float32)
+    w = SensorWindower(12_000, 2048, 1024)
+    got = [win for f in frames_of(x, 12_000, [300, 5000, 1, 4096, 10_603]) for win in w.push(f)]
+    expected = frame(x, 2048, 1024)
+    assert len(got) == len(expected)
+    for (win, t_end), (i, exp) in zip(got, enumerate(expected)):
+        np.testing.assert_array_equal(win, exp)
+        assert abs(t_end - (1000.0 + (i * 1024 + 2047) / 12_000)) < 1e-6
+    assert w.restarts == 0
+
+
+def test_seq_gap_and_time_gap_restart_the_window():
+    x = rng.standard_normal(6000).astype(np.float32)
+    w = SensorWindower(12_000, 2048, 2048)
+    f = frames_of(x, 12_000, [1500, 1500, 1500, 1500])
+    assert w.push(f[0]) == []
+    skipped = WaveformFrame(f[2].seq, f[2].t0, f[2].fs, f[2].samples)  # frame 1 lost
+    assert w.push(skipped) == []  # 1500 + 1500 would be a window, but they are not contiguous
+    assert w.restarts == 1
+    late = WaveformFrame(f[3].seq, f[3].t0 + 0.5, f[3].fs, f[3].samples)  # right seq, wrong time
+    assert w.push(late) == [] and w.restarts == 2
+
+
+def test_48khz_sensor_is_windowed_by_duration_and_resampled():
+    x = rng.standard_normal(48_000).astype(np.float32)
+    w = SensorWindower(12_000, 2048, 2048)
+    got = [win for f in frames_of(x, 48_000, [4096] * 11 + [2944]) for win in w.push(f)]
+    assert len(got) == 48_000 // (4 * 2048)
+    first, t_end = got[0]
+    assert first.shape == (2048,)
+    # Resampling a window at a time matches resampling the whole signal away from window edges.
+    whole = resample(x.astype(np.float64), 48_000, 12_000)
+    np.testing.assert_allclose(first[200:1800], whole[200:1800], atol=1e-3)
+    assert abs(t_end - (1000.0 + 8191 / 48_000)) < 1e-6
