@@ -258,9 +258,32 @@ def monitor(
     mon = Monitor(broker, root, Diagnoser(model), hop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: mon.stop())
-    err.print(f"monitoring {broker} under {root}/+/waveform with {mon.diagnoser.model_id}", markup=False)
+    err.print(f"monitoring {broker} under {root}/+/waveform with {mon.diagnoser.model_id}", markup=False,
+              soft_wrap=True)
     final = mon.run(duration or None)
     out.print_json(json.dumps(final))
+
+
+sensors_app = typer.Typer(no_args_is_help=True, help="Stream sensors over MQTT.")
+app.add_typer(sensors_app, name="sensors")
+
+
+@sensors_app.command("replay")
+def sensors_replay(
+    files: list[Path] = typer.Argument(..., help="recordings, one sensor each (.mat, .csv, .npy, .wav)"),
+    fs: Optional[float] = typer.Option(None, help="sample rate in Hz of the recordings (a .wav carries its own)"),
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker, mqtt://HOST:PORT"),
+    root: str = typer.Option("edgesnn", help="topic root"),
+    frame_ms: float = typer.Option(100.0, min=1.0, help="milliseconds of signal per frame"),
+    speed: float = typer.Option(1.0, min=0.0, help="x real time (0: as fast as possible)"),
+    seconds: Optional[float] = typer.Option(None, min=0.0, help="stop after this much signal"),
+    variable: Optional[str] = typer.Option(None, help="variable (.mat) or column (.csv/.npy)"),
+):
+    """Replay recordings as live sensors, one topic per file, per CONTRACTS section 3."""
+    from edgesnn.sensors.publisher import replay
+
+    sent = replay(files, fs, broker, root, frame_ms, speed, seconds, variable)
+    out.print(f"sent {sent} frames from {len(files)} sensor(s) to {broker} under {root}")
 
 
 @app.command()

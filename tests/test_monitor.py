@@ -93,3 +93,29 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
         assert states[label]["state"] == label
     assert status["rejected"] == {"not_json": 1, "missing_key": 1}
     assert status["windows"] == 15 and status["dropped"] == 0 and status["online"] is False
+
+
+def test_replay_streams_a_recording_frame_by_frame(broker, cwru_dir):
+    from edgesnn.payloads import decode_waveform
+    from edgesnn.sensors.publisher import replay, sensor_id
+
+    root = f"edgesnn-test-{uuid.uuid4().hex[:8]}"
+    path = cwru_dir / "12k_Drive_End_B007_0_118.mat"
+    frames = []
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    listener.on_message = lambda c, u, msg: frames.append((msg.topic, decode_waveform(msg.payload)))
+    listener.connect(*BROKER)
+    listener.subscribe(f"{root}/#", qos=1)
+    listener.loop_start()
+    time.sleep(0.3)
+    assert replay([path], 12000, broker, root, frame_ms=100, speed=0, seconds=1.0) == 10
+    deadline = time.time() + 10
+    while len(frames) < 10 and time.time() < deadline:
+        time.sleep(0.05)
+    listener.loop_stop()
+    listener.disconnect()
+    assert {t for t, _ in frames} == {f"{root}/{sensor_id(path)}/waveform"}
+    assert [f.seq for _, f in frames] == list(range(10))
+    x = cwru.read_entry(cwru_dir, next(e for e in cwru.read_manifest(cwru_dir) if e.file == path.name)).signal
+    np.testing.assert_array_equal(np.concatenate([f.samples for _, f in frames]), x[:12000])
+    assert all(abs(b.t0 - a.t0 - 0.1) < 1e-6 for (_, a), (_, b) in zip(frames, frames[1:]))
