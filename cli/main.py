@@ -286,6 +286,23 @@ def sensors_replay(
     out.print(f"sent {sent} frames from {len(files)} sensor(s) to {broker} under {root}")
 
 
+@sensors_app.command("simulate")
+def sensors_simulate(
+    count: int = typer.Option(4, min=1, max=10_000, help="number of synthetic bearings"),
+    seconds: float = typer.Option(60.0, min=0.1, help="seconds of signal per sensor"),
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker, mqtt://HOST:PORT"),
+    root: str = typer.Option("edgesnn", help="topic root"),
+    frame_ms: float = typer.Option(100.0, min=1.0, help="milliseconds of signal per frame"),
+    speed: float = typer.Option(1.0, min=0.0, help="x real time (0: as fast as possible)"),
+    seed: int = typer.Option(0),
+):
+    """Stream synthetic bearings (a mix of faults and speeds) as live sensors."""
+    from edgesnn.sensors.publisher import publish_streams, simulated_fleet
+
+    sent = publish_streams(simulated_fleet(count, seconds, seed=seed), broker, root, frame_ms, speed, seconds)
+    out.print(f"sent {sent} frames from {count} simulated sensor(s) to {broker} under {root}")
+
+
 @app.command()
 def packs():
     """List the installed model packs."""

@@ -1,13 +1,18 @@
-"""Publish recordings as sensor streams (CONTRACTS section 3), in real time or faster."""
+"""Publish sensor streams over MQTT (CONTRACTS section 3): recordings replayed, or synthetic bearings."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import numpy as np
+
 from edgesnn.errors import EdgesnnError
 from edgesnn.payloads import encode_waveform
 from edgesnn.sensors.recordings import read_recording
+from edgesnn.sensors.synthetic import bearing_signal
+
+FAULTS = ("normal", "ball", "inner_race", "outer_race")
 
 
 def sensor_id(path: Path) -> str:
@@ -15,19 +20,14 @@ def sensor_id(path: Path) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(path).stem)
 
 
-def replay(paths: list[Path], fs: float | None, broker: str, root: str = "edgesnn", frame_ms: float = 100.0,
-           speed: float = 1.0, seconds: float | None = None, variable: str | None = None) -> int:
-    """Stream each file as one sensor in frames of `frame_ms`, at `speed` x real time (0: as fast
-    as possible), for at most `seconds` of signal; returns the number of frames sent."""
+def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, root: str = "edgesnn",
+                    frame_ms: float = 100.0, speed: float = 1.0, seconds: float | None = None) -> int:
+    """Publish each sensor's signal (samples, rate) in frames of `frame_ms`, at `speed` x real time
+    (0: as fast as possible), for at most `seconds` of signal; returns the number of frames sent."""
     import paho.mqtt.client as mqtt
 
     from edgesnn.monitor import parse_broker
 
-    sensors = []
-    for p in paths:
-        x, rate = read_recording(p, fs=fs, variable=variable)
-        n = max(1, int(round(frame_ms / 1000 * rate)))  # samples per frame at the sensor's own rate
-        sensors.append((f"{root.strip('/')}/{sensor_id(p)}/waveform", x, rate, n))
     host, port = parse_broker(broker)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     try:
@@ -35,19 +35,42 @@ def replay(paths: list[Path], fs: float | None, broker: str, root: str = "edgesn
     except OSError as exc:
         raise EdgesnnError(f"{broker}: cannot connect to the broker ({exc})") from None
     client.loop_start()
+    # samples per frame at each sensor's own rate
+    plan = [(f"{root.strip('/')}/{s}/waveform", x, rate, max(1, int(round(frame_ms / 1000 * rate))))
+            for s, (x, rate) in streams.items()]
     start = time.time()
-    sent, seq = 0, 0
+    sent, seq, infos = 0, 0, []
     while seconds is None or seq * frame_ms / 1000 < seconds:
         infos = [client.publish(topic, encode_waveform(seq, start + seq * n / rate, rate, x[seq * n : (seq + 1) * n]), qos=1)
-                 for topic, x, rate, n in sensors if seq * n < len(x)]
+                 for topic, x, rate, n in plan if seq * n < len(x)]
         if not infos:
             break
         sent += len(infos)
         seq += 1
         if speed > 0:  # frame `seq` is due at its signal time divided by speed
             time.sleep(max(0.0, start + seq * frame_ms / 1000 / speed - time.time()))
-    for info in infos if sent else []:
+    for info in infos:
         info.wait_for_publish(5)
     client.loop_stop()
     client.disconnect()
     return sent
+
+
+def replay(paths: list[Path], fs: float | None, broker: str, root: str = "edgesnn", frame_ms: float = 100.0,
+           speed: float = 1.0, seconds: float | None = None, variable: str | None = None) -> int:
+    """Stream each recording as one sensor named after its file."""
+    streams = {sensor_id(p): read_recording(p, fs=fs, variable=variable) for p in paths}
+    return publish_streams(streams, broker, root, frame_ms, speed, seconds)
+
+
+def simulated_fleet(count: int, seconds: float, fs: float = 12_000.0, seed: int = 0) -> dict[str, tuple[np.ndarray, float]]:
+    """`count` synthetic bearings, faults in turn (normal, ball, inner race, outer race) at random
+    speeds 1700-1800 rpm and severities; sensor ids say the truth, e.g. sim007_outer_race."""
+    rng = np.random.default_rng(seed)
+    fleet = {}
+    for i in range(count):
+        fault = FAULTS[i % len(FAULTS)]
+        x = bearing_signal(fault, seconds=seconds, fs=fs, rpm=rng.uniform(1700, 1800),
+                           severity=rng.uniform(0.5, 2.0), seed=int(rng.integers(1 << 31)))
+        fleet[f"sim{i:03d}_{fault}"] = (x, fs)
+    return fleet

@@ -46,3 +46,11 @@ def test_normal_has_no_impacts_and_is_reproducible():
     assert np.array_equal(a, bearing_signal("normal", seed=1))
     kurtosis = lambda v: np.mean((v - v.mean()) ** 4) / np.var(v) ** 2  # noqa: E731
     assert kurtosis(a) < 3.5 < kurtosis(bearing_signal("outer_race", seed=1))
+
+
+def test_simulated_fleet_mixes_faults_and_names_the_truth():
+    from edgesnn.sensors.publisher import simulated_fleet
+
+    fleet = simulated_fleet(8, seconds=0.5)
+    assert len(fleet) == 8 and all(len(x) == 6000 and fs == 12_000 for x, fs in fleet.values())
+    assert [s.split("_", 1)[1] for s in fleet][:4] == ["normal", "ball", "inner_race", "outer_race"]
