@@ -15,10 +15,13 @@ import time
 from collections import Counter
 from urllib.parse import urlparse
 
+from pathlib import Path
+
 import numpy as np
 
 from edgesnn.errors import EdgesnnError
 from edgesnn.health import HealthState
+from edgesnn.journal import Journal
 from edgesnn.payloads import Rejected, decode_waveform, encode_diagnosis
 from edgesnn.runtime import Diagnoser
 from edgesnn.windowing import SensorWindower
@@ -38,7 +41,7 @@ def parse_broker(url: str) -> tuple[str, int]:
 
 class Monitor:
     def __init__(self, broker: str, root: str = "edgesnn", diagnoser: Diagnoser | None = None,
-                 hop: int | None = None, client_id: str | None = None):
+                 hop: int | None = None, client_id: str | None = None, journal: str | Path = ":memory:"):
         import paho.mqtt.client as mqtt
 
         self.host, self.port = parse_broker(broker)
@@ -51,9 +54,17 @@ class Monitor:
         self.rejected = Counter()
         self.frames: queue.Queue = queue.Queue(QUEUE_LIMIT)
         self.stop_event = threading.Event()
+        self.journal = Journal(journal)
+        self._inflight: dict[int, int] = {}  # MQTT message id -> journal row, awaiting PUBACK
+        self._acked: queue.SimpleQueue = queue.SimpleQueue()  # journal rows the broker acknowledged
+        self._lock = threading.Lock()
+        self._next_status = 0.0
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+        self.client.on_subscribe = lambda *args: self.subscribed.set()
+        self.subscribed = threading.Event()  # set once the broker has granted the subscription
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.will_set(f"{self.root}/_monitor/status", json.dumps({"v": 1, "online": False}), retain=True)
 
@@ -63,6 +74,12 @@ class Monitor:
             return
         self.counters["connects"] += 1
         client.subscribe(f"{self.root}/#", qos=0)  # resubscribes after every reconnect
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        with self._lock:
+            row = self._inflight.pop(mid, None)
+        if row is not None:
+            self._acked.put(row)
 
     def _on_message(self, client, userdata, msg):
         if not msg.topic.endswith("/waveform"):
@@ -99,55 +116,108 @@ class Monitor:
         probs = self.diagnoser.probabilities(np.stack([w for _, w, _ in ready]))
         for (sensor, _, t_end), p in zip(ready, probs):
             payload = encode_diagnosis(t_end, p, self.diagnoser.classes, self.diagnoser.model_id)
-            self.client.publish(f"{self.root}/{sensor}/diagnosis", payload)
+            self._send(f"{self.root}/{sensor}/diagnosis", payload, retain=False)
             state = self.health.setdefault(sensor, HealthState())
             if state.update(self.diagnoser.classes[int(p.argmax())]):
-                self.client.publish(f"{self.root}/{sensor}/state", json.dumps(
-                    {"v": 1, "state": state.label, "since": t_end, "model": self.diagnoser.model_id}), retain=True)
+                self._send(f"{self.root}/{sensor}/state", json.dumps(
+                    {"v": 1, "state": state.label, "since": t_end, "model": self.diagnoser.model_id}).encode(),
+                    retain=True)
+        self.journal.commit()
         self.counters["windows"] += len(ready)
         return len(ready)
+
+    # store and forward ------------------------------------------------------------------------
+    def _publish_row(self, row: int, topic: str, payload: bytes, retain: bool) -> bool:
+        if not self.client.is_connected():
+            return False
+        with self._lock:  # register before PUBACK can arrive on the network thread
+            info = self.client.publish(topic, payload, qos=1, retain=retain)
+            if info.rc != 0:
+                return False
+            self._inflight[info.mid] = row
+        return True
+
+    def _send(self, topic: str, payload: bytes, retain: bool) -> None:
+        """Journal first, then publish; with the broker away the row waits for forward()."""
+        row = self.journal.add(topic, payload, retain)
+        if not self._publish_row(row, topic, payload, retain):
+            self.counters["journaled_offline"] += 1
+
+    def forward(self) -> int:
+        """Record acknowledgements; publish journaled rows not yet sent (after a reconnect)."""
+        # Snapshot in-flight rows before draining acknowledgements: a PUBACK landing in between
+        # is then either drained or still excluded, never resent as a duplicate.
+        with self._lock:
+            inflight = set(self._inflight.values())
+        acked = []
+        while not self._acked.empty():
+            acked.append(self._acked.get())
+        self.journal.mark_sent(acked)
+        sent = 0
+        if self.client.is_connected():
+            for row, topic, payload, retain in self.journal.unsent(exclude=inflight):
+                if not self._publish_row(row, topic, payload, retain):
+                    break
+                sent += 1
+        self.journal.commit()
+        self.counters["forwarded"] += sent
+        return sent
 
     def status(self) -> dict:
         return {"v": 1, "online": not self.stop_event.is_set(), "model": self.diagnoser.model_id,
                 "sensors": len(self.windowers), "frames": self.counters["frames"],
                 "windows": self.counters["windows"], "dropped": self.counters["dropped"],
                 "rejected": dict(self.rejected), "reconnects": max(self.counters["connects"] - 1, 0),
-                "restarts": sum(w.restarts for w in self.windowers.values())}
+                "restarts": sum(w.restarts for w in self.windowers.values()),
+                "journal_unsent": self.journal.count_unsent()}
 
     def _publish_status(self) -> None:
         self.client.publish(f"{self.root}/_monitor/status", json.dumps(self.status()), retain=True)
 
-    def run(self, duration_s: float | None = None) -> dict:
-        """Serve until stop() or `duration_s`; returns the final status."""
+    def start(self) -> None:
         try:
             self.client.connect(self.host, self.port, keepalive=30)
         except OSError as exc:
             raise EdgesnnError(f"mqtt://{self.host}:{self.port}: cannot connect to the broker ({exc})") from None
-        self.client.loop_start()
+        self.client.loop_start()  # paho's network thread; it reconnects with backoff by itself
+
+    def step(self, wait_s: float = 0.05) -> None:
+        """One turn of the worker: queued frames -> diagnoses; journal forwarding; status."""
+        try:
+            items = [self.frames.get(timeout=wait_s)]
+        except queue.Empty:
+            items = []
+        while items and len(items) < 512:
+            try:
+                items.append(self.frames.get_nowait())
+            except queue.Empty:
+                break
+        if items:
+            self.process(items)
+        self.forward()
+        if time.monotonic() >= self._next_status and self.client.is_connected():
+            self._publish_status()
+            self._next_status = time.monotonic() + STATUS_EVERY_S
+
+    def close(self) -> dict:
+        self.stop_event.set()
+        final = self.status()
+        if self.client.is_connected():
+            self.client.publish(f"{self.root}/_monitor/status", json.dumps(final), retain=True).wait_for_publish(2)
+        self.client.loop_stop()
+        self.client.disconnect()
+        self.journal.close()
+        return final
+
+    def run(self, duration_s: float | None = None) -> dict:
+        """Serve until stop() or `duration_s`; returns the final status."""
+        self.start()
         deadline = time.monotonic() + duration_s if duration_s else None
-        next_status = 0.0
         try:
             while not self.stop_event.is_set() and (deadline is None or time.monotonic() < deadline):
-                try:
-                    items = [self.frames.get(timeout=0.05)]
-                except queue.Empty:
-                    items = []
-                while items and len(items) < 512:
-                    try:
-                        items.append(self.frames.get_nowait())
-                    except queue.Empty:
-                        break
-                if items:
-                    self.process(items)
-                if time.monotonic() >= next_status:
-                    self._publish_status()
-                    next_status = time.monotonic() + STATUS_EVERY_S
+                self.step()
         finally:
-            self.stop_event.set()
-            final = self.status()
-            self.client.publish(f"{self.root}/_monitor/status", json.dumps(final), retain=True).wait_for_publish(2)
-            self.client.loop_stop()
-            self.client.disconnect()
+            final = self.close()
         return final
 
     def stop(self) -> None:

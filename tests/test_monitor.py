@@ -46,18 +46,19 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
         elif msg.topic.endswith("/_monitor/status"):
             status.update(json.loads(msg.payload))
 
+    listening = threading.Event()
     listener.on_message = on_message
+    listener.on_subscribe = lambda *args: listening.set()
     listener.connect(*BROKER)
     listener.subscribe(f"{root}/#")
     listener.loop_start()
+    assert listening.wait(10)
 
     mon = Monitor(broker, root)
     worker = threading.Thread(target=mon.run, kwargs={"duration_s": 60})
     worker.start()
     try:
-        deadline = time.time() + 10
-        while mon.counters["connects"] == 0 and time.time() < deadline:
-            time.sleep(0.05)
+        assert mon.subscribed.wait(10)
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         pub.connect(*BROKER)
         pub.loop_start()
