@@ -248,6 +248,8 @@ def monitor(
     model: Optional[Path] = typer.Option(None, help="model card (.json); default: the shipped default model"),
     hop: Optional[int] = typer.Option(None, min=1, help="samples between windows at the model's rate (default: one window)"),
     duration: float = typer.Option(0.0, min=0.0, help="stop after this many seconds (0: until Ctrl-C / SIGTERM)"),
+    journal: Path = typer.Option(Path("edgesnn-monitor.sqlite"),
+                                 help="SQLite store-and-forward journal of diagnoses and state changes"),
 ):
     """Diagnose every sensor streaming waveforms under ROOT; publish diagnoses, states and status."""
     import signal
@@ -255,9 +257,10 @@ def monitor(
     from edgesnn.monitor import Monitor
     from edgesnn.runtime import Diagnoser
 
-    mon = Monitor(broker, root, Diagnoser(model), hop)
+    mon = Monitor(broker, root, Diagnoser(model), hop, journal=journal)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: mon.stop())
+    mon.start()
     err.print(f"monitoring {broker} under {root}/+/waveform with {mon.diagnoser.model_id}", markup=False,
               soft_wrap=True)
     final = mon.run(duration or None)

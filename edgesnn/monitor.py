@@ -59,6 +59,7 @@ class Monitor:
         self._acked: queue.SimpleQueue = queue.SimpleQueue()  # journal rows the broker acknowledged
         self._lock = threading.Lock()
         self._next_status = 0.0
+        self._started = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -175,6 +176,9 @@ class Monitor:
         self.client.publish(f"{self.root}/_monitor/status", json.dumps(self.status()), retain=True)
 
     def start(self) -> None:
+        if self.client.is_connected() or self._started:
+            return
+        self._started = True
         try:
             self.client.connect(self.host, self.port, keepalive=30)
         except OSError as exc:
@@ -210,7 +214,7 @@ class Monitor:
         return final
 
     def run(self, duration_s: float | None = None) -> dict:
-        """Serve until stop() or `duration_s`; returns the final status."""
+        """Serve until stop() or `duration_s` (connecting first if start() was not called)."""
         self.start()
         deadline = time.monotonic() + duration_s if duration_s else None
         try:
