@@ -250,6 +250,7 @@ def monitor(
     duration: float = typer.Option(0.0, min=0.0, help="stop after this many seconds (0: until Ctrl-C / SIGTERM)"),
     journal: Path = typer.Option(Path("edgesnn-monitor.sqlite"),
                                  help="SQLite store-and-forward journal of diagnoses and state changes"),
+    metrics_port: int = typer.Option(0, min=0, max=65535, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: off)"),
 ):
     """Diagnose every sensor streaming waveforms under ROOT; publish diagnoses, states and status."""
     import signal
@@ -261,6 +262,13 @@ def monitor(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: mon.stop())
     mon.start()
+    if metrics_port:
+        from edgesnn import metrics
+
+        try:
+            metrics.serve(metrics_port, lambda: mon.last_status)
+        except OSError as exc:
+            raise EdgesnnError(f"127.0.0.1:{metrics_port}: cannot serve metrics ({exc.strerror})") from None
     err.print(f"monitoring {broker} under {root}/+/waveform with {mon.diagnoser.model_id}", markup=False,
               soft_wrap=True)
     final = mon.run(duration or None)

@@ -60,6 +60,7 @@ class Monitor:
         self._lock = threading.Lock()
         self._next_status = 0.0
         self._started = False
+        self.last_status: dict = {}
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -184,6 +185,7 @@ class Monitor:
         except OSError as exc:
             raise EdgesnnError(f"mqtt://{self.host}:{self.port}: cannot connect to the broker ({exc})") from None
         self.client.loop_start()  # paho's network thread; it reconnects with backoff by itself
+        self.last_status = self.status()
 
     def step(self, wait_s: float = 0.05) -> None:
         """One turn of the worker: queued frames -> diagnoses; journal forwarding; status."""
@@ -199,6 +201,7 @@ class Monitor:
         if items:
             self.process(items)
         self.forward()
+        self.last_status = self.status()  # what other threads (metrics) read; the journal stays ours
         if time.monotonic() >= self._next_status and self.client.is_connected():
             self._publish_status()
             self._next_status = time.monotonic() + STATUS_EVERY_S

@@ -120,3 +120,28 @@ def test_replay_streams_a_recording_frame_by_frame(broker, cwru_dir):
     x = cwru.read_entry(cwru_dir, next(e for e in cwru.read_manifest(cwru_dir) if e.file == path.name)).signal
     np.testing.assert_array_equal(np.concatenate([f.samples for _, f in frames]), x[:12000])
     assert all(abs(b.t0 - a.t0 - 0.1) < 1e-6 for (_, a), (_, b) in zip(frames, frames[1:]))
+
+
+def test_prometheus_metrics_of_a_live_monitor(broker):
+    import urllib.request
+
+    from edgesnn import metrics
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mon = Monitor(broker, f"edgesnn-test-{uuid.uuid4().hex[:8]}", journal=":memory:")
+    mon.start()
+    server = metrics.serve(port, lambda: mon.last_status)
+    try:
+        x = np.random.default_rng(0).standard_normal(4096).astype(np.float32)
+        mon.process([(f"{mon.root}/pump1/waveform", encode_waveform(0, 1.0e9, 12000, x)),
+                     (f"{mon.root}/pump1/waveform", b"nonsense")])
+        mon.step(0.01)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        server.shutdown()
+        mon.close()
+    assert "edgesnn_frames_total 2" in text and "edgesnn_windows_total 2" in text
+    assert 'edgesnn_rejected_total{reason="not_json"} 1' in text
+    assert 'edgesnn_model_info{model="mra-snn-cwru10@' in text
