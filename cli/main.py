@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -252,8 +253,16 @@ def monitor(
                                  help="SQLite store-and-forward journal of diagnoses and state changes"),
     metrics_port: int = typer.Option(0, min=0, max=65535, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: off)"),
 ):
-    """Diagnose every sensor streaming waveforms under ROOT; publish diagnoses, states and status."""
+    """Diagnose every sensor streaming waveforms under ROOT; publish diagnoses, states and status.
+
+    On a terminal it shows a live table of sensors; otherwise it writes plain log lines.
+    """
+    import logging
     import signal
+    from contextlib import nullcontext
+
+    from rich.live import Live
+    from rich.logging import RichHandler
 
     from edgesnn.monitor import Monitor
     from edgesnn.runtime import Diagnoser
@@ -271,7 +280,20 @@ def monitor(
             raise EdgesnnError(f"127.0.0.1:{metrics_port}: cannot serve metrics ({exc.strerror})") from None
     err.print(f"monitoring {broker} under {root}/+/waveform with {mon.diagnoser.model_id}", markup=False,
               soft_wrap=True)
-    final = mon.run(duration or None)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True,
+                        handlers=[RichHandler(console=err, show_path=False)] if err.is_terminal
+                        else [logging.StreamHandler(sys.stderr)])
+    from edgesnn.cli.dashboard import sensor_table
+
+    shown = [0.0]
+    with Live(sensor_table(mon), console=err, auto_refresh=False) if err.is_terminal else nullcontext() as live:
+
+        def refresh(m):
+            if live is not None and time.monotonic() - shown[0] >= 0.5:
+                shown[0] = time.monotonic()
+                live.update(sensor_table(m), refresh=True)
+
+        final = mon.run(duration or None, on_step=refresh)
     out.print_json(json.dumps(final))
 
 

@@ -9,6 +9,7 @@ the loop or touch other sensors.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
@@ -26,6 +27,7 @@ from edgesnn.payloads import Rejected, decode_waveform, encode_diagnosis
 from edgesnn.runtime import Diagnoser
 from edgesnn.windowing import SensorWindower
 
+log = logging.getLogger("edgesnn.monitor")
 QUEUE_LIMIT = 10_000  # frames waiting for the worker; beyond it frames are dropped and counted
 STATUS_EVERY_S = 2.0
 
@@ -60,6 +62,8 @@ class Monitor:
         self._lock = threading.Lock()
         self._next_status = 0.0
         self._started = False
+        self._last_log: dict[str, float] = {}  # rejection reason -> time of its last log line
+        self.latest: dict[str, dict] = {}  # sensor -> its last diagnosis, for dashboards
         self.last_status: dict = {}
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
         self.client.on_connect = self._on_connect
@@ -73,8 +77,10 @@ class Monitor:
     # acquire ---------------------------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
+            log.warning("broker refused the connection: %s", reason_code)
             return
         self.counters["connects"] += 1
+        log.info("connected to mqtt://%s:%d", self.host, self.port)
         client.subscribe(f"{self.root}/#", qos=0)  # resubscribes after every reconnect
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
@@ -109,6 +115,10 @@ class Monitor:
                 frame = decode_waveform(payload)
             except Rejected as exc:
                 self.rejected[exc.reason] += 1
+                # one line per reason and second: a flood of bad frames must not flood the log
+                if time.monotonic() - self._last_log.get(exc.reason, -1.0) >= 1.0:
+                    self._last_log[exc.reason] = time.monotonic()
+                    log.warning("rejected frame on %s: %s (%d so far)", topic, exc, self.rejected[exc.reason])
                 continue
             windower = self.windowers.setdefault(
                 sensor, SensorWindower(self.diagnoser.sample_rate_hz, self.diagnoser.window, self.hop))
@@ -119,8 +129,12 @@ class Monitor:
         for (sensor, _, t_end), p in zip(ready, probs):
             payload = encode_diagnosis(t_end, p, self.diagnoser.classes, self.diagnoser.model_id)
             self._send(f"{self.root}/{sensor}/diagnosis", payload, retain=False)
+            label = self.diagnoser.classes[int(p.argmax())]
+            self.latest[sensor] = {"label": label, "confidence": float(p.max()), "t_end": t_end,
+                                   "latency_s": time.time() - t_end}
             state = self.health.setdefault(sensor, HealthState())
-            if state.update(self.diagnoser.classes[int(p.argmax())]):
+            if state.update(label):
+                log.info("%s: state %s", sensor, state.label)
                 self._send(f"{self.root}/{sensor}/state", json.dumps(
                     {"v": 1, "state": state.label, "since": t_end, "model": self.diagnoser.model_id}).encode(),
                     retain=True)
@@ -216,13 +230,16 @@ class Monitor:
         self.journal.close()
         return final
 
-    def run(self, duration_s: float | None = None) -> dict:
-        """Serve until stop() or `duration_s` (connecting first if start() was not called)."""
+    def run(self, duration_s: float | None = None, on_step=None) -> dict:
+        """Serve until stop() or `duration_s` (connecting first if start() was not called);
+        `on_step(monitor)` is called after every step (a dashboard)."""
         self.start()
         deadline = time.monotonic() + duration_s if duration_s else None
         try:
             while not self.stop_event.is_set() and (deadline is None or time.monotonic() < deadline):
                 self.step()
+                if on_step:
+                    on_step(self)
         finally:
             final = self.close()
         return final
