@@ -242,6 +242,18 @@ def infer(
               f"mean confidence {summary['mean_confidence']:.3f}; model {diagnoser.model_id}")
 
 
+def _tls_and_auth(ca_file, cert_file, key_file, username, password) -> dict:
+    return {"ca_file": ca_file, "cert_file": cert_file, "key_file": key_file, "username": username,
+            "password": password if password is not None else os.environ.get("EDGESNN_MQTT_PASSWORD")}
+
+
+CA_FILE = typer.Option(None, "--ca-file", help="CA certificate (PEM) that signed the broker's, for mqtts://")
+CERT_FILE = typer.Option(None, "--cert", help="client certificate (PEM), for brokers that require one")
+KEY_FILE = typer.Option(None, "--key", help="client private key (PEM)")
+USERNAME = typer.Option(None, "--username", help="broker user name (or user@ in the URL)")
+PASSWORD = typer.Option(None, "--password", help="broker password (or env EDGESNN_MQTT_PASSWORD)")
+
+
 @app.command()
 def monitor(
     broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker, mqtt://HOST:PORT"),
@@ -252,6 +264,8 @@ def monitor(
     journal: Path = typer.Option(Path("edgesnn-monitor.sqlite"),
                                  help="SQLite store-and-forward journal of diagnoses and state changes"),
     metrics_port: int = typer.Option(0, min=0, max=65535, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: off)"),
+    ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
+    username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):
     """Diagnose every sensor streaming waveforms under ROOT; publish diagnoses, states and status.
 
@@ -267,7 +281,8 @@ def monitor(
     from edgesnn.monitor import Monitor
     from edgesnn.runtime import Diagnoser
 
-    mon = Monitor(broker, root, Diagnoser(model), hop, journal=journal)
+    mon = Monitor(broker, root, Diagnoser(model), hop, journal=journal,
+                  **_tls_and_auth(ca_file, cert_file, key_file, username, password))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: mon.stop())
     mon.start()
@@ -311,11 +326,14 @@ def sensors_replay(
     speed: float = typer.Option(1.0, min=0.0, help="x real time (0: as fast as possible)"),
     seconds: Optional[float] = typer.Option(None, min=0.0, help="stop after this much signal"),
     variable: Optional[str] = typer.Option(None, help="variable (.mat) or column (.csv/.npy)"),
+    ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
+    username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):
     """Replay recordings as live sensors, one topic per file, per CONTRACTS section 3."""
     from edgesnn.sensors.publisher import replay
 
-    sent = replay(files, fs, broker, root, frame_ms, speed, seconds, variable)
+    sent = replay(files, fs, broker, root, frame_ms, speed, seconds, variable,
+                  _tls_and_auth(ca_file, cert_file, key_file, username, password))
     out.print(f"sent {sent} frames from {len(files)} sensor(s) to {broker} under {root}")
 
 
@@ -328,11 +346,14 @@ def sensors_simulate(
     frame_ms: float = typer.Option(100.0, min=1.0, help="milliseconds of signal per frame"),
     speed: float = typer.Option(1.0, min=0.0, help="x real time (0: as fast as possible)"),
     seed: int = typer.Option(0),
+    ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
+    username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):
     """Stream synthetic bearings (a mix of faults and speeds) as live sensors."""
     from edgesnn.sensors.publisher import publish_streams, simulated_fleet
 
-    sent = publish_streams(simulated_fleet(count, seconds, seed=seed), broker, root, frame_ms, speed, seconds)
+    sent = publish_streams(simulated_fleet(count, seconds, seed=seed), broker, root, frame_ms, speed, seconds,
+                           _tls_and_auth(ca_file, cert_file, key_file, username, password))
     out.print(f"sent {sent} frames from {count} simulated sensor(s) to {broker} under {root}")
 
 

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from pathlib import Path
@@ -32,21 +33,64 @@ QUEUE_LIMIT = 10_000  # frames waiting for the worker; beyond it frames are drop
 STATUS_EVERY_S = 2.0
 
 
-def parse_broker(url: str) -> tuple[str, int]:
+@dataclass(frozen=True)
+class Broker:
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    def __str__(self) -> str:  # never shows the password
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def parse_broker(url: str) -> Broker:
+    """mqtt://[user[:password]@]HOST[:PORT] or mqtts://... (TLS, default port 8883)."""
     parsed = urlparse(url if "://" in url else f"mqtt://{url}")
-    if parsed.scheme != "mqtt":
-        raise EdgesnnError(f"{url}: only mqtt://HOST:PORT brokers are supported so far")
+    if parsed.scheme not in ("mqtt", "mqtts"):
+        raise EdgesnnError(f"{url}: use mqtt://HOST:PORT or mqtts://HOST:PORT")
     if not parsed.hostname:
         raise EdgesnnError(f"{url}: no broker host")
-    return parsed.hostname, parsed.port or 1883
+    tls = parsed.scheme == "mqtts"
+    try:
+        port = parsed.port or (8883 if tls else 1883)
+    except ValueError:
+        raise EdgesnnError(f"{url}: the port is not a number in 1..65535") from None
+    return Broker(parsed.hostname, port, tls, parsed.username, parsed.password)
+
+
+def mqtt_client(broker: Broker, client_id: str = "", ca_file: Path | None = None, cert_file: Path | None = None,
+                key_file: Path | None = None, username: str | None = None, password: str | None = None):
+    """A paho client (callback API 2) set up for `broker`: credentials, and TLS for mqtts://."""
+    import ssl
+
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    user = username or broker.username
+    if user:
+        client.username_pw_set(user, password if password is not None else broker.password)
+    if broker.tls:
+        for f in (ca_file, cert_file, key_file):
+            if f is not None and not Path(f).is_file():
+                raise EdgesnnError(f"{f}: TLS file not found")
+        try:
+            client.tls_set(ca_certs=str(ca_file) if ca_file else None, certfile=str(cert_file) if cert_file else None,
+                           keyfile=str(key_file) if key_file else None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        except (ssl.SSLError, ValueError, OSError) as exc:
+            raise EdgesnnError(f"{broker}: TLS set-up failed ({exc})") from None
+    elif ca_file or cert_file:
+        raise EdgesnnError(f"{broker}: TLS files given for a plain mqtt:// broker; use mqtts://")
+    return client
 
 
 class Monitor:
     def __init__(self, broker: str, root: str = "edgesnn", diagnoser: Diagnoser | None = None,
-                 hop: int | None = None, client_id: str | None = None, journal: str | Path = ":memory:"):
-        import paho.mqtt.client as mqtt
-
-        self.host, self.port = parse_broker(broker)
+                 hop: int | None = None, client_id: str | None = None, journal: str | Path = ":memory:",
+                 **tls_and_auth):
+        """`tls_and_auth`: ca_file, cert_file, key_file, username, password (see mqtt_client)."""
+        self.broker = parse_broker(broker)
         self.root = root.strip("/")
         self.diagnoser = diagnoser or Diagnoser()
         self.hop = hop or self.diagnoser.window
@@ -65,7 +109,7 @@ class Monitor:
         self._last_log: dict[str, float] = {}  # rejection reason -> time of its last log line
         self.latest: dict[str, dict] = {}  # sensor -> its last diagnosis, for dashboards
         self.last_status: dict = {}
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
+        self.client = mqtt_client(self.broker, client_id or "", **tls_and_auth)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
@@ -80,7 +124,7 @@ class Monitor:
             log.warning("broker refused the connection: %s", reason_code)
             return
         self.counters["connects"] += 1
-        log.info("connected to mqtt://%s:%d", self.host, self.port)
+        log.info("connected to %s", self.broker)
         client.subscribe(f"{self.root}/#", qos=0)  # resubscribes after every reconnect
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
@@ -195,9 +239,9 @@ class Monitor:
             return
         self._started = True
         try:
-            self.client.connect(self.host, self.port, keepalive=30)
-        except OSError as exc:
-            raise EdgesnnError(f"mqtt://{self.host}:{self.port}: cannot connect to the broker ({exc})") from None
+            self.client.connect(self.broker.host, self.broker.port, keepalive=30)
+        except OSError as exc:  # ssl.SSLError included: a certificate the CA does not vouch for
+            raise EdgesnnError(f"{self.broker}: cannot connect to the broker ({exc})") from None
         self.client.loop_start()  # paho's network thread; it reconnects with backoff by itself
         self.last_status = self.status()
 

@@ -21,19 +21,19 @@ def sensor_id(path: Path) -> str:
 
 
 def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, root: str = "edgesnn",
-                    frame_ms: float = 100.0, speed: float = 1.0, seconds: float | None = None) -> int:
+                    frame_ms: float = 100.0, speed: float = 1.0, seconds: float | None = None,
+                    tls_and_auth: dict | None = None) -> int:
     """Publish each sensor's signal (samples, rate) in frames of `frame_ms`, at `speed` x real time
-    (0: as fast as possible), for at most `seconds` of signal; returns the number of frames sent."""
-    import paho.mqtt.client as mqtt
+    (0: as fast as possible), for at most `seconds` of signal; returns the number of frames sent.
+    `tls_and_auth`: ca_file, cert_file, key_file, username, password for the broker."""
+    from edgesnn.monitor import mqtt_client, parse_broker
 
-    from edgesnn.monitor import parse_broker
-
-    host, port = parse_broker(broker)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    target = parse_broker(broker)
+    client = mqtt_client(target, **(tls_and_auth or {}))
     try:
-        client.connect(host, port, keepalive=30)
+        client.connect(target.host, target.port, keepalive=30)
     except OSError as exc:
-        raise EdgesnnError(f"{broker}: cannot connect to the broker ({exc})") from None
+        raise EdgesnnError(f"{target}: cannot connect to the broker ({exc})") from None
     client.loop_start()
     # samples per frame at each sensor's own rate
     plan = [(f"{root.strip('/')}/{s}/waveform", x, rate, max(1, int(round(frame_ms / 1000 * rate))))
@@ -57,10 +57,11 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
 
 
 def replay(paths: list[Path], fs: float | None, broker: str, root: str = "edgesnn", frame_ms: float = 100.0,
-           speed: float = 1.0, seconds: float | None = None, variable: str | None = None) -> int:
+           speed: float = 1.0, seconds: float | None = None, variable: str | None = None,
+           tls_and_auth: dict | None = None) -> int:
     """Stream each recording as one sensor named after its file."""
     streams = {sensor_id(p): read_recording(p, fs=fs, variable=variable) for p in paths}
-    return publish_streams(streams, broker, root, frame_ms, speed, seconds)
+    return publish_streams(streams, broker, root, frame_ms, speed, seconds, tls_and_auth)
 
 
 def simulated_fleet(count: int, seconds: float, fs: float = 12_000.0, seed: int = 0) -> dict[str, tuple[np.ndarray, float]]:
