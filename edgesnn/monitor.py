@@ -104,6 +104,7 @@ class Monitor:
         self._inflight: dict[int, int] = {}  # MQTT message id -> journal row, awaiting PUBACK
         self._acked: queue.SimpleQueue = queue.SimpleQueue()  # journal rows the broker acknowledged
         self._lock = threading.Lock()
+        self._early: set[int] = set()  # message ids acknowledged before they were registered
         self._next_status = 0.0
         self._started = False
         self._last_log: dict[str, float] = {}  # rejection reason -> time of its last log line
@@ -130,6 +131,8 @@ class Monitor:
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         with self._lock:
             row = self._inflight.pop(mid, None)
+            if row is None:
+                self._early.add(mid)  # acknowledged before _publish_row registered it
         if row is not None:
             self._acked.put(row)
 
@@ -190,11 +193,18 @@ class Monitor:
     def _publish_row(self, row: int, topic: str, payload: bytes, retain: bool) -> bool:
         if not self.client.is_connected():
             return False
-        with self._lock:  # register before PUBACK can arrive on the network thread
-            info = self.client.publish(topic, payload, qos=1, retain=retain)
-            if info.rc != 0:
-                return False
-            self._inflight[info.mid] = row
+        # Never call into paho while holding our lock: paho holds its own lock when it calls
+        # on_publish, which takes ours (lock-order inversion = deadlock). A PUBACK that beats the
+        # registration below is parked in _early and settled here instead.
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != 0:
+            return False
+        with self._lock:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self._acked.put(row)
+            else:
+                self._inflight[info.mid] = row
         return True
 
     def _send(self, topic: str, payload: bytes, retain: bool) -> None:

@@ -37,7 +37,7 @@ CASES = {
     "missing checkpoint": (["eval", "{d}/none.pt"], "none.pt: checkpoint not found"),
     "not a checkpoint": (["export", "{d}/ok.npy"], "not a readable checkpoint"),
     "missing data folder": (["train", "--data", "{d}/nodata", "--out", "{d}/t"], "data folder not found"),
-    "unsupported broker": (["monitor", "--broker", "https://x", "--journal", "{d}/j.sqlite"], "only mqtt://"),
+    "unsupported broker": (["monitor", "--broker", "https://x", "--journal", "{d}/j.sqlite"], "use mqtt://HOST:PORT"),
     "broker down": (["monitor", "--broker", "mqtt://127.0.0.1:1", "--journal", "{d}/j.sqlite"],
                     "mqtt://127.0.0.1:1: cannot connect to the broker"),
     "brackets survive": (["infer", "{d}/[x].npy", "--fs", "12000"], "[x].npy: file not found"),
