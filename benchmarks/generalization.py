@@ -32,8 +32,7 @@ def run_job(job) -> dict:
 
     from edgesnn.dataset import load_task
     from edgesnn.evaluation import evaluate
-    from edgesnn.registry import create_model
-    from edgesnn.training import TrainConfig, torch_predict, train
+    from edgesnn.training import TrainConfig, model_from_checkpoint, torch_predict, train
 
     torch.set_num_threads(base["threads"])
     if kind == "load":
@@ -45,10 +44,7 @@ def run_job(job) -> dict:
     cfg.epochs, cfg.steps_per_epoch, cfg.seed, cfg.device = base["epochs"], base["steps"], base["seed"], base["device"]
     cfg.speed_jitter = base["speed_jitter"]
     ckpt = train(cfg)
-    model = create_model(pack, n_classes=len(ckpt["classes"]), window=cfg.window, timesteps=cfg.timesteps,
-                         bits=cfg.bits).to(cfg.device)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
+    model = model_from_checkpoint(ckpt, cfg.device)
     r = evaluate(torch_predict(model), test_data.windows("test"), test_data.classes, snrs=())
     return {"kind": kind, "pack": pack, "held": held, "test_accuracy": r["test_accuracy"],
             "per_load_accuracy": r["per_load_accuracy"], "confusion": r["confusion"],

@@ -35,9 +35,8 @@ def run_variant(args) -> dict:
 
     from edgesnn.dataset import load_task
     from edgesnn.evaluation import evaluate, predict_labels
-    from edgesnn.registry import create_model
     from edgesnn.signal import add_noise
-    from edgesnn.training import TrainConfig, torch_predict, train
+    from edgesnn.training import TrainConfig, model_from_checkpoint, torch_predict, train
 
     torch.set_num_threads(base["threads"])
     cfg = TrainConfig(data=base["data"], epochs=base["epochs"], steps_per_epoch=base["steps"], seed=base["seed"],
@@ -46,11 +45,7 @@ def run_variant(args) -> dict:
         setattr(cfg, k, v)
     data = load_task(Path(cfg.data), cfg.task, cfg.window)
     ckpt = train(cfg, data=data)
-    model = create_model(cfg.pack, n_classes=len(data.classes), window=cfg.window, timesteps=cfg.timesteps,
-                         bits=cfg.bits, **cfg.extra)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    model.to(cfg.device)
+    model = model_from_checkpoint(ckpt, cfg.device)
     predict = torch_predict(model)
     val = data.windows("val")
     val_scores = {"val_clean": float(np.mean(predict_labels(predict, val.x) == val.y))}

@@ -93,7 +93,7 @@ def train(
     torch.save(ckpt, out_dir / "checkpoint.pt")
     (out_dir / "history.json").write_text(json.dumps(ckpt["history"], indent=1))
     plots.learning_curve(ckpt["history"], out_dir / "learning_curve.png", f"{pack} on {task}")
-    best = max(ckpt["history"], key=lambda h: h["val_accuracy"] + h["val_snr_-6db_accuracy"])
+    best = ckpt["history"][ckpt["best_epoch"] - 1]
     out.print(f"trained {pack} in {ckpt['train_seconds']:.0f} s; best validation epoch {best['epoch']}: "
               f"clean {best['val_accuracy']:.4f}, -6 dB {best['val_snr_-6db_accuracy']:.4f}")
     out.print(f"wrote {out_dir / 'checkpoint.pt'}, history.json, learning_curve.png")

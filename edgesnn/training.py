@@ -94,7 +94,7 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
 
-    history, best, best_key = [], None, None
+    history, best, best_key, best_epoch = [], None, None, 0
     start = time.perf_counter()
     model.train()
     for epoch in range(1, cfg.epochs + 1):
@@ -121,7 +121,7 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
         # Keep the epoch that is best on clean and noisy validation together; later wins ties.
         key = row["val_accuracy"] + row["val_snr_-6db_accuracy"]
         if best_key is None or key >= best_key:
-            best_key, best = key, copy.deepcopy(model.state_dict())
+            best_key, best, best_epoch = key, copy.deepcopy(model.state_dict()), epoch
         if progress:
             progress(epoch, cfg.epochs, row)
     model.load_state_dict(best)
@@ -134,6 +134,7 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
         "classes": list(data.classes),
         "state_dict": best,
         "history": history,
+        "best_epoch": best_epoch,
         "train_seconds": time.perf_counter() - start,
     }
 
@@ -149,9 +150,13 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
         raise EdgesnnError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "edgesnn-checkpoint/1":
         raise EdgesnnError(f"{path}: not an edgesnn checkpoint")
+    return model_from_checkpoint(ckpt), ckpt
+
+
+def model_from_checkpoint(ckpt: dict, device: str = "cpu") -> nn.Module:
+    """The trained network of a checkpoint dict (from train() or a file), in eval mode."""
     cfg = ckpt["config"]
     model = create_model(cfg["pack"], n_classes=len(ckpt["classes"]), window=cfg["window"],
                          timesteps=cfg["timesteps"], bits=cfg["bits"], **cfg.get("extra", {}))
     model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return model, ckpt
+    return model.to(device).eval()

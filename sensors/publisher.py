@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgesnn.errors import EdgesnnError
 from edgesnn.payloads import encode_waveform
 from edgesnn.sensors.recordings import read_recording
 from edgesnn.sensors.synthetic import bearing_signal
@@ -26,15 +25,11 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
     """Publish each sensor's signal (samples, rate) in frames of `frame_ms`, at `speed` x real time
     (0: as fast as possible), for at most `seconds` of signal; returns the number of frames sent.
     `tls_and_auth`: ca_file, cert_file, key_file, username, password for the broker."""
-    from edgesnn.monitor import mqtt_client, parse_broker
+    from edgesnn.broker import connect, mqtt_client, parse_broker
 
     target = parse_broker(broker)
     client = mqtt_client(target, **(tls_and_auth or {}))
-    try:
-        client.connect(target.host, target.port, keepalive=30)
-    except OSError as exc:
-        raise EdgesnnError(f"{target}: cannot connect to the broker ({exc})") from None
-    client.loop_start()
+    connect(client, target)
     # samples per frame at each sensor's own rate
     plan = [(f"{root.strip('/')}/{s}/waveform", x, rate, max(1, int(round(frame_ms / 1000 * rate))))
             for s, (x, rate) in streams.items()]

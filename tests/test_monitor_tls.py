@@ -15,7 +15,6 @@ import pytest
 from conftest import run_cli
 from edgesnn.errors import EdgesnnError
 from edgesnn.monitor import Monitor
-from edgesnn.payloads import encode_waveform
 from test_monitor_restart import MOSQUITTO, free_port, wait_for
 
 pytestmark = pytest.mark.skipif(not (shutil.which("openssl") and shutil.which("mosquitto_passwd")),

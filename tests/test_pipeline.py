@@ -49,8 +49,6 @@ def test_export_matches_pytorch_and_infer_runs_it(trained, cwru_dir):
     assert 0.0 <= card["metrics"]["test_accuracy"] <= 1.0 and "snr_-4db_accuracy" in card["metrics"]
 
     # ONNX equals PyTorch on real windows too, not only on the random ones export checks.
-    import torch
-
     from edgesnn.dataset import load_task
     from edgesnn.export import compare_with_pytorch
     from edgesnn.training import load_checkpoint
