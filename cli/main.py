@@ -264,6 +264,9 @@ def monitor(
     journal: Path = typer.Option(Path("edgesnn-monitor.sqlite"),
                                  help="SQLite store-and-forward journal of diagnoses and state changes"),
     metrics_port: int = typer.Option(0, min=0, max=65535, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: off)"),
+    inbox_mb: float = typer.Option(64.0, min=0.01, help="MiB of frames that may wait for diagnosis; beyond it frames are dropped and counted"),
+    sensor_inbox_mb: float = typer.Option(4.0, min=0.01, help="MiB of frames one sensor may have waiting"),
+    max_sensors: int = typer.Option(2000, min=1, help="sensors tracked at once; frames of more are rejected and counted"),
     ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):
@@ -278,10 +281,12 @@ def monitor(
     from rich.live import Live
     from rich.logging import RichHandler
 
+    from edgesnn.inbox import Inbox
     from edgesnn.monitor import Monitor
     from edgesnn.runtime import Diagnoser
 
-    mon = Monitor(broker, root, Diagnoser(model), hop, journal=journal,
+    inbox = Inbox(int(inbox_mb * (1 << 20)), int(sensor_inbox_mb * (1 << 20)))
+    mon = Monitor(broker, root, Diagnoser(model), hop, journal=journal, inbox=inbox, max_sensors=max_sensors,
                   **_tls_and_auth(ca_file, cert_file, key_file, username, password))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: mon.stop())

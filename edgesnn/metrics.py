@@ -7,6 +7,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 
+def _by_reason(counts: dict) -> list:
+    return [(f'{{reason="{r}"}}', n) for r, n in sorted(counts.items())] or [('{reason="none"}', 0)]
+
+
 def render(status: dict) -> str:
     """Prometheus text format (version 0.0.4) of a monitor status."""
     lines = []
@@ -18,12 +22,14 @@ def render(status: dict) -> str:
 
     metric("frames_total", "counter", "Waveform frames received.", [("", status["frames"])])
     metric("windows_total", "counter", "Windows diagnosed.", [("", status["windows"])])
-    metric("dropped_total", "counter", "Frames dropped because the worker queue was full.", [("", status["dropped"])])
+    metric("dropped_total", "counter", "Frames dropped by the bounded inbox under overload, by reason.",
+           _by_reason(status["dropped_by_reason"]))
     metric("rejected_total", "counter", "Frames rejected, by reason.",
-           [(f'{{reason="{r}"}}', n) for r, n in sorted(status["rejected"].items())] or [('{reason="none"}', 0)])
+           _by_reason(status["rejected"]))
     metric("reconnects_total", "counter", "Reconnections to the broker.", [("", status["reconnects"])])
     metric("window_restarts_total", "counter", "Windows restarted by a gap in seq or time.", [("", status["restarts"])])
     metric("sensors", "gauge", "Sensors seen.", [("", status["sensors"])])
+    metric("inbox_bytes", "gauge", "Payload bytes waiting for the worker.", [("", status["inbox_bytes"])])
     metric("journal_unsent", "gauge", "Diagnoses and states waiting for the broker.", [("", status["journal_unsent"])])
     metric("model_info", "gauge", "The model in use.", [(f'{{model="{status["model"]}"}}', 1)])
     return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
 """The MQTT streaming monitor: waveforms of many sensors in, diagnoses and health states out.
 
-acquire (MQTT callback -> bounded queue) -> prepare (decode, per-sensor windows) -> infer (one
+acquire (MQTT callback -> bounded inbox) -> prepare (decode, per-sensor windows) -> infer (one
 onnxruntime batch over every sensor's ready windows) -> assess health -> publish. Topics and
 payloads are those of CONTRACTS section 3. Bad payloads are counted by reason and never stop
 the loop or touch other sensors.
@@ -14,28 +14,34 @@ import queue
 import threading
 import time
 from collections import Counter
-
 from pathlib import Path
 
 import numpy as np
 
 from edgesnn.broker import connect, mqtt_client, parse_broker
 from edgesnn.health import HealthState
+from edgesnn.inbox import Inbox
 from edgesnn.journal import Journal
 from edgesnn.payloads import Rejected, decode_waveform, encode_diagnosis
-from edgesnn.runtime import Diagnoser
+from edgesnn.runtime import MAX_BATCH, Diagnoser
 from edgesnn.windowing import SensorWindower
 
 log = logging.getLogger("edgesnn.monitor")
-QUEUE_LIMIT = 10_000  # frames waiting for the worker; beyond it frames are dropped and counted
 STATUS_EVERY_S = 2.0
+# Diagnoses and states paho may hold beyond those in flight; past it publish() refuses and the
+# row waits in the journal (on disk) instead of in memory.
+OUTGOING_LIMIT = 10_000
+IDLE_SWEEP_S = 10.0
 
 
 class Monitor:
     def __init__(self, broker: str, root: str = "edgesnn", diagnoser: Diagnoser | None = None,
                  hop: int | None = None, client_id: str | None = None, journal: str | Path = ":memory:",
+                 inbox: Inbox | None = None, max_sensors: int = 2000, idle_s: float = 600.0,
                  **tls_and_auth):
-        """`tls_and_auth`: ca_file, cert_file, key_file, username, password (see mqtt_client)."""
+        """`inbox` bounds the frames waiting for the worker (see Inbox); at most `max_sensors`
+        sensors are tracked, and one silent for `idle_s` is forgotten (its windows, its state).
+        `tls_and_auth`: ca_file, cert_file, key_file, username, password (see mqtt_client)."""
         self.broker = parse_broker(broker)
         self.root = root.strip("/")
         self.diagnoser = diagnoser or Diagnoser()
@@ -44,7 +50,10 @@ class Monitor:
         self.health: dict[str, HealthState] = {}
         self.counters = Counter()
         self.rejected = Counter()
-        self.frames: queue.Queue = queue.Queue(QUEUE_LIMIT)
+        self.inbox = inbox or Inbox()
+        self.max_sensors, self.idle_s = max_sensors, idle_s
+        self._heard: dict[str, float] = {}  # sensor -> monotonic time of its last frame
+        self._next_sweep = time.monotonic() + IDLE_SWEEP_S
         self.stop_event = threading.Event()
         self.journal = Journal(journal)
         self._inflight: dict[int, int] = {}  # MQTT message id -> journal row, awaiting PUBACK
@@ -63,6 +72,7 @@ class Monitor:
         self.client.on_subscribe = lambda *args: self.subscribed.set()
         self.subscribed = threading.Event()  # set once the broker has granted the subscription
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_queued_messages_set(OUTGOING_LIMIT)
         self.client.will_set(f"{self.root}/_monitor/status", json.dumps({"v": 1, "online": False}), retain=True)
 
     # acquire ---------------------------------------------------------------------------------
@@ -85,10 +95,7 @@ class Monitor:
     def _on_message(self, client, userdata, msg):
         if not msg.topic.endswith("/waveform"):
             return  # our own diagnoses, states and status come back on the same wildcard
-        try:
-            self.frames.put_nowait((msg.topic, msg.payload))
-        except queue.Full:
-            self.counters["dropped"] += 1
+        self.inbox.put(msg.topic, msg.payload)  # refusals are counted by the inbox
 
     # prepare, infer, assess, publish -----------------------------------------------------------
     def _sensor_of(self, topic: str) -> str | None:
@@ -96,26 +103,47 @@ class Monitor:
         return sensor if topic.startswith(self.root + "/") and sensor and not sensor.startswith("_") else None
 
     def process(self, items: list[tuple[str, bytes]]) -> int:
-        """Decode and window a batch of frames, diagnose every ready window at once, publish."""
+        """Decode and window frames; diagnose the ready windows of all sensors in batches of at
+        most MAX_BATCH (memory stays bounded however many frames a step takes); publish."""
         ready: list[tuple[str, np.ndarray, float]] = []
+        done = 0
         for topic, payload in items:
-            self.counters["frames"] += 1
-            sensor = self._sensor_of(topic)
-            if sensor is None:
-                self.rejected["bad_topic"] += 1
-                continue
-            try:
-                frame = decode_waveform(payload)
-            except Rejected as exc:
-                self.rejected[exc.reason] += 1
-                # one line per reason and second: a flood of bad frames must not flood the log
-                if time.monotonic() - self._last_log.get(exc.reason, -1.0) >= 1.0:
-                    self._last_log[exc.reason] = time.monotonic()
-                    log.warning("rejected frame on %s: %s (%d so far)", topic, exc, self.rejected[exc.reason])
-                continue
-            windower = self.windowers.setdefault(
-                sensor, SensorWindower(self.diagnoser.sample_rate_hz, self.diagnoser.window, self.hop))
-            ready += [(sensor, w, t_end) for w, t_end in windower.push(frame)]
+            ready += self._windows_of(topic, payload)
+            if len(ready) >= MAX_BATCH:
+                done += self._diagnose(ready)
+                ready = []
+        done += self._diagnose(ready)
+        self.journal.commit()
+        return done
+
+    def _windows_of(self, topic: str, payload: bytes) -> list[tuple[str, np.ndarray, float]]:
+        """One frame -> the windows of its sensor that it completes ([] if rejected)."""
+        self.counters["frames"] += 1
+        sensor = self._sensor_of(topic)
+        if sensor is None:
+            self.rejected["bad_topic"] += 1
+            return []
+        try:
+            frame = decode_waveform(payload)
+        except Rejected as exc:
+            self.rejected[exc.reason] += 1
+            # one line per reason and second: a flood of bad frames must not flood the log
+            if time.monotonic() - self._last_log.get(exc.reason, -1.0) >= 1.0:
+                self._last_log[exc.reason] = time.monotonic()
+                log.warning("rejected frame on %s: %s (%d so far)", topic, exc, self.rejected[exc.reason])
+            return []
+        windower = self.windowers.get(sensor)
+        if windower is None:
+            if len(self.windowers) >= self.max_sensors:
+                self.rejected["too_many_sensors"] += 1
+                return []
+            windower = self.windowers[sensor] = SensorWindower(
+                self.diagnoser.sample_rate_hz, self.diagnoser.window, self.hop)
+        self._heard[sensor] = time.monotonic()
+        return [(sensor, w, t_end) for w, t_end in windower.push(frame)]
+
+    def _diagnose(self, ready: list[tuple[str, np.ndarray, float]]) -> int:
+        """One onnxruntime batch; a diagnosis per window, a state when a sensor's health changes."""
         if not ready:
             return 0
         probs = self.diagnoser.probabilities(np.stack([w for _, w, _ in ready]))
@@ -131,7 +159,6 @@ class Monitor:
                 self._send(f"{self.root}/{sensor}/state", json.dumps(
                     {"v": 1, "state": state.label, "since": t_end, "model": self.diagnoser.model_id}).encode(),
                     retain=True)
-        self.journal.commit()
         self.counters["windows"] += len(ready)
         return len(ready)
 
@@ -179,13 +206,25 @@ class Monitor:
         self.counters["forwarded"] += sent
         return sent
 
+    def forget_idle(self) -> int:
+        """Forget sensors silent for `idle_s`: a plant that renames sensors must not grow us."""
+        cutoff = time.monotonic() - self.idle_s
+        idle = [s for s, t in self._heard.items() if t < cutoff]
+        for sensor in idle:
+            self.counters["restarts_forgotten"] += self.windowers.pop(sensor).restarts
+            for table in (self._heard, self.health, self.latest):
+                table.pop(sensor, None)
+        return len(idle)
+
     def status(self) -> dict:
+        dropped = dict(self.inbox.dropped)
         return {"v": 1, "online": not self.stop_event.is_set(), "model": self.diagnoser.model_id,
                 "sensors": len(self.windowers), "frames": self.counters["frames"],
-                "windows": self.counters["windows"], "dropped": self.counters["dropped"],
-                "rejected": dict(self.rejected), "reconnects": max(self.counters["connects"] - 1, 0),
-                "restarts": sum(w.restarts for w in self.windowers.values()),
-                "journal_unsent": self.journal.count_unsent()}
+                "windows": self.counters["windows"], "dropped": sum(dropped.values()),
+                "dropped_by_reason": dropped, "rejected": dict(self.rejected),
+                "reconnects": max(self.counters["connects"] - 1, 0),
+                "restarts": self.counters["restarts_forgotten"] + sum(w.restarts for w in self.windowers.values()),
+                "inbox_bytes": self.inbox.bytes_waiting, "journal_unsent": self.journal.count_unsent()}
 
     def _publish_status(self) -> None:
         self.client.publish(f"{self.root}/_monitor/status", json.dumps(self.status()), retain=True)
@@ -199,18 +238,13 @@ class Monitor:
 
     def step(self, wait_s: float = 0.05) -> None:
         """One turn of the worker: queued frames -> diagnoses; journal forwarding; status."""
-        try:
-            items = [self.frames.get(timeout=wait_s)]
-        except queue.Empty:
-            items = []
-        while items and len(items) < 512:
-            try:
-                items.append(self.frames.get_nowait())
-            except queue.Empty:
-                break
+        items = self.inbox.take(512, wait_s)
         if items:
             self.process(items)
         self.forward()
+        if time.monotonic() >= self._next_sweep:
+            self.forget_idle()
+            self._next_sweep = time.monotonic() + IDLE_SWEEP_S
         self.last_status = self.status()  # what other threads (metrics) read; the journal stays ours
         if time.monotonic() >= self._next_status and self.client.is_connected():
             self._publish_status()
