@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -274,12 +275,7 @@ def monitor(
 
     On a terminal it shows a live table of sensors; otherwise it writes plain log lines.
     """
-    import logging
     import signal
-    from contextlib import nullcontext
-
-    from rich.live import Live
-    from rich.logging import RichHandler
 
     from edgesnn.inbox import Inbox
     from edgesnn.monitor import Monitor
@@ -300,21 +296,75 @@ def monitor(
             raise EdgesnnError(f"127.0.0.1:{metrics_port}: cannot serve metrics ({exc.strerror})") from None
     err.print(f"monitoring {broker} under {root}/+/waveform with {mon.diagnoser.model_id}", markup=False,
               soft_wrap=True)
+    with _dashboard() as refresh:
+        final = mon.run(duration or None, on_step=refresh)
+    out.print_json(json.dumps(final))
+
+
+@contextmanager
+def _dashboard():
+    """On a terminal, a live table of the monitor's sensors (give the yielded function to
+    Monitor.run as on_step); otherwise plain log lines."""
+    import logging
+
+    from rich.live import Live
+    from rich.logging import RichHandler
+
+    from edgesnn.cli.dashboard import sensor_table
+
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True,
                         handlers=[RichHandler(console=err, show_path=False)] if err.is_terminal
                         else [logging.StreamHandler(sys.stderr)])
-    from edgesnn.cli.dashboard import sensor_table
-
+    if not err.is_terminal:
+        yield None
+        return
     shown = [0.0]
-    with Live(sensor_table(mon), console=err, auto_refresh=False) if err.is_terminal else nullcontext() as live:
+    with Live("waiting for sensors", console=err, auto_refresh=False) as live:
 
-        def refresh(m):
-            if live is not None and time.monotonic() - shown[0] >= 0.5:
+        def refresh(monitor):
+            if time.monotonic() - shown[0] >= 0.5:
                 shown[0] = time.monotonic()
-                live.update(sensor_table(m), refresh=True)
+                live.update(sensor_table(monitor), refresh=True)
 
-        final = mon.run(duration or None, on_step=refresh)
-    out.print_json(json.dumps(final))
+        yield refresh
+
+
+@app.command()
+def demo(
+    seconds: float = typer.Option(20.0, min=1.0, help="how long the sensors stream"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+):
+    """The whole job on this machine: an embedded MQTT broker on 127.0.0.1, ten sensors replaying
+    real CWRU clips (one per class, never seen in training), and the monitor with the default model.
+    Ends with each sensor's truth, verdict and detection latency."""
+    import signal
+    import threading
+
+    from rich.table import Table
+
+    from edgesnn.demo import run_demo
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    err.print(f"demo: embedded broker, 10 sensors streaming real CWRU clips for {seconds:g} s", markup=False)
+    with _dashboard() as refresh:
+        rows, final = run_demo(seconds, on_step=refresh, stop=stop)
+    if as_json:
+        print(json.dumps({"sensors": rows, "monitor": final}, indent=1))
+        return
+    table = Table(title=f"demo summary: {final['windows']} windows diagnosed by {final['model']}")
+    for col in ("sensor", "truth", "verdict", "windows right", "latency p50 (ms)", "latency max (ms)"):
+        table.add_column(col, justify="left" if col in ("sensor", "truth", "verdict") else "right")
+    for r in rows:
+        ok = r["verdict"] == r["truth"]
+        table.add_row(r["sensor"], r["truth"], f"[{'green' if ok else 'red'}]{r['verdict'] or '-'}[/]",
+                      f"{r['windows_right']}/{r['windows']}",
+                      *(f"{r[k]:.0f}" if r[k] is not None else "-" for k in ("latency_ms_p50", "latency_ms_max")))
+    out.print(table)
+    right = sum(r["verdict"] == r["truth"] for r in rows)
+    out.print(f"{right}/{len(rows)} sensors diagnosed right; {final['dropped']} frames dropped, "
+              f"{sum(final['rejected'].values())} rejected")
 
 
 sensors_app = typer.Typer(no_args_is_help=True, help="Stream sensors over MQTT.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -21,9 +22,12 @@ def sensor_id(path: Path) -> str:
 
 def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, root: str = "edgesnn",
                     frame_ms: float = 100.0, speed: float = 1.0, seconds: float | None = None,
-                    tls_and_auth: dict | None = None) -> int:
+                    tls_and_auth: dict | None = None, loop: bool = False,
+                    stop: threading.Event | None = None) -> int:
     """Publish each sensor's signal (samples, rate) in frames of `frame_ms`, at `speed` x real time
     (0: as fast as possible), for at most `seconds` of signal; returns the number of frames sent.
+    `loop` starts a signal over when it ends, skipping one `seq` so that the monitor restarts the
+    window instead of joining the end to the beginning. `stop` ends it early.
     `tls_and_auth`: ca_file, cert_file, key_file, username, password for the broker."""
     from edgesnn.broker import connect, mqtt_client, parse_broker
 
@@ -34,16 +38,22 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
     plan = [(f"{root.strip('/')}/{s}/waveform", x, rate, max(1, int(round(frame_ms / 1000 * rate))))
             for s, (x, rate) in streams.items()]
     start = time.time()
-    sent, seq, infos = 0, 0, []
-    while seconds is None or seq * frame_ms / 1000 < seconds:
-        infos = [client.publish(topic, encode_waveform(seq, start + seq * n / rate, rate, x[seq * n : (seq + 1) * n]), qos=1)
-                 for topic, x, rate, n in plan if seq * n < len(x)]
+    sent, i, infos = 0, 0, []
+    while (seconds is None or i * frame_ms / 1000 < seconds) and not (stop and stop.is_set()):
+        if speed > 0:  # a sensor sends frame i once its last sample exists (at real time / speed)
+            time.sleep(max(0.0, start + (i + 1) * frame_ms / 1000 / speed - time.time()))
+        infos = []
+        for topic, x, rate, n in plan:
+            k, seq = i, i
+            if loop and len(x) >= n:
+                laps, k = divmod(i, len(x) // n)
+                seq = i + laps
+            if k * n < len(x):  # t0 follows frame i in real time, whatever the lap
+                infos.append(client.publish(topic, encode_waveform(seq, start + i * n / rate, rate, x[k * n : (k + 1) * n]), qos=1))
         if not infos:
             break
         sent += len(infos)
-        seq += 1
-        if speed > 0:  # frame `seq` is due at its signal time divided by speed
-            time.sleep(max(0.0, start + seq * frame_ms / 1000 / speed - time.time()))
+        i += 1
     for info in infos:
         info.wait_for_publish(5)
     client.loop_stop()

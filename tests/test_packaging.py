@@ -1,4 +1,4 @@
-"""The wheel: side folders under the edgesnn namespace, shipped models inside, no torch in the base."""
+"""The wheel: side folders under the edgesnn namespace, shipped models and clips inside, no torch in the base."""
 
 import subprocess
 import sys
@@ -20,6 +20,7 @@ def test_wheel_layout_and_dependencies(tmp_path):
         assert any(n.startswith(f"edgesnn/models/{pack}/") and n.endswith(".json") for n in names)
     for sub in ("sensors", "cli", "firmware_sim"):
         assert f"edgesnn/{sub}/__init__.py" in names
+    assert "edgesnn/sensors/clips/cwru_clips.npz" in names  # the demo's real clips
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
     torch_lines = [line for line in requires if line.split()[1].startswith("torch")]
