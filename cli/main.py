@@ -268,6 +268,7 @@ def monitor(
     inbox_mb: float = typer.Option(64.0, min=0.01, help="MiB of frames that may wait for diagnosis; beyond it frames are dropped and counted"),
     sensor_inbox_mb: float = typer.Option(4.0, min=0.01, help="MiB of frames one sensor may have waiting"),
     max_sensors: int = typer.Option(2000, min=1, help="sensors tracked at once; frames of more are rejected and counted"),
+    threads: int = typer.Option(1, min=1, max=64, help="onnxruntime threads for diagnosis"),
     ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):
@@ -282,7 +283,7 @@ def monitor(
     from edgesnn.runtime import Diagnoser
 
     inbox = Inbox(int(inbox_mb * (1 << 20)), int(sensor_inbox_mb * (1 << 20)))
-    mon = Monitor(broker, root, Diagnoser(model), hop, journal=journal, inbox=inbox, max_sensors=max_sensors,
+    mon = Monitor(broker, root, Diagnoser(model, threads=threads), hop, journal=journal, inbox=inbox, max_sensors=max_sensors,
                   **_tls_and_auth(ca_file, cert_file, key_file, username, password))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: mon.stop())

@@ -1,9 +1,14 @@
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from edgesnn.embedded_broker import EmbeddedBroker, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CWRU = Path(os.environ.get("EDGESNN_CWRU", REPO.parent / "shared" / "datasets" / "cwru"))
@@ -20,3 +25,69 @@ def run_cli(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     """Run the installed `edgesnn` console command as a user would."""
     exe = Path(sys.executable).with_name("edgesnn")
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def wait_for(cond, timeout=30.0, step=None):
+    deadline = time.time() + timeout
+    while not cond() and time.time() < deadline:
+        step() if step else time.sleep(0.05)
+    return cond()
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def start_mosquitto(port: int, tmp_path) -> subprocess.Popen:
+    """A private Mosquitto on 127.0.0.1:port, which the test may stop and start."""
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_for(lambda: listening(port), 10):
+        proc.kill()
+        pytest.fail("private mosquitto did not start")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory) -> str:
+    """A real broker for integration tests: the Mosquitto on 127.0.0.1:1883 when there is one,
+    otherwise a private Mosquitto started here, otherwise the embedded broker."""
+    if listening(1883):
+        yield "mqtt://127.0.0.1:1883"
+    elif Path(MOSQUITTO).exists():
+        port = free_port()
+        proc = start_mosquitto(port, tmp_path_factory.mktemp("mosquitto"))
+        yield f"mqtt://127.0.0.1:{port}"
+        proc.terminate()
+        proc.wait(10)
+    else:
+        with EmbeddedBroker() as url:
+            yield url
+
+
+def mqtt_listener(url: str, topic: str, on_message):
+    """A paho client subscribed to `topic` on the broker at `url` (the subscription granted)."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    from edgesnn.broker import parse_broker
+
+    b = parse_broker(url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = on_message
+    granted = threading.Event()
+    client.on_subscribe = lambda *args: granted.set()
+    client.connect(b.host, b.port)
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    assert granted.wait(10), f"no SUBACK from {url}"
+    return client

@@ -1,30 +1,19 @@
 """The monitor against a real MQTT broker, on real CWRU clips (CONTRACTS section 3)."""
 
 import json
-import socket
 import threading
 import time
 import uuid
 
 import numpy as np
 import paho.mqtt.client as mqtt
-import pytest
 
+from conftest import free_port, mqtt_listener
+from edgesnn.broker import parse_broker
 from edgesnn.monitor import Monitor
 from edgesnn.payloads import encode_waveform
 from edgesnn.sensors import cwru
 from edgesnn.split import region
-
-BROKER = ("127.0.0.1", 1883)
-
-
-@pytest.fixture(scope="module")
-def broker():
-    try:
-        socket.create_connection(BROKER, timeout=1).close()
-    except OSError:
-        pytest.skip("no MQTT broker on 127.0.0.1:1883")
-    return f"mqtt://{BROKER[0]}:{BROKER[1]}"
 
 
 def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
@@ -36,7 +25,6 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
     assert set(clips) == {"normal", "outer_race_014", "inner_race_021"}
 
     received, states, status = [], {}, {}
-    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
 
     def on_message(client, userdata, msg):
         if msg.topic.endswith("/diagnosis"):
@@ -46,13 +34,7 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
         elif msg.topic.endswith("/_monitor/status"):
             status.update(json.loads(msg.payload))
 
-    listening = threading.Event()
-    listener.on_message = on_message
-    listener.on_subscribe = lambda *args: listening.set()
-    listener.connect(*BROKER)
-    listener.subscribe(f"{root}/#")
-    listener.loop_start()
-    assert listening.wait(10)
+    listener = mqtt_listener(broker, f"{root}/#", on_message)
 
     mon = Monitor(broker, root)
     worker = threading.Thread(target=mon.run, kwargs={"duration_s": 60})
@@ -60,7 +42,7 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
     try:
         assert mon.subscribed.wait(10)
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        pub.connect(*BROKER)
+        pub.connect(parse_broker(broker).host, parse_broker(broker).port)
         pub.loop_start()
         t0 = 1_763_800_000.0
         # frames of 1000 samples: windows span frames; one bad frame per sensor between good ones
@@ -103,12 +85,7 @@ def test_replay_streams_a_recording_frame_by_frame(broker, cwru_dir):
     root = f"edgesnn-test-{uuid.uuid4().hex[:8]}"
     path = cwru_dir / "12k_Drive_End_B007_0_118.mat"
     frames = []
-    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    listener.on_message = lambda c, u, msg: frames.append((msg.topic, decode_waveform(msg.payload)))
-    listener.connect(*BROKER)
-    listener.subscribe(f"{root}/#", qos=1)
-    listener.loop_start()
-    time.sleep(0.3)
+    listener = mqtt_listener(broker, f"{root}/#", lambda c, u, msg: frames.append((msg.topic, decode_waveform(msg.payload))))
     assert replay([path], 12000, broker, root, frame_ms=100, speed=0, seconds=1.0) == 10
     deadline = time.time() + 10
     while len(frames) < 10 and time.time() < deadline:
@@ -127,9 +104,7 @@ def test_prometheus_metrics_of_a_live_monitor(broker):
 
     from edgesnn import metrics
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mon = Monitor(broker, f"edgesnn-test-{uuid.uuid4().hex[:8]}", journal=":memory:")
     mon.start()
     server = metrics.serve(port, lambda: mon.last_status)

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import paho.mqtt.client as mqtt
 
+from conftest import mqtt_listener
+from edgesnn.broker import parse_broker
 from edgesnn.payloads import encode_waveform
-from test_monitor import BROKER, broker  # noqa: F401  (fixture)
 
 INBOX_MB, SENSOR_MB = 2.0, 0.25
 FLOOD_S, SENSORS, FRAME = 24.0, 40, 4096
@@ -28,14 +29,10 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def test_overload_drops_are_counted_and_memory_stays_flat(broker, tmp_path):  # noqa: F811
+def test_overload_drops_are_counted_and_memory_stays_flat(broker, tmp_path):
     root = f"edgesnn-test-{uuid.uuid4().hex[:8]}"
     status = {}
-    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    listener.on_message = lambda c, u, msg: status.update(json.loads(msg.payload))
-    listener.connect(*BROKER)
-    listener.subscribe(f"{root}/_monitor/status")
-    listener.loop_start()
+    listener = mqtt_listener(broker, f"{root}/_monitor/status", lambda c, u, msg: status.update(json.loads(msg.payload)))
     exe = Path(sys.executable).with_name("edgesnn")
     # hop 256: eight windows per 2048 samples, so diagnosis is the bottleneck by design
     mon = subprocess.Popen([str(exe), "monitor", "--broker", broker, "--root", root, "--hop", "256",
@@ -51,7 +48,7 @@ def test_overload_drops_are_counted_and_memory_stays_flat(broker, tmp_path):  # 
         offered = [0]
         x = np.random.default_rng(0).standard_normal(FRAME * 64).astype(np.float32)
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        pub.connect(*BROKER)
+        pub.connect(parse_broker(broker).host, parse_broker(broker).port)
         pub.loop_start()
 
         def flood():

@@ -4,9 +4,6 @@ The test runs its own Mosquitto on a free loopback port so it can stop and start
 """
 
 import json
-import shutil
-import socket
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -14,41 +11,11 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from conftest import MOSQUITTO, free_port, start_mosquitto, wait_for
 from edgesnn.monitor import Monitor
 from edgesnn.payloads import encode_waveform
 from edgesnn.sensors import cwru
 from edgesnn.split import region
-
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_broker(port: int, tmp_path) -> subprocess.Popen:
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    pytest.fail("private mosquitto did not start")
-
-
-def wait_for(cond, timeout=30.0, step=None):
-    deadline = time.time() + timeout
-    while not cond() and time.time() < deadline:
-        step() if step else time.sleep(0.05)
-    return cond()
-
 
 @pytest.fixture
 def clips(cwru_dir):
@@ -63,7 +30,7 @@ def frames(x, seq0=0, t0=1_763_800_000.0, n=2048):
 @pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="no mosquitto binary to run a private broker")
 def test_nothing_is_lost_across_a_broker_restart(tmp_path, clips):
     port = free_port()
-    broker = start_broker(port, tmp_path)
+    broker = start_mosquitto(port, tmp_path)
     root = f"edgesnn-restart-{uuid.uuid4().hex[:8]}"
     mon = Monitor(f"mqtt://127.0.0.1:{port}", root, journal=tmp_path / "journal.sqlite")
     mon.client.reconnect_delay_set(min_delay=1, max_delay=2)
@@ -86,7 +53,7 @@ def test_nothing_is_lost_across_a_broker_restart(tmp_path, clips):
         assert mon.health["m1"].label == "outer_race_014"
 
         # The broker comes back; a listener subscribes; the monitor reconnects and forwards.
-        broker = start_broker(port, tmp_path)
+        broker = start_mosquitto(port, tmp_path)
         got, state = [], {}
         listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
 

@@ -12,10 +12,9 @@ import uuid
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import MOSQUITTO, free_port, listening, run_cli, wait_for
 from edgesnn.errors import EdgesnnError
 from edgesnn.monitor import Monitor
-from test_monitor_restart import MOSQUITTO, free_port, wait_for
 
 pytestmark = pytest.mark.skipif(not (shutil.which("openssl") and shutil.which("mosquitto_passwd")),
                                 reason="needs openssl and mosquitto_passwd")
@@ -47,20 +46,10 @@ def tls_broker(tmp_path_factory):
         f"cafile {d / 'ca.pem'}\ncertfile {d / 'server.pem'}\nkeyfile {d / 'server.key'}\npersistence false\n")
     proc = subprocess.Popen([MOSQUITTO, "-c", str(d / "mosquitto.conf")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    import socket
-
-    assert wait_for(lambda: _listening(socket, port), 10), "TLS mosquitto did not start"
+    assert wait_for(lambda: listening(port), 10), "TLS mosquitto did not start"
     yield d, port
     proc.terminate()
     proc.wait(10)
-
-
-def _listening(socket, port) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 def test_monitor_over_tls_with_password(tls_broker):
