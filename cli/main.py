@@ -164,34 +164,53 @@ def evaluate_cmd(
 def export(
     checkpoint: Path = typer.Argument(..., help="checkpoint from `edgesnn train`"),
     out_dir: Path = typer.Option(Path("runs/export"), "--out", help="folder for <name>.onnx and <name>.json"),
-    name: Optional[str] = typer.Option(None, help="model name (default: <pack>-<task>)"),
+    name: Optional[str] = typer.Option(None, help="model name (default: <pack>-<task>, -int8 when quantized)"),
     default: bool = typer.Option(False, help='mark the card "default": true'),
     data: Optional[Path] = typer.Option(DEFAULT_DATA, help="measure the card's metrics on this CWRU test region"),
+    quantize: bool = typer.Option(False, help="the integer network: int8 weights, exact integer spikes, calibrated "
+                                              "on training-region windows (needs --data); checked bit for bit "
+                                              "against edgesnn.firmware_sim"),
 ):
-    """Write ONNX + model card, checked against PyTorch (1e-4 on random windows; see README)."""
+    """Write ONNX + model card, checked against PyTorch (float: 1e-4 on random windows, see README)
+    or against the integer simulator (--quantize: bit for bit)."""
     _need_torch()
+    import numpy as np
+
+    from edgesnn.card import read_card, write_card
     from edgesnn.dataset import load_task
     from edgesnn.evaluation import evaluate
-    from edgesnn.export import export as run_export
+    from edgesnn.export import export as run_export, export_quantized
     from edgesnn.runtime import Diagnoser
-    from edgesnn.training import load_checkpoint
+    from edgesnn.training import load_checkpoint, torch_predict
 
     model, ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
-    name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}"
-    card_path = run_export(model, ckpt, out_dir, name, default=default, command=ckpt.get("command"))
-    if data is not None:
+    name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}" + ("-int8" if quantize else "")
+    if quantize and data is None:
+        raise EdgesnnError("--quantize calibrates on the training region: give --data")
+    task_data = load_task(data, cfg["task"], cfg["window"]) if data is not None else None
+    if quantize:
+        calibration, _ = task_data.sample_train(4096, np.random.default_rng(cfg["seed"]))
+        card_path = export_quantized(model, ckpt, out_dir, name, calibration, task_data.windows("val").x,
+                                     default=default, command=ckpt.get("command"))
+    else:
+        card_path = run_export(model, ckpt, out_dir, name, default=default, command=ckpt.get("command"))
+    if task_data is not None:
         # Metrics are measured on the exported ONNX file itself, through the edge runtime.
-        from edgesnn.card import read_card, write_card
-
-        task_data = load_task(data, cfg["task"], cfg["window"])
-        r = evaluate(Diagnoser(card_path).logits, task_data.windows("test"), task_data.classes)
+        test = task_data.windows("test")
+        r = evaluate(Diagnoser(card_path).logits, test, task_data.classes)
         card = read_card(card_path)
-        card["metrics"] = {"test_accuracy": r["test_accuracy"], "test_windows": r["n_windows"],
-                           **{f"snr_{s}db_accuracy": a for s, a in r["snr_accuracy"].items()},
-                           "per_load_accuracy": r["per_load_accuracy"]}
+        card["metrics"] = _card_metrics(r)
+        if quantize:  # the float network on the same windows, for the comparison
+            card["quantization"]["float_metrics"] = _card_metrics(evaluate(torch_predict(model), test, task_data.classes))
         write_card(card_path, card)
     out.print(f"wrote {card_path.with_suffix('.onnx')} and {card_path}")
+
+
+def _card_metrics(r: dict) -> dict:
+    return {"test_accuracy": r["test_accuracy"], "test_windows": r["n_windows"],
+            **{f"snr_{s}db_accuracy": a for s, a in r["snr_accuracy"].items()},
+            "per_load_accuracy": r["per_load_accuracy"]}
 
 
 @app.command()
@@ -241,6 +260,95 @@ def infer(
     out.print(table)
     out.print(f"[bold]{verdict}[/bold] ({summary['fault_type']}) in {summary['share']:.0%} of windows, "
               f"mean confidence {summary['mean_confidence']:.3f}; model {diagnoser.model_id}")
+
+
+@app.command("firmware-sim")
+def firmware_sim(
+    model: Optional[Path] = typer.Option(None, help="card of a quantized model (export --quantize); default: "
+                                                    "the shipped quantized model"),
+    recording: Optional[Path] = typer.Option(None, help="run on this recording instead of the CWRU test region"),
+    fs: Optional[float] = typer.Option(None, help="sample rate of --recording in Hz"),
+    data: Path = typer.Option(DEFAULT_DATA, help=DATA_HELP),
+    limit: int = typer.Option(0, min=0, help="use at most this many windows (0: all)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+):
+    """Run the integer-only reference of the device on real windows; print what the device needs
+    (flash, RAM, operations, energy, cycles) and how it agrees with onnxruntime."""
+    import numpy as np
+    from rich.table import Table
+
+    from edgesnn.card import read_card
+    from edgesnn.firmware_sim import budget
+    from edgesnn.firmware_sim.network import IntMRASNN, to_int16
+    from edgesnn.runtime import Diagnoser
+    from edgesnn.signal import frame
+
+    card_path = model or _shipped_quantized_card()
+    card = read_card(card_path)
+    if "quantization" not in card:
+        raise EdgesnnError(f"{card_path}: not a quantized model; export it with `edgesnn export --quantize`")
+    npz = card_path.parent / card["quantization"]["firmware"]
+    from edgesnn.sensors.cwru import sha256_of
+
+    if not npz.is_file() or sha256_of(npz) != card["quantization"]["firmware_sha256"]:
+        raise EdgesnnError(f"{npz}: integer network missing or its sha256 differs from the card")
+    net = IntMRASNN.load(npz)
+    labels = None
+    if recording is not None:
+        from edgesnn.sensors.recordings import read_recording
+
+        x, _ = read_recording(recording, fs=fs, target_fs=card["sample_rate_hz"])
+        windows, where = frame(x, net.window, net.window), str(recording)
+        if len(windows) == 0:
+            raise EdgesnnError(f"{recording}: shorter than one {net.window}-sample window")
+    else:
+        from edgesnn.dataset import load_task
+
+        test = load_task(data, "cwru10", net.window).windows("test")
+        windows, labels, where = test.x, test.y, f"CWRU test region ({data})"
+    if limit:
+        windows = windows[:limit]
+        labels = labels[:limit] if labels is not None else None
+    stats: dict = {}
+    ours = np.concatenate([net.run(to_int16(windows[i : i + 128]), stats) for i in range(0, len(windows), 128)])
+    theirs = Diagnoser(card_path).logits(windows) * 256
+    report = {"model": card["name"], "input": where, "windows": len(windows),
+              "onnxruntime_bit_exact_windows": int(np.all(ours == theirs, axis=1).sum()),
+              "onnxruntime_argmax_agreement": float(np.mean(ours.argmax(1) == theirs.argmax(1))),
+              **budget.budget(net, stats, card["sample_rate_hz"])}
+    if labels is not None:
+        report["accuracy"] = float(np.mean(ours.argmax(1) == labels))
+    if as_json:
+        print(json.dumps(report, indent=1))
+        return
+    t = Table(title=f"{card['name']} on {where}: {len(windows)} windows, integer simulator")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    ops, e, fl, ram = report["operations"], report["energy_pj"], report["flash_bytes"], report["ram_bytes"]
+    rows = [("accuracy", f"{report['accuracy']:.4f}" if labels is not None else "-"),
+            ("agrees with onnxruntime (bit for bit)", f"{report['onnxruntime_bit_exact_windows']}/{len(windows)}"),
+            ("flash: weights + tables", f"{fl['weights']} + {fl['tables']} = {fl['total'] / 1024:.1f} KiB"),
+            ("RAM peak (layer-major schedule)", f"{ram['peak'] / 1024:.1f} KiB"),
+            ("dense MACs (encoder, attention, classifier)", f"{ops['snn_mac']:,}"),
+            ("spike-triggered accumulates", f"{ops['snn_ac']:,}"),
+            ("neuron updates", f"{ops['neuron_updates']:,}"),
+            ("same network as an ANN: MACs", f"{ops['ann_mac']:,}"),
+            ("energy, SNN int8 (45 nm)", f"{e['snn_int8'] / 1e6:.3f} uJ"),
+            ("energy, same net as ANN fp32 / int8", f"{e['ann_fp32'] / 1e6:.3f} / {e['ann_int8'] / 1e6:.3f} uJ")]
+    rows += [(f"{m['mcu']}", f"{m['ms_per_window']:.2f} ms/window (RTF {m['real_time_factor']:.3f})")
+             for m in report["mcu"]]
+    for k, v in rows:
+        t.add_row(k, v)
+    out.print(t)
+
+
+def _shipped_quantized_card() -> Path:
+    from edgesnn.models import shipped_cards
+
+    cards = [p for p in shipped_cards() if "quantization" in json.loads(p.read_text())]
+    if not cards:
+        raise EdgesnnError("no quantized model is shipped; give --model CARD from `edgesnn export --quantize`")
+    return cards[0]
 
 
 def _tls_and_auth(ca_file, cert_file, key_file, username, password) -> dict:

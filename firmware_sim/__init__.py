@@ -1,5 +1,12 @@
-"""Integer-only reference of what a microcontroller computes for an exported model.
+"""Integer-only reference of what a microcontroller computes for the quantized MRA-SNN.
 
-Not implemented yet: the int8 / int32 simulator, its budget table and the C export are tracked
-as their own piece of work (quantized multi-bit inference). Nothing here pretends otherwise.
+- arith.py: the integer operations (per-channel requantization, arithmetic shifts, int16
+  saturation, the sigmoid table)
+- network.py: the integer network and its forward pass (numpy, no torch)
+- quantize.py: trained PyTorch MRA-SNN -> integer network (export time; needs the train extra)
+- onnx_graph.py: the integer network as an ONNX graph that onnxruntime runs bit for bit like
+  network.py (export time; needs `onnx`)
+- budget.py: flash, RAM, operations, energy and cycle estimates
+
+Not built yet: the C99 export of the same network.
 """

@@ -1,0 +1,96 @@
+"""Trained MRA-SNN (PyTorch) -> the integer network of network.py. Needs the training extra.
+
+- Weights: int8, symmetric, one scale per output channel; batch norm folded into the conv's
+  requantization (scale and bias per channel), so no float survives into the device.
+- Calibration, on training-region windows only: the input scale 2**-s_in is the finest that
+  clips at most 1e-4 of standardized training samples to int8.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from edgesnn.errors import EdgesnnError
+from edgesnn.firmware_sim.arith import LUT_Q, Q, Requant
+from edgesnn.firmware_sim.network import Attention, Block, Conv, IntMRASNN, Neurons
+
+CLIP_SHARE = 1e-4
+
+
+def _int8_rows(w: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per output channel (first axis): (int8 weights, scale per channel)."""
+    w = w.detach().double().numpy()
+    scale = np.abs(w.reshape(w.shape[0], -1)).max(axis=1) / 127
+    scale = np.where(scale == 0, 1.0, scale)
+    q = np.clip(np.round(w / scale.reshape(-1, *[1] * (w.ndim - 1))), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def _bn(bn: torch.nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarray]:
+    a = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double().numpy()
+    return a, bn.bias.detach().double().numpy() - bn.running_mean.detach().double().numpy() * a
+
+
+def _conv(conv: torch.nn.Conv1d, bn_a: np.ndarray, bn_b: np.ndarray, in_scale: float) -> Conv:
+    """Conv + folded BN; `in_scale`: the real value of one input unit."""
+    w, s = _int8_rows(conv.weight)
+    return Conv(w, conv.stride[0], conv.padding[0],
+                Requant.from_real((1 << Q) * bn_a * s * in_scale, (1 << Q) * bn_b))
+
+
+def _attention(att) -> Attention:
+    fc1, fc2 = att.fc[0], att.fc[2]
+    w1, s1 = _int8_rows(fc1.weight)
+    w2, s2 = _int8_rows(fc2.weight)
+    # mean (Q8) -> hidden (Q8): h = s1 * acc / 2**Q + b1, times 2**Q
+    rq1 = Requant.from_real(s1, (1 << Q) * fc1.bias.detach().double().numpy())
+    # hidden (Q8) -> table index (Q4)
+    rq2 = Requant.from_real(s2 * (1 << LUT_Q) / (1 << Q), (1 << LUT_Q) * fc2.bias.detach().double().numpy())
+    return Attention(w1, rq1, w2, rq2)
+
+
+def _neurons(layer) -> Neurons:
+    if layer.params.beta != 0.5 or layer.params.v_th != 1.0 or layer.params.reset != "soft":
+        raise EdgesnnError("the integer network implements beta 0.5, threshold 1 and soft reset only")
+    gate = None
+    if layer.dendritic:
+        w = layer.gate_w.detach().double().numpy()
+        gate = Requant.from_real(w * (1 << LUT_Q) / (1 << Q), (1 << LUT_Q) * layer.gate_b.detach().double().numpy())
+    return Neurons(2**layer.bits - 1, gate)
+
+
+def calibrate_input_scale(train_windows: np.ndarray) -> int:
+    """The largest s_in (finest step) with at most CLIP_SHARE of standardized samples clipped."""
+    x = train_windows - train_windows.mean(axis=1, keepdims=True)
+    z = np.abs(x / np.sqrt((x * x).mean(axis=1, keepdims=True) + 1e-12))
+    for s_in in range(7, 1, -1):
+        if np.mean(z * 2**s_in > 127.5) <= CLIP_SHARE:
+            return s_in
+    return 2
+
+
+def quantize_mra_snn(model, classes, train_windows: np.ndarray) -> IntMRASNN:
+    """`model`: an eval-mode MRA-SNN; `train_windows` [N, L] float, training region only."""
+    from edgesnn.models.mra_snn import MRASNN
+
+    if not isinstance(model, MRASNN):
+        raise EdgesnnError(f"the integer network covers the mra_snn pack, not {type(model).__name__}")
+    for block in model.blocks:
+        if not isinstance(block.shortcut, torch.nn.Identity):
+            raise EdgesnnError("the integer network needs identity shortcuts (equal channels in every block)")
+    s_in = calibrate_input_scale(train_windows)
+    bn_a, bn_b = _bn(model.encoder.bn)
+    encoder, start = [], 0
+    for branch in model.encoder.branches:
+        c = slice(start, start + branch.out_channels)
+        encoder.append(_conv(branch, bn_a[c], bn_b[c], 2.0**-s_in))
+        start += branch.out_channels
+    blocks = [Block(_conv(b.conv, *_bn(b.bn), 1.0), _attention(b.attention), _neurons(b.neurons))
+              for b in model.blocks]
+    final_length = model.window // model.encoder.branches[0].stride[0] // 2 ** len(model.blocks)
+    fc_w, fc_s = _int8_rows(model.classifier.weight)
+    fc_rq = Requant.from_real((1 << Q) * fc_s / (model.timesteps * final_length),
+                              (1 << Q) * model.classifier.bias.detach().double().numpy())
+    return IntMRASNN(list(classes), model.window, model.timesteps, s_in, encoder,
+                     _attention(model.encoder.attention), _neurons(model.encode_neurons), blocks, fc_w, fc_rq)

@@ -1,0 +1,80 @@
+"""The integer network: export --quantize (int8 ONNX, exact integer spikes) checked bit for bit
+against the integer simulator, and `edgesnn firmware-sim` on real CWRU windows (tiny run)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from edgesnn.firmware_sim.arith import Requant, requantize
+
+
+def test_requantize_is_floor_arithmetic_on_negative_values():
+    rq = Requant.from_real(np.array([0.3, -1.7]), np.array([5.0, -2.0]))
+    assert np.all(np.abs(rq.m) < 2**15) and np.all(rq.shift >= 1)
+    acc = np.array([[-1000, 999], [7, -3]])
+    got = requantize(acc, rq, axis=1)
+    want = np.floor((acc * rq.m + 2.0 ** (rq.shift - 1)) / 2.0**rq.shift) + rq.bias
+    np.testing.assert_array_equal(got, want.astype(np.int64))
+    assert abs(rq.m[0] / 2.0 ** rq.shift[0] - 0.3) < 0.3 * 2**-14
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory, cwru_dir):
+    out = tmp_path_factory.mktemp("int8")
+    r = run_cli("train", "--pack", "mra_snn", "--data", cwru_dir, "--epochs", "2", "--steps", "4",
+                "--batch-size", "16", "--timesteps", "2", "--out", out / "train")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("export", out / "train" / "checkpoint.pt", "--quantize", "--data", cwru_dir, "--out", out / "model",
+                "--name", "tiny-int8")
+    assert r.returncode == 0, r.stderr
+    return out / "model"
+
+
+def test_quantized_export_is_bit_exact_with_the_simulator_and_card_says_so(quantized, cwru_dir):
+    from edgesnn.card import read_card
+    from edgesnn.dataset import load_task
+    from edgesnn.firmware_sim.network import IntMRASNN, to_int16
+    from edgesnn.runtime import Diagnoser
+
+    card = read_card(quantized / "tiny-int8.json")
+    check = card["onnx_check"]
+    assert check["bit_exact_windows"] == check["windows"] and check["real_windows"] > 0
+    q = card["quantization"]
+    assert q["firmware"] == "tiny-int8.npz" and "int8" in q["weights"] and q["calibration_windows"] == 4096
+    assert card["metrics"]["test_windows"] == 621 and "snr_-4db_accuracy" in card["metrics"]
+    assert set(q["float_metrics"]) == set(card["metrics"])
+    # int8 weights in the file, exact integer spikes through QuantizeLinear with scale 1
+    import onnx
+
+    graph = onnx.load(str(quantized / "tiny-int8.onnx")).graph
+    int8 = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert sum(int(np.prod(t.dims)) for t in int8) > 20_000
+    assert any(n.op_type == "QuantizeLinear" for n in graph.node)
+    # independently: onnxruntime and the simulator on real test windows, bit for bit
+    test = load_task(cwru_dir, "cwru10", 2048).windows("test")
+    x = test.x[::20]
+    net = IntMRASNN.load(quantized / "tiny-int8.npz")
+    np.testing.assert_array_equal(Diagnoser(quantized / "tiny-int8.json").logits(x) * 256, net.run(to_int16(x)))
+
+
+def test_firmware_sim_reports_the_budget_on_real_windows(quantized, cwru_dir):
+    r = run_cli("firmware-sim", "--model", quantized / "tiny-int8.json", "--data", cwru_dir, "--limit", "64", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["windows"] == 64 and rep["onnxruntime_bit_exact_windows"] == 64
+    assert 0.0 <= rep["accuracy"] <= 1.0
+    assert 20_000 < rep["flash_bytes"]["total"] < 256 * 1024 and 0 < rep["ram_bytes"]["peak"] < 64 * 1024
+    ops = rep["operations"]
+    assert ops["snn_ac"] > 0 and ops["ann_mac"] > ops["snn_mac"] > 0
+    assert rep["energy_pj"]["snn_int8"] > 0 and [m["mcu"] for m in rep["mcu"]][0].startswith("Cortex-M4")
+    r = run_cli("firmware-sim", "--model", quantized.parent / "nope.json")
+    assert r.returncode == 2 and r.stderr.startswith("error:")
+
+
+def test_infer_runs_the_quantized_model(quantized, cwru_dir):
+    r = run_cli("infer", cwru_dir / "12k_Drive_End_IR007_0_105.mat", "--fs", "12000", "--model",
+                quantized / "tiny-int8.json", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["summary"]["windows"] == 59
