@@ -170,6 +170,8 @@ def export(
     quantize: bool = typer.Option(False, help="the integer network: int8 weights, exact integer spikes, calibrated "
                                               "on training-region windows (needs --data); checked bit for bit "
                                               "against edgesnn.firmware_sim"),
+    c_source: bool = typer.Option(False, "--c", help="with --quantize: also write <name>.c and <name>.h, the "
+                                                     "integer network as self-contained C99 (no heap, no floats)"),
 ):
     """Write ONNX + model card, checked against PyTorch (float: 1e-4 on random windows, see README)
     or against the integer simulator (--quantize: bit for bit)."""
@@ -188,6 +190,8 @@ def export(
     name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}" + ("-int8" if quantize else "")
     if quantize and data is None:
         raise EdgesnnError("--quantize calibrates on the training region: give --data")
+    if c_source and not quantize:
+        raise EdgesnnError("--c writes the integer network: add --quantize")
     task_data = load_task(data, cfg["task"], cfg["window"]) if data is not None else None
     if quantize:
         calibration, _ = task_data.sample_train(4096, np.random.default_rng(cfg["seed"]))
@@ -205,6 +209,12 @@ def export(
             card["quantization"]["float_metrics"] = _card_metrics(evaluate(torch_predict(model), test, task_data.classes))
         write_card(card_path, card)
     out.print(f"wrote {card_path.with_suffix('.onnx')} and {card_path}")
+    if c_source:
+        from edgesnn.firmware_sim.c_export import write_c
+        from edgesnn.firmware_sim.network import IntMRASNN
+
+        h, c = write_c(IntMRASNN.load(card_path.with_suffix(".npz")), out_dir, name)
+        out.print(f"wrote {c} and {h}")
 
 
 def _card_metrics(r: dict) -> dict:

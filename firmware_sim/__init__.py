@@ -7,6 +7,6 @@
 - onnx_graph.py: the integer network as an ONNX graph that onnxruntime runs bit for bit like
   network.py (export time; needs `onnx`)
 - budget.py: flash, RAM, operations, energy and cycle estimates
-
-Not built yet: the C99 export of the same network.
+- c_export.py: the integer network as self-contained C99 (export --quantize --c), bit for bit
+  the same as network.py
 """

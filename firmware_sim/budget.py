@@ -1,10 +1,10 @@
 """What the integer network needs on a device: flash, RAM, operations, energy and cycles.
 
-Memory follows the layer-major schedule the C export implements: the encoder runs once and
-emits the spike counts of all T timesteps (packed, `bits` bits each); each block then runs its T
-steps, keeping only its own membrane, one current and its input and output counts. Membranes and
-currents are int16, weights int8, requantization per channel an int32 multiplier, a shift and an
-int32 bias.
+Memory is what the C export allocates (layer-major schedule): the encoder runs once and emits
+the spike counts of all T timesteps, packed; each block then runs its T steps with one current and
+one membrane, reading packed counts and writing pooled ones. Membranes and currents are int16,
+weights int8, requantization per channel an int32 multiplier, a shift and an int32 bias. The
+stack (a few dozen bytes of locals) is not counted.
 
 Operations: dense multiply-accumulates (MAC) where the input is not a spike (the encoder on the
 signal, the attention layers, the classifier) and accumulates (AC) triggered by spikes: an input
@@ -65,18 +65,28 @@ def _lengths(net: IntMRASNN) -> list[int]:
     return lengths
 
 
+def storage_bits(levels: int) -> int:
+    """Bits that store one spike count, a power of two so that counts never straddle bytes."""
+    bits = max(1, int(levels).bit_length())
+    return 1 << (bits - 1).bit_length()
+
+
 def ram_bytes(net: IntMRASNN) -> dict:
+    """The static buffers of the C export (c_export.py), plus the caller's int16 window."""
     c = sum(e.w.shape[0] for e in net.encoder)
-    bits = max(1, int(net.encoder_neurons.levels).bit_length())
+    h = net.encoder_attention.w1.shape[0]
+    bits = storage_bits(net.encoder_neurons.levels)
     lengths = _lengths(net)
-    packed = lambda length: (net.timesteps * c * length * bits + 7) // 8  # noqa: E731
-    encoder = 2 * net.window + net.window + 2 * c * lengths[0] * 2 + packed(lengths[0])  # int16 x, int8 x, current + membrane
-    phases = {"encoder": encoder}
-    for k, length in enumerate(lengths[:-1]):
-        # input counts (all T, packed), one current and the membrane (int16), output counts (packed)
-        phases[f"block{k}"] = packed(length) + 2 * c * length * 2 + packed(lengths[k + 1])
-    peak = max(phases.values())
-    return {"phases": phases, "peak": int(peak + 4 * c)}  # + int32 spike-count sums
+    packed = lambda n: (n * bits + 7) // 8  # noqa: E731
+    buffers = {
+        "input window (int16, the caller's)": 2 * net.window,
+        "current (int16)": 2 * c * lengths[0],
+        "membrane (int16)": 2 * c * lengths[0],
+        "spike counts A (packed)": packed(net.timesteps * c * lengths[0]),
+        "int8 input / spike counts B (shared)": max(net.window, packed(net.timesteps * c * lengths[1])),
+        "attention, conv and count sums (int32)": 4 * (c + h + c + c),
+    }
+    return {"buffers": buffers, "static": sum(buffers.values()) - 2 * net.window, "peak": sum(buffers.values())}
 
 
 def operations(net: IntMRASNN, stats: dict) -> dict:

@@ -1,7 +1,10 @@
-"""The integer network: export --quantize (int8 ONNX, exact integer spikes) checked bit for bit
-against the integer simulator, and `edgesnn firmware-sim` on real CWRU windows (tiny run)."""
+"""The integer network: export --quantize (int8 ONNX, exact integer spikes) and --c (C99) checked
+bit for bit against the integer simulator, and `edgesnn firmware-sim` on real CWRU windows (tiny
+run)."""
 
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -27,7 +30,7 @@ def quantized(tmp_path_factory, cwru_dir):
                 "--batch-size", "16", "--timesteps", "2", "--out", out / "train")
     assert r.returncode == 0, r.stderr
     r = run_cli("export", out / "train" / "checkpoint.pt", "--quantize", "--data", cwru_dir, "--out", out / "model",
-                "--name", "tiny-int8")
+                "--name", "tiny-int8", "--c")
     assert r.returncode == 0, r.stderr
     return out / "model"
 
@@ -78,3 +81,49 @@ def test_infer_runs_the_quantized_model(quantized, cwru_dir):
                 quantized / "tiny-int8.json", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["summary"]["windows"] == 59
+
+
+RUNNER = r"""
+#include <stdio.h>
+#include "tiny-int8.h"
+int main(void) {
+  int16_t x[EDGESNN_WINDOW];
+  int32_t z[EDGESNN_CLASSES];
+  while (fread(x, sizeof x, 1, stdin) == 1) {
+    edgesnn_infer(x, z);
+    fwrite(z, sizeof z, 1, stdout);
+  }
+  return 0;
+}
+"""
+
+
+@pytest.mark.skipif(not (shutil.which("gcc") and shutil.which("size")), reason="needs gcc and binutils")
+def test_c_export_compiles_clean_and_is_bit_exact_with_the_simulator(quantized, cwru_dir, tmp_path):
+    from edgesnn.dataset import load_task
+    from edgesnn.firmware_sim import budget
+    from edgesnn.firmware_sim.network import IntMRASNN, to_int16
+
+    source = (quantized / "tiny-int8.c").read_text()
+    assert "malloc" not in source and "float" not in source and "double" not in source
+    cc = ["gcc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", f"-I{quantized}"]
+    r = subprocess.run([*cc, "-c", str(quantized / "tiny-int8.c"), "-o", str(tmp_path / "model.o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "main.c").write_text(RUNNER)
+    r = subprocess.run([*cc, str(tmp_path / "main.c"), str(tmp_path / "model.o"), "-o", str(tmp_path / "run")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    net = IntMRASNN.load(quantized / "tiny-int8.npz")
+    test = load_task(cwru_dir, "cwru10", 2048).windows("test")
+    rng = np.random.default_rng(3)
+    x16 = np.concatenate([to_int16(test.x[::10]), rng.integers(-32768, 32767, (4, 2048)).astype(np.int16)])
+    run = subprocess.run([str(tmp_path / "run")], input=x16.astype("<i2").tobytes(), capture_output=True, timeout=120)
+    assert run.returncode == 0
+    np.testing.assert_array_equal(np.frombuffer(run.stdout, "<i4").reshape(len(x16), -1), net.run(x16))
+    # the object's memory is the budget's: static buffers (.bss) and const tables (.rodata)
+    sizes = dict(line.split()[:2] for line in subprocess.run(["size", "-A", str(tmp_path / "model.o")],
+                 capture_output=True, text=True).stdout.splitlines() if line.startswith("."))
+    ram, flash = budget.ram_bytes(net), budget.flash_bytes(net)
+    assert 0 <= int(sizes[".bss"]) - ram["static"] <= 64, (sizes, ram)
+    assert flash["total"] <= int(sizes[".rodata"]) <= 1.05 * flash["total"], (sizes, flash)
