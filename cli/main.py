@@ -531,6 +531,57 @@ def sensors_simulate(
     out.print(f"sent {sent} frames from {count} simulated sensor(s) to {broker} under {root}")
 
 
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print a table and write JSON and a PNG.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("inference")
+def bench_inference(
+    data: Path = typer.Option(DEFAULT_DATA, help=DATA_HELP),
+    checkpoint: Optional[Path] = typer.Option(None, help="trained checkpoint for the PyTorch eager row "
+                                                         "(default: the same architecture, untrained)"),
+    repeats: int = typer.Option(20, min=3, help="timed repetitions per measurement (the median is kept)"),
+    out_dir: Path = typer.Option(Path("bench_out"), "--out", help="folder for inference.json and inference.png"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+):
+    """Latency per window of every runtime side by side (one thread, real windows), real-time
+    factor, file sizes, and the operation and energy budget beside WDCNN."""
+    _need_torch()
+    from rich.table import Table
+
+    from edgesnn import bench
+
+    result = bench.run(data, checkpoint, repeats)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "inference.json").write_text(json.dumps(result, indent=1))
+    bench.plot(result, out_dir / "inference.png")
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    t = Table(title=f"one 2048-sample window ({result['window_s'] * 1e3:.0f} ms of signal), one thread, "
+                    f"{result['windows']} real test-region windows")
+    for col in ("runtime", "ms (batch 1)", f"ms (batch {bench.BATCH})", "real-time factor", "file", "clean", "-4 dB"):
+        t.add_column(col, justify="left" if col == "runtime" else "right")
+    for name, r in result["runtimes"].items():
+        t.add_row(name, f"{r['ms_per_window_batch1']:.3f}", f"{r[f'ms_per_window_batch{bench.BATCH}']:.3f}",
+                  f"{r['real_time_factor_batch1']:.4f}", f"{r['file_bytes'] / 1024:.0f} KiB" if "file_bytes" in r else "-",
+                  f"{r['test_accuracy']:.4f}" if "test_accuracy" in r else "-",
+                  f"{r['snr_-4db_accuracy']:.4f}" if "snr_-4db_accuracy" in r else "-")
+    out.print(t)
+    e = Table(title="operations and energy per window (45 nm: int8 MAC 0.23 pJ, AC 0.03 pJ; fp32 MAC 4.6 pJ)")
+    e.add_column("quantity")
+    e.add_column("value", justify="right")
+    ops = result["operations"]
+    for k, v in (("MRA-SNN integer: dense int8 MACs", f"{ops['snn_mac']:,}"),
+                 ("MRA-SNN integer: spike-triggered ACs", f"{ops['snn_ac']:,}"),
+                 ("WDCNN: MACs", f"{ops['wdcnn_mac']:,}"),
+                 *((name, f"{pj / 1e6:.3f} uJ") for name, pj in result["energy_pj"].items()),
+                 *((k.replace("_", " "), f"{v:.2f}x") for k, v in result["ratios"].items())):
+        e.add_row(k, v)
+    out.print(e)
+    out.print(f"PyTorch eager: {result['pytorch_eager']}. Wrote {out_dir}/inference.json and inference.png")
+
+
 @app.command()
 def packs():
     """List the installed model packs."""

@@ -1,0 +1,146 @@
+"""`edgesnn bench inference`: what one window costs, every runtime side by side in one run.
+
+On the same real test-region windows, one thread each, batch 1 and batch 32: the default float
+model and the integer model in onnxruntime, the same MRA-SNN network in PyTorch eager (as a user
+of an SNN library would run it), and WDCNN in onnxruntime. Reports latency per window, the
+real-time factor (compute time / signal time), file sizes, and the integer network's operation
+and energy budget beside WDCNN's MACs. Needs the training extra (torch, onnx).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgesnn.firmware_sim.budget import ENERGY_PJ
+
+BATCH = 32
+
+
+def _median_ms_per_window(run, x: np.ndarray, repeats: int) -> float:
+    run(x)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run(x)
+        times.append((time.perf_counter() - t) / len(x))
+    return float(np.median(times) * 1e3)
+
+
+def onnx_macs(path: Path, window: int) -> int:
+    """Multiply-accumulates of Conv, Gemm and MatMul nodes for one window (shape inference)."""
+    import onnx
+    from onnx import shape_inference
+
+    model = onnx.load(str(path))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    model = shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)}
+    inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    macs = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv" and node.input[1] in inits:
+            w = inits[node.input[1]]
+            out = shapes.get(node.output[0])
+            macs += int(np.prod(w)) * int(np.prod(out[2:])) if out else 0
+        elif node.op_type in ("Gemm", "MatMul") and node.input[1] in inits:
+            macs += int(np.prod(inits[node.input[1]]))
+    return macs
+
+
+def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
+    import onnxruntime  # noqa: F401
+    import torch
+
+    from edgesnn.card import default_card_path, read_card
+    from edgesnn.dataset import load_task
+    from edgesnn.firmware_sim import budget
+    from edgesnn.firmware_sim.network import IntMRASNN, to_int16
+    from edgesnn.models import shipped_cards
+    from edgesnn.registry import create_model
+    from edgesnn.runtime import Diagnoser
+    from edgesnn.training import load_checkpoint
+
+    torch.set_num_threads(1)
+    float_card = default_card_path()
+    int_card = next(p for p in shipped_cards() if "quantization" in read_card(p))
+    wdcnn_card = next(p for p in shipped_cards() if read_card(p)["pack"] == "wdcnn")
+    card = read_card(float_card)
+    test = load_task(data, "cwru10", card["window"]).windows("test")
+    x = test.x[:: max(1, len(test.x) // 64)][:64].astype(np.float32)
+    window_s = card["window"] / card["sample_rate_hz"]
+    if checkpoint is not None:
+        model, _ = load_checkpoint(checkpoint)
+        eager_note = f"trained weights from {checkpoint}"
+    else:  # eager cost does not depend on the weight values
+        model = create_model(card["pack"], n_classes=len(card["classes"]), window=card["window"],
+                             timesteps=card["timesteps"], bits=card["spike_bits"]).eval()
+        eager_note = "same architecture, untrained weights (eager cost does not depend on their values)"
+
+    def eager(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(batch[:, None, :])).numpy()
+
+    runtimes = {
+        "MRA-SNN float, onnxruntime (default)": Diagnoser(float_card).logits,
+        "MRA-SNN integer, onnxruntime": Diagnoser(int_card).logits,
+        "MRA-SNN float, PyTorch eager": eager,
+        "WDCNN float, onnxruntime": Diagnoser(wdcnn_card).logits,
+    }
+    rows = {}
+    for name, fn in runtimes.items():
+        single = _median_ms_per_window(lambda b: [fn(b[i : i + 1]) for i in range(len(b))], x[:16], repeats)
+        batched = _median_ms_per_window(fn, x[:BATCH], repeats)
+        rows[name] = {"ms_per_window_batch1": single, f"ms_per_window_batch{BATCH}": batched,
+                      "real_time_factor_batch1": single / 1e3 / window_s}
+    for name, path in (("MRA-SNN float, onnxruntime (default)", float_card),
+                       ("MRA-SNN integer, onnxruntime", int_card), ("WDCNN float, onnxruntime", wdcnn_card)):
+        c = read_card(path)
+        rows[name]["file_bytes"] = Path(c["_onnx_path"]).stat().st_size
+        rows[name]["test_accuracy"] = c["metrics"]["test_accuracy"]
+        rows[name]["snr_-4db_accuracy"] = c["metrics"]["snr_-4db_accuracy"]
+
+    net = IntMRASNN.load(int_card.parent / read_card(int_card)["quantization"]["firmware"])
+    stats: dict = {}
+    net.run(to_int16(x), stats)
+    b = budget.budget(net, stats, card["sample_rate_hz"])
+    wdcnn_macs = onnx_macs(Path(read_card(wdcnn_card)["_onnx_path"]), card["window"])
+    energy = {"MRA-SNN integer (int8 MACs + spike ACs)": b["energy_pj"]["snn_int8"],
+              "WDCNN fp32 MACs": wdcnn_macs * ENERGY_PJ["fp32"]["mac"],
+              "WDCNN int8 MACs": wdcnn_macs * ENERGY_PJ["int8"]["mac"]}
+    f, i, e, w = (rows[k]["ms_per_window_batch1"] for k in runtimes)
+    fb, ib, eb, wb = (rows[k][f"ms_per_window_batch{BATCH}"] for k in runtimes)
+    return {
+        "windows": len(x), "window_s": window_s, "threads": 1, "pytorch_eager": eager_note, "runtimes": rows,
+        "operations": b["operations"] | {"wdcnn_mac": wdcnn_macs}, "energy_pj": energy,
+        "flash_bytes": b["flash_bytes"], "ram_bytes": b["ram_bytes"],
+        "ratios": {"default_vs_wdcnn_batch1": f / w, f"default_vs_wdcnn_batch{BATCH}": fb / wb,
+                   "eager_vs_onnxruntime_float_batch1": e / f, f"eager_vs_onnxruntime_float_batch{BATCH}": eb / fb,
+                   "integer_vs_float_onnxruntime_batch1": i / f, f"integer_vs_float_onnxruntime_batch{BATCH}": ib / fb,
+                   "energy_integer_vs_wdcnn_fp32": energy["MRA-SNN integer (int8 MACs + spike ACs)"] / energy["WDCNN fp32 MACs"],
+                   "energy_integer_vs_wdcnn_int8": energy["MRA-SNN integer (int8 MACs + spike ACs)"] / energy["WDCNN int8 MACs"]},
+    }
+
+
+def plot(result: dict, path: Path) -> None:
+    from edgesnn import plots  # noqa: F401  (headless backend)
+    import matplotlib.pyplot as plt
+
+    names = list(result["runtimes"])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(14, 4.5))
+    pos = np.arange(len(names))
+    a.barh(pos - 0.2, [result["runtimes"][n]["ms_per_window_batch1"] for n in names], 0.4, label="batch 1")
+    a.barh(pos + 0.2, [result["runtimes"][n][f"ms_per_window_batch{BATCH}"] for n in names], 0.4, label=f"batch {BATCH}")
+    a.set_yticks(pos, names)
+    a.set(xscale="log", xlabel="ms per 2048-sample window, one thread")
+    a.legend()
+    e = result["energy_pj"]
+    bars = b.barh(list(e), [v / 1e6 for v in e.values()])
+    b.bar_label(bars, fmt="%.3f uJ", padding=3)
+    b.set(xlabel="estimated energy per window (uJ, 45 nm)", xlim=(0, max(e.values()) / 1e6 * 1.3))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
