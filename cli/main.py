@@ -291,6 +291,7 @@ def firmware_sim(
     from edgesnn.firmware_sim import budget
     from edgesnn.firmware_sim.network import IntMRASNN, to_int16
     from edgesnn.runtime import Diagnoser
+    from edgesnn.sensors.cwru import sha256_of
     from edgesnn.signal import frame
 
     card_path = model or _shipped_quantized_card()
@@ -298,8 +299,6 @@ def firmware_sim(
     if "quantization" not in card:
         raise EdgesnnError(f"{card_path}: not a quantized model; export it with `edgesnn export --quantize`")
     npz = card_path.parent / card["quantization"]["firmware"]
-    from edgesnn.sensors.cwru import sha256_of
-
     if not npz.is_file() or sha256_of(npz) != card["quantization"]["firmware_sha256"]:
         raise EdgesnnError(f"{npz}: integer network missing or its sha256 differs from the card")
     net = IntMRASNN.load(npz)
@@ -313,8 +312,13 @@ def firmware_sim(
             raise EdgesnnError(f"{recording}: shorter than one {net.window}-sample window")
     else:
         from edgesnn.dataset import load_task
+        from edgesnn.labels import task_of
 
-        test = load_task(data, "cwru10", net.window).windows("test")
+        try:
+            task = task_of(card["classes"])
+        except ValueError as exc:
+            raise EdgesnnError(f"{card_path}: {exc}; give --recording instead") from None
+        test = load_task(data, task, net.window).windows("test")
         windows, labels, where = test.x, test.y, f"CWRU test region ({data})"
     if limit:
         windows = windows[:limit]
@@ -383,8 +387,8 @@ def monitor(
     journal: Path = typer.Option(Path("edgesnn-monitor.sqlite"),
                                  help="SQLite store-and-forward journal of diagnoses and state changes"),
     metrics_port: int = typer.Option(0, min=0, max=65535, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: off)"),
-    inbox_mb: float = typer.Option(64.0, min=0.01, help="MiB of frames that may wait for diagnosis; beyond it frames are dropped and counted"),
-    sensor_inbox_mb: float = typer.Option(4.0, min=0.01, help="MiB of frames one sensor may have waiting"),
+    inbox_mb: float = typer.Option(64.0, min=0.1, help="MiB of frames that may wait for diagnosis; beyond it frames are dropped and counted"),
+    sensor_inbox_mb: float = typer.Option(4.0, min=0.1, help="MiB of frames one sensor may have waiting (<= --inbox-mb)"),
     max_sensors: int = typer.Option(2000, min=1, help="sensors tracked at once; frames of more are rejected and counted"),
     threads: int = typer.Option(1, min=1, max=64, help="onnxruntime threads for diagnosis"),
     ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
@@ -400,6 +404,8 @@ def monitor(
     from edgesnn.monitor import Monitor
     from edgesnn.runtime import Diagnoser
 
+    if sensor_inbox_mb > inbox_mb:
+        raise EdgesnnError(f"--sensor-inbox-mb {sensor_inbox_mb:g} exceeds --inbox-mb {inbox_mb:g}")
     inbox = Inbox(int(inbox_mb * (1 << 20)), int(sensor_inbox_mb * (1 << 20)))
     mon = Monitor(broker, root, Diagnoser(model, threads=threads), hop, journal=journal, inbox=inbox, max_sensors=max_sensors,
                   **_tls_and_auth(ca_file, cert_file, key_file, username, password))

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesnn.errors import EdgesnnError
 from edgesnn.firmware_sim.budget import ENERGY_PJ
+from edgesnn.labels import task_of
 
 BATCH = 32
 
@@ -66,14 +68,18 @@ def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
 
     torch.set_num_threads(1)
     float_card = default_card_path()
-    int_card = next(p for p in shipped_cards() if "quantization" in read_card(p))
-    wdcnn_card = next(p for p in shipped_cards() if read_card(p)["pack"] == "wdcnn")
+    int_card = next((p for p in shipped_cards() if "quantization" in read_card(p)), None)
+    wdcnn_card = next((p for p in shipped_cards() if read_card(p)["pack"] == "wdcnn"), None)
+    if int_card is None or wdcnn_card is None:
+        raise EdgesnnError("the installed package lacks the shipped integer or WDCNN model the benchmark compares")
     card = read_card(float_card)
-    test = load_task(data, "cwru10", card["window"]).windows("test")
+    test = load_task(data, task_of(card["classes"]), card["window"]).windows("test")
     x = test.x[:: max(1, len(test.x) // 64)][:64].astype(np.float32)
     window_s = card["window"] / card["sample_rate_hz"]
     if checkpoint is not None:
-        model, _ = load_checkpoint(checkpoint)
+        model, ckpt = load_checkpoint(checkpoint)
+        if ckpt["config"]["pack"] != card["pack"]:
+            raise EdgesnnError(f"{checkpoint}: a {ckpt['config']['pack']} checkpoint; the default model is {card['pack']}")
         eager_note = f"trained weights from {checkpoint}"
     else:  # eager cost does not depend on the weight values
         model = create_model(card["pack"], n_classes=len(card["classes"]), window=card["window"],

@@ -77,26 +77,39 @@ def run_demo(seconds: float = 20.0, root: str = "edgesnn", on_step=None,
     `on_step(monitor)` is called after each monitor step (a dashboard)."""
     clips = load_clips()
     stop = stop or threading.Event()
+    failed: list[Exception] = []
+
+    def publish():
+        try:
+            publish_streams({c.sensor: (c.signal, FS_HZ) for c in clips}, url, root, seconds=seconds, loop=True,
+                            stop=stop)
+        except Exception as exc:  # noqa: BLE001  (reported by the demo, not lost with the thread)
+            failed.append(exc)
+            stop.set()
+
+    def step(m):
+        if stop.is_set() and (failed or not publisher.is_alive()):
+            m.stop()
+        if on_step:
+            on_step(m)
+
     with EmbeddedBroker() as url:
         consumer = Consumer(url, root)
         monitor = Monitor(url, root, journal=":memory:")
-        monitor.start()
-        if not monitor.subscribed.wait(10):
-            raise EdgesnnError(f"{url}: the monitor's subscription was not acknowledged")
-        publisher = threading.Thread(target=publish_streams, name="publishers", kwargs=dict(
-            streams={c.sensor: (c.signal, FS_HZ) for c in clips}, broker=url, root=root, seconds=seconds,
-            loop=True, stop=stop))
-        publisher.start()
-
-        def step(m):
-            if stop.is_set():
-                m.stop()
-            if on_step:
-                on_step(m)
-
-        final = monitor.run(duration_s=seconds + 1.0, on_step=step)  # +1 s: the last frames' windows
-        stop.set()
-        publisher.join(10)
-        time.sleep(0.2)  # the last diagnoses reach the consumer
-        consumer.close()
+        try:
+            monitor.start()
+            if not monitor.subscribed.wait(10):
+                raise EdgesnnError(f"{url}: the monitor's subscription was not acknowledged")
+            publisher = threading.Thread(target=publish, name="publishers")
+            publisher.start()
+            final = monitor.run(duration_s=seconds + 1.0, on_step=step)  # +1 s: the last frames' windows
+            stop.set()
+            publisher.join(10)
+            time.sleep(0.2)  # the last diagnoses reach the consumer
+        finally:
+            if not monitor.stop_event.is_set():
+                monitor.close()
+            consumer.close()
+    if failed:
+        raise EdgesnnError(f"demo publishers failed: {failed[0]}")
     return summarize({c.sensor: c.label for c in clips}, consumer), final

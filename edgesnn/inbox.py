@@ -2,7 +2,8 @@
 
 Frames wait here, as raw payloads, until the worker takes them. Under overload (sensors
 publishing faster than the machine can diagnose) memory stays bounded by bytes, not by frame
-count (a frame may be up to 1 MiB), and a frame turned away is counted by reason:
+count (a frame may be up to 1 MiB; each is charged its payload, its topic and a fixed overhead),
+and a frame turned away is counted by reason:
 - `sensor_backlog`: that sensor already has `per_sensor_bytes` waiting, so one sensor flooding
   faster than real time loses its own excess and cannot starve the others;
 - `inbox_full`: all sensors together have `total_bytes` waiting.
@@ -16,6 +17,15 @@ import threading
 from collections import Counter, deque
 
 
+# What a waiting frame costs beyond its payload: its topic, the tuple, the deque slot, the bytes
+# object's header. Charged per frame so that a flood of empty payloads is bounded too.
+FRAME_OVERHEAD = 256
+
+
+def cost(topic: str, payload: bytes) -> int:
+    return len(payload) + len(topic) + FRAME_OVERHEAD
+
+
 class Inbox:
     def __init__(self, total_bytes: int = 64 << 20, per_sensor_bytes: int = 4 << 20):
         self.total_bytes, self.per_sensor_bytes = total_bytes, per_sensor_bytes
@@ -27,7 +37,7 @@ class Inbox:
 
     def put(self, topic: str, payload: bytes) -> bool:
         """Queue a frame; False (and counted) when it would break a limit."""
-        n = len(payload)
+        n = cost(topic, payload)
         with self._ready:
             if self._waiting[topic] + n > self.per_sensor_bytes:
                 self.dropped["sensor_backlog"] += 1
@@ -49,8 +59,9 @@ class Inbox:
             out = []
             while self._items and len(out) < max_items:
                 topic, payload = self._items.popleft()
-                self._bytes -= len(payload)
-                self._waiting[topic] -= len(payload)
+                n = cost(topic, payload)
+                self._bytes -= n
+                self._waiting[topic] -= n
                 if not self._waiting[topic]:
                     del self._waiting[topic]
                 out.append((topic, payload))

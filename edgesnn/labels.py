@@ -27,3 +27,11 @@ def label_for(fault: str, diameter_in: float, task: str = "cwru10") -> str:
     if task == "fault_type" or fault == "normal":
         return fault
     return f"{fault}_{round(diameter_in * 1000):03d}"
+
+
+def task_of(classes) -> str:
+    """The task whose classes a model predicts, in that order (a card's `classes`)."""
+    for task, names in TASKS.items():
+        if list(classes) == list(names):
+            return task
+    raise ValueError(f"classes {list(classes)} are not those of a known task ({', '.join(TASKS)})")

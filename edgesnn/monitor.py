@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesnn.broker import connect, mqtt_client, parse_broker
+from edgesnn.errors import EdgesnnError
 from edgesnn.health import HealthState
 from edgesnn.inbox import Inbox
 from edgesnn.journal import Journal
@@ -32,6 +33,7 @@ STATUS_EVERY_S = 2.0
 # row waits in the journal (on disk) instead of in memory.
 OUTGOING_LIMIT = 10_000
 IDLE_SWEEP_S = 10.0
+MAX_WINDOWS_PER_WINDOW = 16  # the smallest hop is window / 16
 
 
 class Monitor:
@@ -46,6 +48,10 @@ class Monitor:
         self.root = root.strip("/")
         self.diagnoser = diagnoser or Diagnoser()
         self.hop = hop or self.diagnoser.window
+        if self.hop < self.diagnoser.window // MAX_WINDOWS_PER_WINDOW:
+            # bounds the windows (and memory) one frame can produce: a 1 MiB frame at most ~2000
+            raise EdgesnnError(f"hop {self.hop} is below {self.diagnoser.window // MAX_WINDOWS_PER_WINDOW} "
+                               f"samples: at most {MAX_WINDOWS_PER_WINDOW} diagnoses per window length")
         self.windowers: dict[str, SensorWindower] = {}
         self.health: dict[str, HealthState] = {}
         self.counters = Counter()
@@ -59,7 +65,8 @@ class Monitor:
         self._inflight: dict[int, int] = {}  # MQTT message id -> journal row, awaiting PUBACK
         self._acked: queue.SimpleQueue = queue.SimpleQueue()  # journal rows the broker acknowledged
         self._lock = threading.Lock()
-        self._early: set[int] = set()  # message ids acknowledged before they were registered
+        self._early: set[int] = set()  # message ids paho reported before _register saw them
+        self._unjournaled: set[int] = set()  # message ids of status publishes
         self._next_status = 0.0
         self._started = False
         self._last_log: dict[str, float] = {}  # rejection reason -> time of its last log line
@@ -86,11 +93,33 @@ class Monitor:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         with self._lock:
+            if mid in self._unjournaled:  # a status message: nothing to mark
+                self._unjournaled.discard(mid)
+                return
             row = self._inflight.pop(mid, None)
             if row is None:
-                self._early.add(mid)  # acknowledged before _publish_row registered it
+                self._early.add(mid)  # reported before _register saw its id
         if row is not None:
             self._acked.put(row)
+
+    def _register(self, mid: int, row: int | None) -> None:
+        """Pair a publish's message id with its journal row (None: a status, not journaled).
+
+        Never call into paho while holding our lock: paho holds its own lock when it calls
+        on_publish, which takes ours (lock-order inversion = deadlock). So a publish that paho
+        reports before we get here is parked in _early and settled here. Every id is registered,
+        status ones included, so that a parked id cannot be mistaken for a later publish that
+        reuses it after paho's ids wrap around."""
+        with self._lock:
+            if mid in self._early:
+                self._early.discard(mid)
+                if row is not None:
+                    self._acked.put(row)
+            elif row is None:
+                self._unjournaled.add(mid)
+            else:
+                self._unjournaled.discard(mid)  # a stale status id (its publish was lost)
+                self._inflight[mid] = row
 
     def _on_message(self, client, userdata, msg):
         if not msg.topic.endswith("/waveform"):
@@ -104,7 +133,8 @@ class Monitor:
 
     def process(self, items: list[tuple[str, bytes]]) -> int:
         """Decode and window frames; diagnose the ready windows of all sensors in batches of at
-        most MAX_BATCH (memory stays bounded however many frames a step takes); publish."""
+        most MAX_BATCH (memory stays bounded however many frames a step takes: the inbox bounds
+        each frame and the smallest hop bounds the windows one frame makes); publish."""
         ready: list[tuple[str, np.ndarray, float]] = []
         done = 0
         for topic, payload in items:
@@ -166,18 +196,10 @@ class Monitor:
     def _publish_row(self, row: int, topic: str, payload: bytes, retain: bool) -> bool:
         if not self.client.is_connected():
             return False
-        # Never call into paho while holding our lock: paho holds its own lock when it calls
-        # on_publish, which takes ours (lock-order inversion = deadlock). A PUBACK that beats the
-        # registration below is parked in _early and settled here instead.
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != 0:
             return False
-        with self._lock:
-            if info.mid in self._early:
-                self._early.discard(info.mid)
-                self._acked.put(row)
-            else:
-                self._inflight[info.mid] = row
+        self._register(info.mid, row)
         return True
 
     def _send(self, topic: str, payload: bytes, retain: bool) -> None:
@@ -226,8 +248,10 @@ class Monitor:
                 "restarts": self.counters["restarts_forgotten"] + sum(w.restarts for w in self.windowers.values()),
                 "inbox_bytes": self.inbox.bytes_waiting, "journal_unsent": self.journal.count_unsent()}
 
-    def _publish_status(self) -> None:
-        self.client.publish(f"{self.root}/_monitor/status", json.dumps(self.status()), retain=True)
+    def _publish_status(self, status: dict | None = None):
+        info = self.client.publish(f"{self.root}/_monitor/status", json.dumps(status or self.status()), retain=True)
+        self._register(info.mid, None)
+        return info
 
     def start(self) -> None:
         if self._started:
@@ -254,7 +278,7 @@ class Monitor:
         self.stop_event.set()
         final = self.status()
         if self.client.is_connected():
-            self.client.publish(f"{self.root}/_monitor/status", json.dumps(final), retain=True).wait_for_publish(2)
+            self._publish_status(final).wait_for_publish(2)
         self.client.loop_stop()
         self.client.disconnect()
         self.journal.close()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgesnn.errors import EdgesnnError
+
 Q = 8  # membrane potentials and currents are in Q8: the firing threshold is 1 << Q
 GATE_Q = 8  # gates (sigmoid outputs) in Q8
 LUT_Q = 4  # sigmoid table input in Q4: index = clip(pre + 128, 0, 255)
@@ -40,7 +42,11 @@ class Requant:
         mag = np.where(scale == 0, 1.0, np.abs(scale))
         shift = np.clip(14 - np.floor(np.log2(mag)).astype(np.int64), 1, 62)
         m = np.round(scale * 2.0**shift).astype(np.int64)
-        return cls(m, shift, np.round(np.asarray(bias, dtype=np.float64)).astype(np.int64))
+        bias = np.round(np.asarray(bias, dtype=np.float64))
+        if np.any(np.abs(m) >= 2**31) or np.any(np.abs(bias) >= 2**31):
+            raise EdgesnnError(f"a requantization scale or bias is too large for int32 (max |scale| "
+                               f"{np.abs(scale).max():.3g}, |bias| {np.abs(bias).max():.3g})")
+        return cls(m, shift, bias.astype(np.int64))
 
 
 def requantize(acc: np.ndarray, rq: Requant, axis: int = 1) -> np.ndarray:

@@ -84,7 +84,7 @@ def ram_bytes(net: IntMRASNN) -> dict:
         "membrane (int16)": 2 * c * lengths[0],
         "spike counts A (packed)": packed(net.timesteps * c * lengths[0]),
         "int8 input / spike counts B (shared)": max(net.window, packed(net.timesteps * c * lengths[1])),
-        "attention, conv and count sums (int32)": 4 * (c + h + c + c),
+        "attention sums (int64), conv and count sums (int32)": 8 * (c + h) + 4 * (c + c),
     }
     return {"buffers": buffers, "static": sum(buffers.values()) - 2 * net.window, "peak": sum(buffers.values())}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesnn.errors import EdgesnnError
 from edgesnn.payloads import encode_waveform
 from edgesnn.sensors.recordings import read_recording
 from edgesnn.sensors.synthetic import bearing_signal
@@ -38,7 +39,7 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
     plan = [(f"{root.strip('/')}/{s}/waveform", x, rate, max(1, int(round(frame_ms / 1000 * rate))))
             for s, (x, rate) in streams.items()]
     start = time.time()
-    sent, i, infos = 0, 0, []
+    sent, i, last = 0, 0, []
     while (seconds is None or i * frame_ms / 1000 < seconds) and not (stop and stop.is_set()):
         if speed > 0:  # a sensor sends frame i once its last sample exists (at real time / speed)
             time.sleep(max(0.0, start + (i + 1) * frame_ms / 1000 / speed - time.time()))
@@ -53,11 +54,16 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
         if not infos:
             break
         sent += len(infos)
+        last = infos
         i += 1
-    for info in infos:
-        info.wait_for_publish(5)
-    client.loop_stop()
-    client.disconnect()
+    try:  # the broker acknowledges in order: the last round acknowledged, all are
+        for info in last:
+            info.wait_for_publish(10)
+    except RuntimeError as exc:  # paho: the connection is gone
+        raise EdgesnnError(f"{target}: connection lost before the last frames were acknowledged ({exc})") from None
+    finally:
+        client.loop_stop()
+        client.disconnect()
     return sent
 
 
