@@ -43,6 +43,7 @@ def run_job(job) -> dict:
         test_data = load_task(Path(base["data"]), "fault_type", sizes=[held])
     cfg.epochs, cfg.steps_per_epoch, cfg.seed, cfg.device = base["epochs"], base["steps"], base["seed"], base["device"]
     cfg.speed_jitter = base["speed_jitter"]
+    cfg.timesteps = base["timesteps"]
     ckpt = train(cfg)
     model = model_from_checkpoint(ckpt, cfg.device)
     r = evaluate(torch_predict(model), test_data.windows("test"), test_data.classes, snrs=())
@@ -61,10 +62,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--speed-jitter", type=float, default=0.0, help="training time-stretch augmentation")
+    ap.add_argument("--timesteps", type=int, default=4, help="MRA-SNN timesteps (4: the recorded results)")
     ap.add_argument("--out", default="bench_out/generalization")
     args = ap.parse_args()
     base = {k: getattr(args, k) for k in ("data", "epochs", "steps", "seed", "threads", "device",
-                                          "speed_jitter")}
+                                          "speed_jitter", "timesteps")}
     jobs = [("load", p, load, base) for p in PACKS for load in range(4)]
     jobs += [("severity", p, size, base) for p in PACKS for size in SIZES]
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 VARIANTS = {
-    "default (3 scales, dendritic, T4, 2-bit)": {},
-    "no dendritic filter": {"extra": {"dendritic": False}},
-    "single scale (64)": {"extra": {"scales": [64]}},
-    "binary spikes (1-bit)": {"bits": 1},
+    # the variants of the study as it was run, around T = 4 (the default has since moved to T = 1)
+    "default (3 scales, dendritic, T4, 2-bit)": {"timesteps": 4},
+    "no dendritic filter": {"timesteps": 4, "extra": {"dendritic": False}},
+    "single scale (64)": {"timesteps": 4, "extra": {"scales": [64]}},
+    "binary spikes (1-bit)": {"timesteps": 4, "bits": 1},
     "T = 2": {"timesteps": 2},
     "T = 1": {"timesteps": 1},
-    "48 channels": {"extra": {"channels": 48}},
+    "48 channels": {"timesteps": 4, "extra": {"channels": 48}},
     "WDCNN (baseline)": {"pack": "wdcnn"},
 }
 

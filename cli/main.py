@@ -57,7 +57,7 @@ def train(
     batch_size: int = typer.Option(64, min=1),
     lr: float = typer.Option(3e-3, min=0.0),
     bits: int = typer.Option(2, min=1, max=8, help="spike bits (multi-bit neurons emit 0..2^bits-1)"),
-    timesteps: int = typer.Option(4, min=1, max=64),
+    timesteps: int = typer.Option(1, min=1, max=64, help="timesteps T (the default model uses 1; see README)"),
     noise: bool = typer.Option(True, help="additive white noise augmentation in training"),
     task: str = typer.Option("cwru10", help="cwru10 (fault and size) or fault_type (4 classes)"),
     loads: Optional[str] = typer.Option(None, help="train only on these motor loads, e.g. 0 or 1,2"),

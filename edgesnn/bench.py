@@ -67,12 +67,14 @@ def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
     from edgesnn.training import load_checkpoint
 
     torch.set_num_threads(1)
-    float_card = default_card_path()
-    int_card = next((p for p in shipped_cards() if "quantization" in read_card(p)), None)
-    wdcnn_card = next((p for p in shipped_cards() if read_card(p)["pack"] == "wdcnn"), None)
-    if int_card is None or wdcnn_card is None:
-        raise EdgesnnError("the installed package lacks the shipped integer or WDCNN model the benchmark compares")
-    card = read_card(float_card)
+    cards = {p: read_card(p) for p in shipped_cards()}
+    pack = cards[default_card_path()]["pack"]
+    float_card = next((p for p, c in cards.items() if c["pack"] == pack and "quantization" not in c), None)
+    int_card = next((p for p, c in cards.items() if c["pack"] == pack and "quantization" in c), None)
+    wdcnn_card = next((p for p, c in cards.items() if c["pack"] == "wdcnn"), None)
+    if None in (float_card, int_card, wdcnn_card):
+        raise EdgesnnError(f"the installed package lacks the shipped float or integer {pack} model or WDCNN")
+    card = cards[float_card]
     test = load_task(data, task_of(card["classes"]), card["window"]).windows("test")
     x = test.x[:: max(1, len(test.x) // 64)][:64].astype(np.float32)
     window_s = card["window"] / card["sample_rate_hz"]
@@ -90,40 +92,41 @@ def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
         with torch.no_grad():
             return model(torch.from_numpy(batch[:, None, :])).numpy()
 
-    runtimes = {
-        "MRA-SNN float, onnxruntime (default)": Diagnoser(float_card).logits,
-        "MRA-SNN integer, onnxruntime": Diagnoser(int_card).logits,
-        "MRA-SNN float, PyTorch eager": eager,
-        "WDCNN float, onnxruntime": Diagnoser(wdcnn_card).logits,
-    }
+    def label(path: Path, text: str) -> str:
+        return text + (" (default)" if cards[path].get("default") else "")
+
+    names = {float_card: label(float_card, "MRA-SNN float, onnxruntime"),
+             int_card: label(int_card, "MRA-SNN integer, onnxruntime"), wdcnn_card: "WDCNN float, onnxruntime"}
+    runtimes = {names[float_card]: Diagnoser(float_card).logits, names[int_card]: Diagnoser(int_card).logits,
+                "MRA-SNN float, PyTorch eager": eager, names[wdcnn_card]: Diagnoser(wdcnn_card).logits}
     rows = {}
     for name, fn in runtimes.items():
         single = _median_ms_per_window(lambda b: [fn(b[i : i + 1]) for i in range(len(b))], x[:16], repeats)
         batched = _median_ms_per_window(fn, x[:BATCH], repeats)
         rows[name] = {"ms_per_window_batch1": single, f"ms_per_window_batch{BATCH}": batched,
                       "real_time_factor_batch1": single / 1e3 / window_s}
-    for name, path in (("MRA-SNN float, onnxruntime (default)", float_card),
-                       ("MRA-SNN integer, onnxruntime", int_card), ("WDCNN float, onnxruntime", wdcnn_card)):
-        c = read_card(path)
+    for path, name in names.items():
+        c = cards[path]
         rows[name]["file_bytes"] = Path(c["_onnx_path"]).stat().st_size
         rows[name]["test_accuracy"] = c["metrics"]["test_accuracy"]
         rows[name]["snr_-4db_accuracy"] = c["metrics"]["snr_-4db_accuracy"]
 
-    net = IntMRASNN.load(int_card.parent / read_card(int_card)["quantization"]["firmware"])
+    net = IntMRASNN.load(int_card.parent / cards[int_card]["quantization"]["firmware"])
     stats: dict = {}
     net.run(to_int16(x), stats)
     b = budget.budget(net, stats, card["sample_rate_hz"])
-    wdcnn_macs = onnx_macs(Path(read_card(wdcnn_card)["_onnx_path"]), card["window"])
+    wdcnn_macs = onnx_macs(Path(cards[wdcnn_card]["_onnx_path"]), card["window"])
     energy = {"MRA-SNN integer (int8 MACs + spike ACs)": b["energy_pj"]["snn_int8"],
               "WDCNN fp32 MACs": wdcnn_macs * ENERGY_PJ["fp32"]["mac"],
               "WDCNN int8 MACs": wdcnn_macs * ENERGY_PJ["int8"]["mac"]}
     f, i, e, w = (rows[k]["ms_per_window_batch1"] for k in runtimes)
     fb, ib, eb, wb = (rows[k][f"ms_per_window_batch{BATCH}"] for k in runtimes)
+    d, db = (i, ib) if cards[int_card].get("default") else (f, fb)  # the default model's times
     return {
         "windows": len(x), "window_s": window_s, "threads": 1, "pytorch_eager": eager_note, "runtimes": rows,
         "operations": b["operations"] | {"wdcnn_mac": wdcnn_macs}, "energy_pj": energy,
         "flash_bytes": b["flash_bytes"], "ram_bytes": b["ram_bytes"],
-        "ratios": {"default_vs_wdcnn_batch1": f / w, f"default_vs_wdcnn_batch{BATCH}": fb / wb,
+        "ratios": {"default_vs_wdcnn_batch1": d / w, f"default_vs_wdcnn_batch{BATCH}": db / wb,
                    "eager_vs_onnxruntime_float_batch1": e / f, f"eager_vs_onnxruntime_float_batch{BATCH}": eb / fb,
                    "integer_vs_float_onnxruntime_batch1": i / f, f"integer_vs_float_onnxruntime_batch{BATCH}": ib / fb,
                    "energy_integer_vs_wdcnn_fp32": energy["MRA-SNN integer (int8 MACs + spike ACs)"] / energy["WDCNN fp32 MACs"],

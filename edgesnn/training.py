@@ -28,7 +28,7 @@ class TrainConfig:
     steps_per_epoch: int = 100
     batch_size: int = 64
     lr: float = 3e-3
-    timesteps: int = 4
+    timesteps: int = 1  # the default model's (README: spike bits x timesteps)
     bits: int = 2
     window: int = 2048
     noise: bool = True  # additive white noise augmentation

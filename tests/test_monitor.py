@@ -68,7 +68,7 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
     by_sensor = {}
     for sensor, msg in received:
         by_sensor.setdefault(sensor, []).append(msg)
-        assert msg["model"].startswith("mra-snn-cwru10@") and "t_end" in msg
+        assert msg["model"] == mon.diagnoser.model_id and "t_end" in msg
     # 12000 samples per sensor in 1000-sample frames: 5 windows of 2048 each
     assert {s: len(m) for s, m in by_sensor.items()} == {label: 5 for label in clips}
     for label, msgs in by_sensor.items():
@@ -119,4 +119,4 @@ def test_prometheus_metrics_of_a_live_monitor(broker):
         mon.close()
     assert "edgesnn_frames_total 2" in text and "edgesnn_windows_total 2" in text
     assert 'edgesnn_rejected_total{reason="not_json"} 1' in text
-    assert 'edgesnn_model_info{model="mra-snn-cwru10@' in text
+    assert f'edgesnn_model_info{{model="{mon.diagnoser.model_id}"}} 1' in text
