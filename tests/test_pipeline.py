@@ -5,15 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, train_tiny
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, cwru_dir):
     out = tmp_path_factory.mktemp("run")
-    r = run_cli("train", "--pack", "mra_snn", "--data", cwru_dir, "--epochs", "2", "--steps", "3",
-                "--batch-size", "16", "--timesteps", "1", "--out", out / "train")
-    assert r.returncode == 0, r.stderr
+    train_tiny(out / "train", cwru_dir)
     return out
 
 

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, train_tiny
 from edgesnn.firmware_sim.arith import Requant, requantize
 
 
@@ -26,10 +26,8 @@ def test_requantize_is_floor_arithmetic_on_negative_values():
 @pytest.fixture(scope="module")
 def quantized(tmp_path_factory, cwru_dir):
     out = tmp_path_factory.mktemp("int8")
-    r = run_cli("train", "--pack", "mra_snn", "--data", cwru_dir, "--epochs", "2", "--steps", "4",
-                "--batch-size", "16", "--timesteps", "2", "--out", out / "train")
-    assert r.returncode == 0, r.stderr
-    r = run_cli("export", out / "train" / "checkpoint.pt", "--quantize", "--data", cwru_dir, "--out", out / "model",
+    checkpoint = train_tiny(out / "train", cwru_dir, steps=4, timesteps=2)
+    r = run_cli("export", checkpoint, "--quantize", "--data", cwru_dir, "--out", out / "model",
                 "--name", "tiny-int8", "--c")
     assert r.returncode == 0, r.stderr
     return out / "model"
