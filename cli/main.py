@@ -185,13 +185,13 @@ def export(
     from edgesnn.runtime import Diagnoser
     from edgesnn.training import load_checkpoint, torch_predict
 
-    model, ckpt = load_checkpoint(checkpoint)
-    cfg = ckpt["config"]
-    name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}" + ("-int8" if quantize else "")
     if quantize and data is None:
         raise EdgesnnError("--quantize calibrates on the training region: give --data")
     if c_source and not quantize:
         raise EdgesnnError("--c writes the integer network: add --quantize")
+    model, ckpt = load_checkpoint(checkpoint)
+    cfg = ckpt["config"]
+    name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}" + ("-int8" if quantize else "")
     task_data = load_task(data, cfg["task"], cfg["window"]) if data is not None else None
     if quantize:
         calibration, _ = task_data.sample_train(4096, np.random.default_rng(cfg["seed"]))

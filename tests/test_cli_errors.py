@@ -41,13 +41,23 @@ CASES = {
     "broker down": (["monitor", "--broker", "mqtt://127.0.0.1:1", "--journal", "{d}/j.sqlite"],
                     "mqtt://127.0.0.1:1: cannot connect to the broker"),
     "brackets survive": (["infer", "{d}/[x].npy", "--fs", "12000"], "[x].npy: file not found"),
+    "hop too small": (["monitor", "--hop", "10", "--journal", "{d}/j.sqlite"], "hop 10 is below 128 samples"),
+    "sensor inbox over total": (["monitor", "--inbox-mb", "1", "--sensor-inbox-mb", "2", "--journal", "{d}/j.sqlite"],
+                                "--sensor-inbox-mb 2 exceeds --inbox-mb 1"),
+    "C without quantize": (["export", "{d}/none.pt", "--c"], "--c writes the integer network: add --quantize"),
+    "firmware-sim on a float model": (["firmware-sim", "--model", "{wdcnn}"], "not a quantized model"),
+    "firmware-sim recording missing": (["firmware-sim", "--recording", "{d}/none.npy", "--fs", "12000"],
+                                       "none.npy: file not found"),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_one_line(files, case):
     args, message = CASES[case]
-    r = run_cli(*[a.format(d=files) for a in args])
+    from edgesnn.models import shipped_cards
+
+    wdcnn = next(p for p in shipped_cards() if p.parent.name == "wdcnn")
+    r = run_cli(*[a.format(d=files, wdcnn=wdcnn) for a in args])
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
