@@ -62,7 +62,6 @@ def integer_and_cost(row: dict, data, repeats: int) -> dict:
 
     from edgesnn.export import _to_onnx
     from edgesnn.firmware_sim import budget
-    from edgesnn.firmware_sim.network import to_int16
     from edgesnn.firmware_sim.quantize import quantize_mra_snn
     from edgesnn.signal import add_noise
     from edgesnn.training import model_from_checkpoint
@@ -73,9 +72,9 @@ def integer_and_cost(row: dict, data, repeats: int) -> dict:
     net = quantize_mra_snn(model, data.classes, calibration)
     test = data.windows("test")
     stats: dict = {}
-    clean = np.concatenate([net.run(to_int16(test.x[i : i + 128]), stats) for i in range(0, len(test.x), 128)])
+    clean = net.q8_logits(test.x, stats)
     noisy_x = add_noise(test.x, -4.0, np.random.default_rng([0, -4 + 100]))  # evaluate()'s -4 dB windows
-    noisy = np.concatenate([net.run(to_int16(noisy_x[i : i + 128])) for i in range(0, len(test.x), 128)])
+    noisy = net.q8_logits(noisy_x)
     b = budget.budget(net, stats, 12_000.0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"

@@ -213,7 +213,7 @@ def export(
         from edgesnn.firmware_sim.c_export import write_c
         from edgesnn.firmware_sim.network import IntMRASNN
 
-        h, c = write_c(IntMRASNN.load(card_path.with_suffix(".npz")), out_dir, name)
+        h, c = write_c(IntMRASNN.from_card(card_path, read_card(card_path)), out_dir, name)
         out.print(f"wrote {c} and {h}")
 
 
@@ -289,19 +289,13 @@ def firmware_sim(
 
     from edgesnn.card import read_card
     from edgesnn.firmware_sim import budget
-    from edgesnn.firmware_sim.network import IntMRASNN, to_int16
+    from edgesnn.firmware_sim.network import IntMRASNN
     from edgesnn.runtime import Diagnoser
-    from edgesnn.sensors.cwru import sha256_of
     from edgesnn.signal import frame
 
     card_path = model or _shipped_quantized_card()
     card = read_card(card_path)
-    if "quantization" not in card:
-        raise EdgesnnError(f"{card_path}: not a quantized model; export it with `edgesnn export --quantize`")
-    npz = card_path.parent / card["quantization"]["firmware"]
-    if not npz.is_file() or sha256_of(npz) != card["quantization"]["firmware_sha256"]:
-        raise EdgesnnError(f"{npz}: integer network missing or its sha256 differs from the card")
-    net = IntMRASNN.load(npz)
+    net = IntMRASNN.from_card(card_path, card)
     labels = None
     if recording is not None:
         from edgesnn.sensors.recordings import read_recording
@@ -324,7 +318,7 @@ def firmware_sim(
         windows = windows[:limit]
         labels = labels[:limit] if labels is not None else None
     stats: dict = {}
-    ours = np.concatenate([net.run(to_int16(windows[i : i + 128]), stats) for i in range(0, len(windows), 128)])
+    ours = net.q8_logits(windows, stats)
     theirs = Diagnoser(card_path).logits(windows) * 256
     report = {"model": card["name"], "input": where, "windows": len(windows),
               "onnxruntime_bit_exact_windows": int(np.all(ours == theirs, axis=1).sum()),
@@ -342,7 +336,7 @@ def firmware_sim(
     rows = [("accuracy", f"{report['accuracy']:.4f}" if labels is not None else "-"),
             ("agrees with onnxruntime (bit for bit)", f"{report['onnxruntime_bit_exact_windows']}/{len(windows)}"),
             ("flash: weights + tables", f"{fl['weights']} + {fl['tables']} = {fl['total'] / 1024:.1f} KiB"),
-            ("RAM peak (layer-major schedule)", f"{ram['peak'] / 1024:.1f} KiB"),
+            ("RAM: C buffers + the int16 input window", f"{ram['peak'] / 1024:.1f} KiB"),
             ("dense MACs (encoder, attention, classifier)", f"{ops['snn_mac']:,}"),
             ("spike-triggered accumulates", f"{ops['snn_ac']:,}"),
             ("neuron updates", f"{ops['neuron_updates']:,}"),

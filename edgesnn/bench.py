@@ -54,13 +54,12 @@ def onnx_macs(path: Path, window: int) -> int:
 
 
 def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
-    import onnxruntime  # noqa: F401
     import torch
 
     from edgesnn.card import default_card_path, read_card
     from edgesnn.dataset import load_task
     from edgesnn.firmware_sim import budget
-    from edgesnn.firmware_sim.network import IntMRASNN, to_int16
+    from edgesnn.firmware_sim.network import IntMRASNN
     from edgesnn.models import shipped_cards
     from edgesnn.registry import create_model
     from edgesnn.runtime import Diagnoser
@@ -111,9 +110,9 @@ def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
         rows[name]["test_accuracy"] = c["metrics"]["test_accuracy"]
         rows[name]["snr_-4db_accuracy"] = c["metrics"]["snr_-4db_accuracy"]
 
-    net = IntMRASNN.load(int_card.parent / cards[int_card]["quantization"]["firmware"])
+    net = IntMRASNN.from_card(int_card, cards[int_card])
     stats: dict = {}
-    net.run(to_int16(x), stats)
+    net.q8_logits(x, stats)
     b = budget.budget(net, stats, card["sample_rate_hz"])
     wdcnn_macs = onnx_macs(Path(cards[wdcnn_card]["_onnx_path"]), card["window"])
     energy = {"MRA-SNN integer (int8 MACs + spike ACs)": b["energy_pj"]["snn_int8"],

@@ -123,7 +123,6 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
     `check_windows` (real windows) and on random ones."""
     import onnx
 
-    from edgesnn.firmware_sim.network import to_int16
     from edgesnn.firmware_sim.onnx_graph import build_onnx
     from edgesnn.firmware_sim.quantize import quantize_mra_snn
     from edgesnn.runtime import Diagnoser
@@ -137,7 +136,7 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal((CHECK_WINDOWS, net.window)) * rng.uniform(0.01, 3.0, size=(CHECK_WINDOWS, 1))
     x = np.concatenate([check_windows, noise]).astype(np.float32)
-    ours = np.concatenate([net.run(to_int16(x[i : i + 256])) for i in range(0, len(x), 256)])
+    ours = net.q8_logits(x)
     card = _card(name, default, onnx_path, ckpt, model, None)
     write_card(out_dir / f"{name}.json", card)
     theirs = Diagnoser(out_dir / f"{name}.json").logits(x) * 256  # Q8 logits, exact in float32

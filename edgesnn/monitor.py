@@ -1,7 +1,7 @@
 """The MQTT streaming monitor: waveforms of many sensors in, diagnoses and health states out.
 
-acquire (MQTT callback -> bounded inbox) -> prepare (decode, per-sensor windows) -> infer (one
-onnxruntime batch over every sensor's ready windows) -> assess health -> publish. Topics and
+acquire (MQTT callback -> bounded inbox) -> prepare (decode, per-sensor windows) -> infer
+(onnxruntime batches over every sensor's ready windows) -> assess health -> publish. Topics and
 payloads are those of CONTRACTS section 3. Bad payloads are counted by reason and never stop
 the loop or touch other sensors.
 """

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -167,6 +168,24 @@ class IntMRASNN:
     def load(cls, path) -> "IntMRASNN":
         with np.load(path) as f:
             return cls.from_arrays({k: f[k] for k in f.files})
+
+    @classmethod
+    def from_card(cls, card_path, card: dict) -> "IntMRASNN":
+        """The integer network a quantized model card names, refused unless its sha256 matches."""
+        from edgesnn.errors import EdgesnnError
+        from edgesnn.sensors.cwru import sha256_of
+
+        if "quantization" not in card:
+            raise EdgesnnError(f"{card_path}: not a quantized model; export it with `edgesnn export --quantize`")
+        path = Path(card_path).parent / card["quantization"]["firmware"]
+        if not path.is_file() or sha256_of(path) != card["quantization"]["firmware_sha256"]:
+            raise EdgesnnError(f"{path}: integer network missing or its sha256 differs from the card")
+        return cls.load(path)
+
+    def q8_logits(self, windows: np.ndarray, stats: dict | None = None, batch: int = 128) -> np.ndarray:
+        """Float windows [N, L] in g -> Q8 logits [N, classes], in slices (bounded memory)."""
+        return np.concatenate([self.run(to_int16(windows[i : i + batch]), stats)
+                               for i in range(0, len(windows), batch)])
 
 def _rq(name: str, rq: Requant) -> dict:
     return {f"{name}_{f.name}": getattr(rq, f.name) for f in fields(Requant)}
