@@ -18,6 +18,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from edgesnn.cli.fleet import fleet_app
 from edgesnn.errors import EdgesnnError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -176,14 +177,10 @@ def export(
     """Write ONNX + model card, checked against PyTorch (float: 1e-4 on random windows, see README)
     or against the integer simulator (--quantize: bit for bit)."""
     _need_torch()
-    import numpy as np
-
-    from edgesnn.card import read_card, write_card
+    from edgesnn.card import read_card
     from edgesnn.dataset import load_task
-    from edgesnn.evaluation import evaluate
-    from edgesnn.export import export as run_export, export_quantized
-    from edgesnn.runtime import Diagnoser
-    from edgesnn.training import load_checkpoint, torch_predict
+    from edgesnn.export import export_measured
+    from edgesnn.training import load_checkpoint
 
     if quantize and data is None:
         raise EdgesnnError("--quantize calibrates on the training region: give --data")
@@ -193,21 +190,7 @@ def export(
     cfg = ckpt["config"]
     name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}" + ("-int8" if quantize else "")
     task_data = load_task(data, cfg["task"], cfg["window"]) if data is not None else None
-    if quantize:
-        calibration, _ = task_data.sample_train(4096, np.random.default_rng(cfg["seed"]))
-        card_path = export_quantized(model, ckpt, out_dir, name, calibration, task_data.windows("val").x,
-                                     default=default, command=ckpt.get("command"))
-    else:
-        card_path = run_export(model, ckpt, out_dir, name, default=default, command=ckpt.get("command"))
-    if task_data is not None:
-        # Metrics are measured on the exported ONNX file itself, through the edge runtime.
-        test = task_data.windows("test")
-        r = evaluate(Diagnoser(card_path).logits, test, task_data.classes)
-        card = read_card(card_path)
-        card["metrics"] = _card_metrics(r)
-        if quantize:  # the float network on the same windows, for the comparison
-            card["quantization"]["float_metrics"] = _card_metrics(evaluate(torch_predict(model), test, task_data.classes))
-        write_card(card_path, card)
+    card_path = export_measured(model, ckpt, out_dir, name, task_data, quantize, default)
     out.print(f"wrote {card_path.with_suffix('.onnx')} and {card_path}")
     if c_source:
         from edgesnn.firmware_sim.c_export import write_c
@@ -215,12 +198,6 @@ def export(
 
         h, c = write_c(IntMRASNN.from_card(card_path, read_card(card_path)), out_dir, name)
         out.print(f"wrote {c} and {h}")
-
-
-def _card_metrics(r: dict) -> dict:
-    return {"test_accuracy": r["test_accuracy"], "test_windows": r["n_windows"],
-            **{f"snr_{s}db_accuracy": a for s, a in r["snr_accuracy"].items()},
-            "per_load_accuracy": r["per_load_accuracy"]}
 
 
 @app.command()
@@ -385,6 +362,9 @@ def monitor(
     sensor_inbox_mb: float = typer.Option(4.0, min=0.1, help="MiB of frames one sensor may have waiting (<= --inbox-mb)"),
     max_sensors: int = typer.Option(2000, min=1, help="sensors tracked at once; frames of more are rejected and counted"),
     threads: int = typer.Option(1, min=1, max=64, help="onnxruntime threads for diagnosis"),
+    model_dir: Optional[Path] = typer.Option(None, help="watch this folder for newer model cards (fleet exports); "
+                                                        "a newer one is verified (sha256, classes, window, rate) "
+                                                        "and swapped in without a restart"),
     ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):
@@ -402,7 +382,7 @@ def monitor(
         raise EdgesnnError(f"--sensor-inbox-mb {sensor_inbox_mb:g} exceeds --inbox-mb {inbox_mb:g}")
     inbox = Inbox(int(inbox_mb * (1 << 20)), int(sensor_inbox_mb * (1 << 20)))
     mon = Monitor(broker, root, Diagnoser(model, threads=threads), hop, journal=journal, inbox=inbox, max_sensors=max_sensors,
-                  **_tls_and_auth(ca_file, cert_file, key_file, username, password))
+                  model_dir=model_dir, **_tls_and_auth(ca_file, cert_file, key_file, username, password))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: mon.stop())
     mon.start()
@@ -529,6 +509,9 @@ def sensors_simulate(
     sent = publish_streams(simulated_fleet(count, seconds, seed=seed), broker, root, frame_ms, speed, seconds,
                            _tls_and_auth(ca_file, cert_file, key_file, username, password))
     out.print(f"sent {sent} frames from {count} simulated sensor(s) to {broker} under {root}")
+
+
+app.add_typer(fleet_app, name="fleet")
 
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print a table and write JSON and a PNG.")

@@ -64,14 +64,16 @@ class TaskData:
 
 
 def load_task(data: Path, task: str = "cwru10", window: int = 2048, loads=None, sizes=None,
-              verify: bool = True) -> TaskData:
+              verify: bool = True, all_classes: bool = True) -> TaskData:
+    """The recordings of `task` in `data`. all_classes=False accepts a folder that holds only
+    some classes (a device of a fleet records only its own machines)."""
     if task not in TASKS:
         raise EdgesnnError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     classes = TASKS[task]
     recordings = cwru.load(Path(data), verify=verify, loads=loads, sizes=sizes)
     labels = np.array([classes.index(r.entry.label(task)) for r in recordings])
     missing = [c for i, c in enumerate(classes) if i not in labels]
-    if missing:
+    if missing and all_classes:
         raise EdgesnnError(f"{data}: no recordings for classes {', '.join(missing)}")
     for rec in recordings:
         lo, hi = region_bounds(len(rec.signal), "test")

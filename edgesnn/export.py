@@ -111,6 +111,10 @@ def _card(name: str, default: bool, onnx_path: Path, ckpt: dict, model, metrics:
         "training": {k: cfg[k] for k in ("seed", "epochs", "steps_per_epoch", "batch_size", "lr", "noise",
                                          "snr_range_db", "noise_fraction")}
                     | {"seconds": round(ckpt.get("train_seconds", 0.0), 1)},
+        # a fleet's global model says how it was retrained (edgesnn fleet)
+        **({"fleet": {k: cfg["fleet"][k] for k in ("selection", "clients", "clients_per_round", "scenario",
+                                                     "local_steps")} | {"rounds": len(ckpt.get("history", [])) - 1}}
+           if cfg.get("fleet") else {}),
     }
 
 
@@ -163,4 +167,38 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
         card["command"] = command
     card_path = out_dir / f"{name}.json"
     write_card(card_path, card)
+    return card_path
+
+
+def card_metrics(r: dict) -> dict:
+    """The card's `metrics` from an evaluation.evaluate result."""
+    return {"test_accuracy": r["test_accuracy"], "test_windows": r["n_windows"],
+            **{f"snr_{s}db_accuracy": a for s, a in r["snr_accuracy"].items()},
+            "per_load_accuracy": r["per_load_accuracy"]}
+
+
+def export_measured(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str, task_data=None,
+                    quantize: bool = False, default: bool = False) -> Path:
+    """Export (float, or the integer network with `quantize`) and, given `task_data`, write the
+    card's metrics measured on the exported ONNX file itself through the edge runtime."""
+    from edgesnn.card import read_card
+    from edgesnn.evaluation import evaluate
+    from edgesnn.runtime import Diagnoser
+    from edgesnn.training import torch_predict
+
+    if quantize:
+        if task_data is None:
+            raise EdgesnnError("the integer export calibrates on the training region: give the data")
+        calibration, _ = task_data.sample_train(4096, np.random.default_rng(ckpt["config"]["seed"]))
+        card_path = export_quantized(model, ckpt, out_dir, name, calibration, task_data.windows("val").x,
+                                     default=default, command=ckpt.get("command"))
+    else:
+        card_path = export(model, ckpt, out_dir, name, default=default, command=ckpt.get("command"))
+    if task_data is not None:
+        test = task_data.windows("test")
+        card = read_card(card_path)
+        card["metrics"] = card_metrics(evaluate(Diagnoser(card_path).logits, test, task_data.classes))
+        if quantize:  # the float network on the same windows, for the comparison
+            card["quantization"]["float_metrics"] = card_metrics(evaluate(torch_predict(model), test, task_data.classes))
+        write_card(card_path, card)
     return card_path

@@ -23,6 +23,7 @@ from edgesnn.errors import EdgesnnError
 from edgesnn.health import HealthState
 from edgesnn.inbox import Inbox
 from edgesnn.journal import Journal
+from edgesnn.model_watch import ModelWatcher
 from edgesnn.payloads import Rejected, decode_waveform, encode_diagnosis
 from edgesnn.runtime import MAX_BATCH, Diagnoser
 from edgesnn.windowing import SensorWindower
@@ -33,6 +34,7 @@ STATUS_EVERY_S = 2.0
 # row waits in the journal (on disk) instead of in memory.
 OUTGOING_LIMIT = 10_000
 IDLE_SWEEP_S = 10.0
+MODEL_CHECK_S = 2.0  # how often a watched model folder is looked at
 MAX_WINDOWS_PER_WINDOW = 16  # the smallest hop is window / 16
 
 
@@ -40,9 +42,10 @@ class Monitor:
     def __init__(self, broker: str, root: str = "edgesnn", diagnoser: Diagnoser | None = None,
                  hop: int | None = None, client_id: str | None = None, journal: str | Path = ":memory:",
                  inbox: Inbox | None = None, max_sensors: int = 2000, idle_s: float = 600.0,
-                 **tls_and_auth):
+                 model_dir: str | Path | None = None, **tls_and_auth):
         """`inbox` bounds the frames waiting for the worker (see Inbox); at most `max_sensors`
         sensors are tracked, and one silent for `idle_s` is forgotten (its windows, its state).
+        `model_dir`: a folder watched for newer models (ModelWatcher), swapped in between batches.
         `tls_and_auth`: ca_file, cert_file, key_file, username, password (see mqtt_client)."""
         self.broker = parse_broker(broker)
         self.root = root.strip("/")
@@ -52,6 +55,8 @@ class Monitor:
             # bounds the windows (and memory) one frame can produce: a 1 MiB frame at most ~2000
             raise EdgesnnError(f"hop {self.hop} is below {self.diagnoser.window // MAX_WINDOWS_PER_WINDOW} "
                                f"samples: at most {MAX_WINDOWS_PER_WINDOW} diagnoses per window length")
+        self.watcher = ModelWatcher(Path(model_dir), self.diagnoser, self.diagnoser.threads) if model_dir else None
+        self._next_model_check = 0.0
         self.windowers: dict[str, SensorWindower] = {}
         self.health: dict[str, HealthState] = {}
         self.counters = Counter()
@@ -246,7 +251,9 @@ class Monitor:
                 "dropped_by_reason": dropped, "rejected": dict(self.rejected),
                 "reconnects": max(self.counters["connects"] - 1, 0),
                 "restarts": self.counters["restarts_forgotten"] + sum(w.restarts for w in self.windowers.values()),
-                "inbox_bytes": self.inbox.bytes_waiting, "journal_unsent": self.journal.count_unsent()}
+                "inbox_bytes": self.inbox.bytes_waiting, "journal_unsent": self.journal.count_unsent(),
+                **({"model_swaps": self.watcher.swaps, "models_rejected": self.watcher.rejected}
+                   if self.watcher else {})}
 
     def _publish_status(self, status: dict | None = None):
         info = self.client.publish(f"{self.root}/_monitor/status", json.dumps(status or self.status()), retain=True)
@@ -266,6 +273,9 @@ class Monitor:
         if items:
             self.process(items)
         self.forward()
+        if self.watcher and time.monotonic() >= self._next_model_check:
+            self.diagnoser = self.watcher.poll() or self.diagnoser
+            self._next_model_check = time.monotonic() + MODEL_CHECK_S
         if time.monotonic() >= self._next_sweep:
             self.forget_idle()
             self._next_sweep = time.monotonic() + IDLE_SWEEP_S

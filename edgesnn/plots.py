@@ -52,3 +52,25 @@ def snr_curves(curves: dict[str, dict[str, float]], path: Path, title: str) -> N
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def fleet_accuracy(curves: dict, path: Path, target: float) -> None:
+    """Test accuracy against round: one panel per scenario, mean over seeds with the min-max band.
+
+    curves: {scenario: {rule: [[accuracy per round] per seed]}}
+    """
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4), squeeze=False)
+    for ax, (scenario, rules) in zip(axes[0], curves.items()):
+        for rule, runs in rules.items():
+            acc = np.array(runs)
+            rounds = np.arange(acc.shape[1])
+            ax.plot(rounds, acc.mean(axis=0), label=rule)
+            ax.fill_between(rounds, acc.min(axis=0), acc.max(axis=0), alpha=0.2)
+        ax.axhline(target, color="grey", linestyle="--", linewidth=0.8)
+        ax.set(xlabel="round", ylabel="test-region accuracy", ylim=(0, 1.01), title=scenario)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

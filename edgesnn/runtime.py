@@ -23,6 +23,7 @@ class Diagnoser:
         import onnxruntime as ort
 
         self.card_path = Path(card_path) if card_path else default_card_path()
+        self.threads = threads
         self.card = read_card(self.card_path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

@@ -1,0 +1,242 @@
+"""`edgesnn fleet ...`: federated retraining of a fleet on Flower (README "Fleet retraining")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from edgesnn.errors import EdgesnnError
+
+fleet_app = typer.Typer(no_args_is_help=True, help="Federated retraining of a fleet on Flower, with SFedCA "
+                                                   "client selection.")
+out = Console(width=200)
+err = Console(stderr=True)
+
+
+def _need_training_extra() -> None:
+    try:
+        import flwr  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise EdgesnnError("fleet commands need the training extra: pip install 'edgesnn[train]'") from None
+
+
+def _check(cfg) -> None:
+    """Refuse a bad configuration before Flower or the data are started."""
+    from edgesnn.fleet.partition import SCENARIOS
+    from edgesnn.fleet.selection import RULES
+    from edgesnn.registry import get_factory
+
+    if cfg.selection not in RULES:
+        raise EdgesnnError(f"unknown selection {cfg.selection!r}; use one of {', '.join(RULES)}")
+    if cfg.scenario not in SCENARIOS:
+        raise EdgesnnError(f"unknown scenario {cfg.scenario!r}; use one of {', '.join(SCENARIOS)}")
+    if cfg.clients_per_round > cfg.clients:
+        raise EdgesnnError(f"--per-round {cfg.clients_per_round} is more than the fleet's {cfg.clients} clients")
+    if not cfg.alpha > 0:
+        raise EdgesnnError(f"--alpha must be positive, got {cfg.alpha}")
+    get_factory(cfg.pack)
+
+
+@fleet_app.command("simulate")
+def simulate(
+    data: Path = typer.Option("../shared/datasets/cwru", help="CWRU folder; its training region is cut into "
+                                                              "the clients' local data", envvar="EDGESNN_CWRU"),
+    clients: int = typer.Option(20, min=2, help="simulated devices"),
+    scenario: str = typer.Option("dirichlet", help="dirichlet (skewed classes) or load (one motor load each)"),
+    alpha: float = typer.Option(0.1, help="Dirichlet concentration: small = each device sees few classes"),
+    rounds: int = typer.Option(30, min=1),
+    selection: str = typer.Option("sfedca", help="sfedca, random (FedAvg) or power_of_choice"),
+    per_round: int = typer.Option(4, min=1, help="devices that train and upload a model per round"),
+    local_steps: int = typer.Option(20, min=1, help="optimizer steps of local training per round"),
+    seed: int = typer.Option(0),
+    out_dir: Path = typer.Option(Path("runs/fleet"), "--out", help="folder for history, PNG, checkpoint, model"),
+    export: bool = typer.Option(True, help="export the final global model as the default is: integer ONNX + card"),
+):
+    """Simulate a fleet on Flower's simulation engine: the same ServerApp and ClientApp as a
+    deployment, with virtual devices holding skewed shares of the CWRU training region."""
+    _need_training_extra()
+    import logging
+
+    import torch
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgesnn import plots
+    from edgesnn.dataset import load_task
+    from edgesnn.export import export_measured
+    from edgesnn.fleet.server_app import FleetConfig
+    from edgesnn.fleet.simulate import simulate as run_simulation
+    from edgesnn.training import model_from_checkpoint
+
+    cfg = FleetConfig(data=str(data), clients=clients, scenario=scenario, alpha=alpha, rounds=rounds,
+                      selection=selection, clients_per_round=per_round, local_steps=local_steps, seed=seed)
+    _check(cfg)
+    task = load_task(data)  # a missing or broken dataset fails here, with its own message
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as progress:
+        bar = progress.add_task(f"fleet {selection}", total=rounds, info="")
+
+        def report(row):
+            info = f"test accuracy {row['test_accuracy']:.4f}"
+            progress.update(bar, completed=row["round"], info=info)
+            if not err.is_terminal:
+                err.print(f"round {row['round']}/{rounds} {info}")
+
+        result = run_simulation(cfg, progress=report)
+    rows = result["rounds"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "history.json").write_text(json.dumps({"config": result["config"], "rounds": rows}, indent=1))
+    plots.fleet_accuracy({scenario: {selection: [[r["test_accuracy"] for r in rows]]}}, out_dir / "accuracy.png", 0.95)
+    torch.save(result["checkpoint"], out_dir / "fleet.pt")
+    moved = sum(sum(r.get("bytes", {}).values()) for r in rows)
+    out.print(f"{rounds} rounds, {selection} selection: test-region accuracy {rows[0]['test_accuracy']:.4f} -> "
+              f"{rows[-1]['test_accuracy']:.4f}; {moved / 1e6:.1f} MB moved")
+    out.print(f"wrote {out_dir}/history.json, accuracy.png, fleet.pt")
+    if export:
+        ckpt = result["checkpoint"]
+        card = export_measured(model_from_checkpoint(ckpt), ckpt, out_dir, "mra-snn-fleet-int8", task, quantize=True)
+        out.print(f"wrote {card.with_suffix('.onnx')} and {card}")
+
+
+@fleet_app.command("certs")
+def certs(
+    out_dir: Path = typer.Option(Path("fleet-pki"), "--out", help="folder for ca.crt, server.pem, server.key"),
+    host: list[str] = typer.Option(["localhost"], help="the server's host names or IP addresses (repeatable)"),
+):
+    """Make a private CA and the server's TLS certificate (for a trial; a plant uses its own CA)."""
+    _need_training_extra()
+    from edgesnn.fleet.pki import make_certificates
+
+    paths = make_certificates(out_dir, host)
+    out.print(f"wrote {paths['ca']} (give it to every device), {paths['cert']} and {paths['key']} (server only)")
+
+
+@fleet_app.command("keys")
+def keys(
+    name: str = typer.Argument(..., help="the device's name, e.g. pump3"),
+    out_dir: Path = typer.Option(Path("fleet-pki"), "--out", help="folder for <name> and <name>.pub"),
+):
+    """Make a device's authentication key pair: the private key stays on the device, the server
+    registers the .pub."""
+    _need_training_extra()
+    from edgesnn.fleet.pki import make_node_key
+
+    private, public = make_node_key(out_dir, name)
+    out.print(f"wrote {private} (device only) and {public} (for `edgesnn fleet server --register`)")
+
+
+@fleet_app.command("server")
+def server(
+    ca: Path = typer.Option(..., help="CA certificate (PEM)"),
+    cert: Path = typer.Option(..., help="the server's TLS certificate (PEM)"),
+    key: Path = typer.Option(..., help="the server's TLS private key (PEM)"),
+    register: list[Path] = typer.Option(..., help="public key (.pub) of a device allowed to join (repeatable)"),
+    port: int = typer.Option(9092, min=1, max=65535, help="port of the SuperLink (devices connect here)"),
+    listen: str = typer.Option("0.0.0.0", help="address the SuperLink listens on"),
+    data: Path = typer.Option("../shared/datasets/cwru", envvar="EDGESNN_CWRU",
+                              help="the server's reference data: its test region scores each round, its "
+                                   "training region calibrates the integer export (no device data)"),
+    rounds: int = typer.Option(30, min=1),
+    selection: str = typer.Option("sfedca", help="sfedca, random (FedAvg) or power_of_choice"),
+    per_round: int = typer.Option(4, min=1, help="devices that train and upload a model per round"),
+    local_steps: int = typer.Option(20, min=1),
+    wait_devices: int = typer.Option(0, min=0, help="devices that must be online before round 1 "
+                                                    "(default: all registered)"),
+    out_dir: Path = typer.Option(Path("runs/fleet-server"), "--out", help="history, checkpoint, SuperLink state"),
+    export_dir: Optional[Path] = typer.Option(None, help="export each round's model here (integer ONNX + card); "
+                                                         "point `edgesnn monitor --model-dir` at it"),
+    timeout: float = typer.Option(3600.0, help="seconds to wait for the devices and for the run"),
+):
+    """Run a retraining campaign: a TLS SuperLink that admits only registered devices, then the
+    fleet's rounds; exports each round's global model for the monitors."""
+    _need_training_extra()
+    import signal
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgesnn.dataset import load_task
+    from edgesnn.fleet.deploy import Server
+    from edgesnn.fleet.server_app import FleetConfig
+
+    work = out_dir.resolve()
+    devices = wait_devices or len(register)
+    cfg = FleetConfig(data=str(Path(data).resolve()), clients=devices, rounds=rounds, selection=selection,
+                      clients_per_round=min(per_round, devices), local_steps=local_steps, out=str(work),
+                      export_dir=str(export_dir.resolve()) if export_dir else "")
+    _check(cfg)
+    load_task(data)  # a missing reference dataset fails before anything starts
+    srv = Server(work, ca, cert, key, port, listen)
+
+    def shutdown(signum, frame):  # SIGTERM as Ctrl-C: the SuperLink is stopped on the way out
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        srv.start()
+        for pub in register:
+            err.print(f"registered {pub.name}: node {srv.register(pub)}", markup=False)
+        deadline = time.monotonic() + timeout
+        err.print(f"SuperLink on port {port} (TLS); waiting for {devices} devices", markup=False)
+        while srv.online() < devices:
+            if time.monotonic() > deadline:
+                raise EdgesnnError(f"only {srv.online()} of {devices} devices came online within {timeout:.0f} s")
+            time.sleep(2)
+        run_id = srv.submit(cfg)
+        history = work / "history.json"
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as progress:
+            bar = progress.add_task(f"fleet run {run_id}", total=rounds, info="")
+            while not (status := srv.run_status(run_id)).get("status", "").startswith("finished"):
+                if time.monotonic() > deadline:
+                    raise EdgesnnError(f"run {run_id} did not finish within {timeout:.0f} s")
+                if history.is_file():
+                    rows = json.loads(history.read_text() or "{}").get("rounds", [])
+                    if rows:
+                        progress.update(bar, completed=rows[-1]["round"],
+                                        info=f"test accuracy {rows[-1]['test_accuracy']:.4f}")
+                time.sleep(2)
+        (work / "serverapp.log").write_text(srv.run_log(run_id))
+        if status["status"] != "finished:completed":
+            raise EdgesnnError(f"run {run_id} {status['status']}: {status.get('status-details') or 'see '}"
+                               f"{work / 'serverapp.log'}")
+        rows = json.loads(history.read_text())["rounds"]
+        out.print(f"run {run_id}: {len(rows) - 1} rounds, test-region accuracy {rows[0]['test_accuracy']:.4f} -> "
+                  f"{rows[-1]['test_accuracy']:.4f}; wrote {work}/history.json, fleet.pt"
+                  + (f"; models in {export_dir}" if export_dir else ""))
+    finally:
+        srv.stop()
+
+
+@fleet_app.command("client")
+def client(
+    superlink: str = typer.Option(..., help="the server's SuperLink, HOST:PORT"),
+    ca: Path = typer.Option(..., help="CA certificate (PEM) that signed the server's certificate"),
+    key: Path = typer.Option(..., help="this device's private key (from `edgesnn fleet keys`)"),
+    data: Path = typer.Option(..., help="this device's recordings (CWRU format); only their training "
+                                        "region is used, and nothing of them leaves the device"),
+    retries: Optional[int] = typer.Option(None, min=0, help="give up after this many failed connection "
+                                                            "attempts (default: keep trying)"),
+):
+    """Join the fleet as a device: train on local recordings when the server selects it, answer its
+    queries with a few firing-rate numbers. Runs until stopped."""
+    _need_training_extra()
+    import os
+
+    from edgesnn.dataset import load_task
+    from edgesnn.fleet.deploy import flower_env, supernode_command
+
+    for name, path in (("CA certificate", ca), ("device key", key)):
+        if not path.is_file():
+            raise EdgesnnError(f"{path}: {name} not found")
+    load_task(data, all_classes=False)  # unreadable recordings fail here, not in a round
+    cmd = supernode_command(superlink, ca, key, data) + (["--max-retries", str(retries)] if retries is not None else [])
+    err.print(f"joining {superlink} with {len(list(data.iterdir()))} files of local recordings", markup=False)
+    # Flower keeps installed apps under FLWR_HOME: one per device key, so devices sharing a
+    # machine (a test, a gateway with several) do not share it
+    os.execve(cmd[0], cmd, flower_env(Path.home() / ".edgesnn" / f"flwr-supernode-{key.name}"))

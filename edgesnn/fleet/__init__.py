@@ -1,0 +1,9 @@
+"""Fleet-wide federated retraining on Flower, with SFedCA client selection (README "Fleet").
+
+  partition.py  how a fleet's local data is cut from the CWRU training region (simulation)
+  activity.py   firing-rate state of a model on local data, and the SFedCA credit
+  selection.py  which clients train in a round: sfedca, random (FedAvg), power-of-choice
+  strategy.py   the Flower strategy: query, select, train, screen updates, aggregate, count bytes
+  client_app.py the Flower ClientApp (query / train messages) a device runs
+  server_app.py the Flower ServerApp (strategy + test-region evaluation + model export)
+"""

@@ -1,0 +1,149 @@
+"""The Flower ServerApp: the fleet's rounds, test-region evaluation and the global checkpoint.
+
+The same `run_fleet` drives Flower's simulation (`edgesnn fleet simulate`) and a deployment
+(`edgesnn fleet server`, SuperLink + SuperNodes): only the Grid differs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, Context, MetricRecord
+from flwr.serverapp import Grid, ServerApp
+
+from edgesnn.dataset import load_task
+from edgesnn.evaluation import predict_labels
+from edgesnn.fleet.model import build, load_arrays, to_arrays
+from edgesnn.fleet.strategy import FleetStrategy, SelectionSettings
+from edgesnn.training import TrainConfig, torch_predict
+
+
+@dataclass
+class FleetConfig:
+    # the fleet (simulation: how the training region is cut)
+    data: str = "../shared/datasets/cwru"
+    clients: int = 20
+    scenario: str = "dirichlet"
+    alpha: float = 0.1
+    hop: int = 512  # training windows every `hop` samples of the training region
+    # the rounds
+    rounds: int = 30
+    selection: str = "sfedca"
+    clients_per_round: int = 4
+    candidates: int = 8
+    credit_weight: float = 1.0
+    target: str = "fleet"
+    stat_windows: int = 64  # windows a client runs the global model on for its statistics
+    # local training
+    local_steps: int = 20
+    batch_size: int = 32
+    lr: float = 2e-3
+    noise_fraction: float = 0.5
+    # the model (the default's shape)
+    pack: str = "mra_snn"
+    timesteps: int = 1
+    bits: int = 2
+    window: int = 2048
+    seed: int = 0
+    threads: int = 1
+    out: str = ""  # folder for the global checkpoint and round history; empty: keep in memory
+    export_dir: str = ""  # export each round's global model here (integer ONNX + card) for monitors
+    name: str = "mra-snn-fleet-int8"
+
+    @classmethod
+    def from_run_config(cls, run_config: dict) -> "FleetConfig":
+        """Flower run config keys use dashes (`local-steps`); unknown keys are ignored; values
+        take the type of the field's default (TOML writes 1.0 and 1 alike)."""
+        defaults = cls()
+        values = {k.replace("-", "_"): v for k, v in run_config.items()}
+        return cls(**{f.name: type(getattr(defaults, f.name))(values[f.name])
+                      for f in fields(cls) if f.name in values})
+
+    def client_config(self, n_classes: int) -> dict:
+        return {"pack": self.pack, "n-classes": n_classes, "window": self.window, "timesteps": self.timesteps,
+                "bits": self.bits, "hop": self.hop, "scenario": self.scenario, "alpha": self.alpha,
+                "seed": self.seed, "stat-windows": self.stat_windows, "local-steps": self.local_steps,
+                "batch-size": self.batch_size, "lr": self.lr, "noise-fraction": self.noise_fraction,
+                "threads": self.threads, "sim-data": str(Path(self.data).resolve())}
+
+
+def checkpoint(cfg: FleetConfig, classes, arrays: ArrayRecord, history: list) -> dict:
+    """The global model as an `edgesnn train` checkpoint, so `edgesnn export` takes it as is."""
+    model = load_arrays(build({"pack": cfg.pack, "n-classes": len(classes), "window": cfg.window,
+                               "timesteps": cfg.timesteps, "bits": cfg.bits}), arrays)
+    train_cfg = TrainConfig(pack=cfg.pack, data=cfg.data, seed=cfg.seed, timesteps=cfg.timesteps,
+                            bits=cfg.bits, window=cfg.window)
+    return {"format": "edgesnn-checkpoint/1", "config": {**asdict(train_cfg), "fleet": asdict(cfg)},
+            "classes": list(classes), "state_dict": model.state_dict(), "history": history,
+            "best_epoch": len(history), "train_seconds": history[-1]["seconds"] if history else 0.0}
+
+
+def export_round(cfg: FleetConfig, data, arrays: ArrayRecord, history: list, server_round: int) -> Path:
+    """The round's global model as the default model is shipped: the integer network, ONNX +
+    card, named <name>-r<round>, measured on the server's reference test region. The card is
+    written last, so a monitor watching the folder never sees half a model."""
+    from edgesnn.export import export_measured
+    from edgesnn.training import model_from_checkpoint
+
+    ckpt = checkpoint(cfg, data.classes, arrays, history)
+    ckpt["command"] = f"fleet round {server_round} ({cfg.selection} selection)"
+    return export_measured(model_from_checkpoint(ckpt), ckpt, Path(cfg.export_dir),
+                           f"{cfg.name}-r{server_round:04d}", data, quantize=True)
+
+
+def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | None = None) -> dict:
+    """All rounds; returns {"rounds": [...], "checkpoint": ...}. Accuracy is on the test region."""
+    torch.set_num_threads(max(cfg.threads, 1))
+    torch.manual_seed(cfg.seed)
+    data = load_task(Path(cfg.data), "cwru10", cfg.window)
+    test = data.windows("test")
+    model_cfg = {"pack": cfg.pack, "n-classes": len(data.classes), "window": cfg.window,
+                 "timesteps": cfg.timesteps, "bits": cfg.bits}
+    eval_model = build(model_cfg)
+    strategy = FleetStrategy(
+        SelectionSettings(cfg.selection, cfg.clients_per_round, cfg.candidates, cfg.credit_weight, cfg.target,
+                          seed=cfg.seed),
+        cfg.client_config(len(data.classes)), min_available_nodes=min(cfg.clients, cfg.clients_per_round))
+    history: list[dict] = []
+    out = Path(cfg.out) if cfg.out else None
+    start = time.perf_counter()
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        load_arrays(eval_model, arrays).eval()
+        accuracy = float(np.mean(predict_labels(torch_predict(eval_model), test.x) == test.y))
+        row = {"round": server_round, "test_accuracy": accuracy, "seconds": time.perf_counter() - start}
+        if server_round > 0:
+            log = strategy.rounds[-1]
+            row.update(selected=log.selected, queried=log.queried, accepted=log.accepted,
+                       rejected=dict(log.rejected), train_loss=log.train_loss, bytes=dict(log.bytes),
+                       stats_cpu_seconds=log.stats_cpu_seconds, stats_windows=log.stats_windows)
+        if cfg.export_dir and server_round > 0:
+            row["exported"] = str(export_round(cfg, data, arrays, history + [row], server_round))
+        history.append(row)
+        if cfg.out:  # progress for whoever watches a deployment's ServerApp
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "history.json").write_text(json.dumps({"config": asdict(cfg), "rounds": history}, indent=1))
+        if progress:
+            progress(row)
+        return MetricRecord({"test-accuracy": accuracy})
+
+    result = strategy.start(grid, to_arrays(build(model_cfg)), num_rounds=cfg.rounds, evaluate_fn=evaluate)
+    ckpt = checkpoint(cfg, data.classes, result.arrays, history)
+    if out:
+        torch.save(ckpt, out / "fleet.pt")
+    return {"config": asdict(cfg), "rounds": history, "checkpoint": ckpt}
+
+
+# Deployment: `flwr run` starts this with the run config of the app's pyproject (fleet/deploy.py).
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    run_fleet(grid, FleetConfig.from_run_config(dict(context.run_config)))

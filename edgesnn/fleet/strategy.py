@@ -1,0 +1,191 @@
+"""The fleet's Flower strategy: FedAvg aggregation with a pluggable client selection.
+
+Each round:
+  1. query    (sfedca: every client; power_of_choice: d random candidates; random: nobody)
+              the clients run the global model forward on their data and send a few numbers;
+  2. select   at most `clients_per_round` clients (selection.py);
+  3. train    only those clients train and upload a model, whatever the rule: equal budget;
+  4. screen   updates that miss or add tensors, change a shape, hold NaN/Inf or whose distance
+              to the global model is a norm outlier (> norm_factor x the median accepted
+              distance so far) are rejected and counted;
+  5. average  the accepted updates, weighted by their number of windows (FedAvg).
+Bytes moved (model payloads and statistics) and the clients' compute for statistics are counted
+per round in `self.rounds`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
+
+from edgesnn.errors import EdgesnnError
+from edgesnn.fleet.selection import RULES, ClientView, power_of_choice, random_selection, sfedca_selection
+
+@dataclass
+class SelectionSettings:
+    rule: str = "sfedca"
+    clients_per_round: int = 4
+    candidates: int = 8  # power_of_choice's d
+    credit_weight: float = 1.0  # sfedca: credit against balance
+    target: str = "fleet"  # sfedca: the class mix a round aims at (selection.TARGETS)
+    norm_factor: float = 5.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise EdgesnnError(f"unknown selection {self.rule!r}; use one of {', '.join(RULES)}")
+
+
+def _activity(record: ConfigRecord) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, dtype=np.float64) for k, v in record.items()}
+
+
+def _bytes(content: RecordDict) -> int:
+    """Payload bytes of a message (Flower's own count: tensor data, numbers, keys)."""
+    return sum(record.count_bytes() for record in content.values())
+
+
+def screen_update(reference: ArrayRecord, content: RecordDict, accepted_norms: list[float],
+                  norm_factor: float) -> tuple[str | None, float]:
+    """(reason to reject or None, distance of the update to the global model `reference`)."""
+    arrays = content.array_records.get("arrays")
+    if arrays is None or set(arrays.keys()) != set(reference.keys()):
+        return "tensors", 0.0
+    if "metrics" not in content.metric_records or "num-examples" not in content["metrics"]:
+        return "metrics", 0.0
+    sq = 0.0
+    for key, array in arrays.items():
+        new, old = array.numpy(), reference[key].numpy()
+        if new.shape != old.shape:
+            return "shape", 0.0
+        if not np.all(np.isfinite(new)):
+            return "non-finite", 0.0
+        sq += float(np.sum((new.astype(np.float64) - old) ** 2))
+    norm = float(np.sqrt(sq))
+    history = accepted_norms[-50:]
+    if len(history) >= 4 and norm > norm_factor * float(np.median(history)):
+        return "norm-outlier", norm
+    return None, norm
+
+
+@dataclass
+class RoundLog:
+    round: int
+    selected: list[int] = field(default_factory=list)
+    queried: int = 0
+    bytes: Counter = field(default_factory=Counter)  # model_down, model_up, stats_down, stats_up
+    stats_cpu_seconds: float = 0.0
+    stats_windows: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    accepted: int = 0
+    train_loss: float = float("nan")
+
+
+class FleetStrategy(FedAvg):
+    def __init__(self, settings: SelectionSettings, client_config: dict, min_available_nodes: int = 2,
+                 timeout: float = 3600.0):
+        super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=1,
+                         min_available_nodes=min_available_nodes)
+        self.settings, self.client_config, self.timeout = settings, client_config, timeout
+        self.rng = np.random.default_rng(settings.seed)
+        self.views: dict[int, ClientView] = {}
+        self.after: dict[int, dict[str, np.ndarray]] = {}
+        self.accepted_norms: list[float] = []
+        self.rounds: list[RoundLog] = []
+        self._global: ArrayRecord | None = None
+
+    def summary(self) -> None:  # FedAvg's summary talks about fractions we do not use
+        pass
+
+    # --- 1-3: query, select, configure training -------------------------------------------
+    def _query(self, grid: Grid, nodes: list[int], arrays: ArrayRecord, cfg: ConfigRecord,
+               want: str, log: RoundLog) -> dict[int, RecordDict]:
+        query_cfg = ConfigRecord({**cfg, "want": want})
+        messages = [Message(RecordDict({"arrays": arrays, "config": query_cfg}), dst_node_id=n,
+                            message_type=MessageType.QUERY) for n in nodes]
+        log.queried = len(nodes)
+        log.bytes["stats_down"] += len(nodes) * (arrays.count_bytes() + query_cfg.count_bytes())
+        answers = {}
+        replies = list(grid.send_and_receive(messages, timeout=self.timeout))
+        if len(replies) < len(nodes):
+            log.rejected["no-reply"] += len(nodes) - len(replies)
+        for reply in replies:
+            if reply.has_error():
+                log.rejected["query-error"] += 1
+                continue
+            content = reply.content
+            log.bytes["stats_up"] += _bytes(content)
+            metrics = content["metrics"]
+            log.stats_cpu_seconds += float(metrics["cpu-seconds"])
+            log.stats_windows += int(metrics["windows-forwarded"])
+            answers[reply.metadata.src_node_id] = content
+        return answers
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        s = self.settings
+        log = RoundLog(server_round)
+        self.rounds.append(log)
+        self._global = arrays
+        nodes = self._wait_for_nodes(grid)
+        cfg = ConfigRecord({**self.client_config, **config, "server-round": server_round})
+        if s.rule == "random":
+            chosen = random_selection(nodes, s.clients_per_round, self.rng)
+        elif s.rule == "power_of_choice":
+            candidates = random_selection(nodes, s.candidates, self.rng)
+            answers = self._query(grid, candidates, arrays, cfg, "loss", log)
+            chosen = power_of_choice({k: float(a["metrics"]["loss"]) for k, a in answers.items()},
+                                     s.clients_per_round)
+        else:
+            answers = self._query(grid, nodes, arrays, cfg, "state", log)
+            views = {k: ClientView(int(a["metrics"]["num-examples"]), _activity(a["activity"]), self.after.get(k))
+                     for k, a in answers.items()}
+            chosen = sfedca_selection(views, s.clients_per_round, s.credit_weight, s.target)
+        log.selected = chosen
+        log.bytes["model_down"] += len(chosen) * (arrays.count_bytes() + cfg.count_bytes())
+        return [Message(RecordDict({"arrays": arrays, "config": cfg}), dst_node_id=n,
+                        message_type=MessageType.TRAIN) for n in chosen]
+
+    def _wait_for_nodes(self, grid: Grid) -> list[int]:
+        while len(nodes := sorted(grid.get_node_ids())) < self.min_available_nodes:
+            time.sleep(1)
+        return nodes
+
+    # --- 4-5: screen and average ----------------------------------------------------------
+    def aggregate_train(self, server_round: int,
+                        replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        log = self.rounds[-1]
+        accepted, losses = [], []
+        replies = list(replies)
+        if len(replies) < len(log.selected):
+            log.rejected["no-reply"] += len(log.selected) - len(replies)
+        for reply in replies:
+            if reply.has_error():
+                log.rejected["train-error"] += 1
+                continue
+            content = reply.content
+            log.bytes["model_up"] += _bytes(content)
+            reason, norm = screen_update(self._global, content, self.accepted_norms, self.settings.norm_factor)
+            if reason:
+                log.rejected[reason] += 1
+                continue
+            self.accepted_norms.append(norm)
+            accepted.append(content)
+            losses.append(float(content["metrics"]["train-loss"]))
+            if "activity" in content.config_records:
+                self.after[reply.metadata.src_node_id] = _activity(content["activity"])
+        log.accepted = len(accepted)
+        if not accepted:
+            return None, None
+        log.train_loss = float(np.mean(losses))
+        arrays = aggregate_arrayrecords(accepted, "num-examples")
+        return arrays, MetricRecord({"train-loss": log.train_loss, "accepted": len(accepted),
+                                     "rejected": sum(log.rejected.values())})

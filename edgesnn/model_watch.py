@@ -1,0 +1,82 @@
+"""A folder of model cards that a running monitor watches for newer models (fleet retraining).
+
+A model is committed to the folder by its card: exporters write the ONNX file first and the
+card last. The watcher takes the newest card (by modification time) that is newer than the
+card of the model in use and that it has not tried,
+loads it through Diagnoser, which verifies the ONNX sha256 against the card, and checks that it
+diagnoses the same classes from the same window at the same sample rate as the model in use.
+Only then does the monitor swap, between two batches. A card that fails is counted and logged
+once, and tried again only if its card or ONNX file changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from edgesnn.card import FORMAT
+from edgesnn.errors import EdgesnnError
+from edgesnn.runtime import Diagnoser
+
+log = logging.getLogger("edgesnn.models")
+
+
+def _stamp(card: Path) -> tuple:
+    """What identifies one version of a card and its ONNX file on disk."""
+    try:
+        onnx = card.parent / json.loads(card.read_text()).get("onnx", "")
+        return card.stat().st_mtime_ns, onnx.stat().st_mtime_ns if onnx.is_file() else 0
+    except (OSError, ValueError, AttributeError):
+        return card.stat().st_mtime_ns, 0
+
+
+class ModelWatcher:
+    def __init__(self, folder: Path, current: Diagnoser, threads: int = 1):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise EdgesnnError(f"{self.folder}: model folder not found")
+        self.current, self.threads = current, threads
+        self.tried: dict[Path, tuple] = {}  # card -> stamp when last tried
+        self.swaps = 0
+        self.rejected = 0
+        self.since = Path(current.card_path).stat().st_mtime_ns  # only newer cards are candidates
+
+    def _candidates(self) -> list[tuple[int, Path]]:
+        cards = []
+        for path in self.folder.glob("*.json"):
+            try:
+                mtime = path.stat().st_mtime_ns
+                if mtime > self.since and self.tried.get(path) != _stamp(path):
+                    cards.append((mtime, path))
+            except OSError:
+                continue  # removed while we looked
+        return sorted(cards, reverse=True)
+
+    def poll(self) -> Diagnoser | None:
+        """A verified newer Diagnoser to swap to, or None."""
+        for mtime, card in self._candidates():
+            self.tried[card] = _stamp(card)
+            try:
+                if json.loads(card.read_text()).get("format") != FORMAT:
+                    continue  # not a model card (history.json and the like)
+            except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+                continue
+            try:
+                new = Diagnoser(card, threads=self.threads)
+            except EdgesnnError as exc:
+                self.rejected += 1
+                log.warning("model not taken: %s", exc)
+                continue
+            mismatch = [k for k in ("classes", "window", "sample_rate_hz")
+                        if getattr(new, k) != getattr(self.current, k)]
+            if mismatch:
+                self.rejected += 1
+                log.warning("model not taken: %s differs from %s in %s", card, self.current.model_id,
+                            ", ".join(mismatch))
+                continue
+            log.info("model %s -> %s", self.current.model_id, new.model_id)
+            self.current, self.since = new, mtime
+            self.swaps += 1
+            return new
+        return None

@@ -1,0 +1,132 @@
+"""Fleet retraining: partition, SFedCA credit and selection, update screening, and a real
+Flower simulation through `edgesnn fleet simulate`."""
+
+import json
+
+import numpy as np
+import pytest
+
+flwr = pytest.importorskip("flwr")
+torch = pytest.importorskip("torch")
+
+from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict  # noqa: E402
+
+from edgesnn.dataset import load_task  # noqa: E402
+from edgesnn.fleet.activity import credit, firing_state  # noqa: E402
+from edgesnn.fleet.partition import partition, training_windows  # noqa: E402
+from edgesnn.fleet.selection import ClientView, sfedca_scores, sfedca_selection  # noqa: E402
+from edgesnn.fleet.strategy import screen_update  # noqa: E402
+from edgesnn.registry import create_model  # noqa: E402
+from conftest import run_cli  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fleet_windows(cwru_dir):
+    return training_windows(load_task(cwru_dir), hop=512)
+
+
+def test_partitions_are_disjoint_skewed_and_stay_in_the_training_region(fleet_windows):
+    x, y, rec, load = fleet_windows
+    parts = partition(y, load, 20, "dirichlet", 0.1, seed=0)
+    flat = np.concatenate(parts)
+    assert len(flat) == len(y) == len(np.unique(flat))  # every training window, once
+    # alpha = 0.1: most clients hold one dominant class
+    dominant = [np.bincount(y[p], minlength=10).max() / len(p) for p in parts]
+    assert np.median(dominant) > 0.6
+    assert min(len(p) for p in parts) >= 8
+    by_load = partition(y, load, 20, "load", 0.1, seed=0)
+    assert all(len(np.unique(load[p])) == 1 for p in by_load)
+    assert len(np.concatenate(by_load)) == len(y)
+
+
+def _view(mix, n=100, after_mix=None):
+    layer = np.ones(8, dtype=np.float32)
+    before = {"layer0": layer, "output": np.asarray(mix, dtype=np.float64)}
+    after = None if after_mix is None else {"layer0": layer, "output": np.asarray(after_mix, dtype=np.float64)}
+    return ClientView(n, before, after)
+
+
+def test_credit_is_zero_when_local_training_changed_nothing():
+    state = {"layer0": np.array([0.5, 1.0]), "output": np.array([0.5, 0.5])}
+    moved = {"layer0": np.array([1.0, 1.0]), "output": np.array([1.0, 0.0])}
+    assert credit(state, state) == 0.0
+    assert credit(moved, state) == pytest.approx(0.5 / 1.5 + 0.5)
+
+
+def test_sfedca_picks_clients_that_together_cover_the_fleet():
+    # Three clients each hold one class (as their local models tell); two more duplicate class 0.
+    views = {1: _view([1 / 3] * 3, after_mix=[1, 0, 0]), 2: _view([1 / 3] * 3, after_mix=[0, 1, 0]),
+             3: _view([1 / 3] * 3, after_mix=[0, 0, 1]), 4: _view([1 / 3] * 3, after_mix=[1, 0, 0]),
+             5: _view([1 / 3] * 3, after_mix=[1, 0, 0])}
+    chosen = sfedca_selection(views, 3, credit_weight=0.0, target="uniform")
+    assert sorted(np.argmax(views[k].after["output"]) for k in chosen) == [0, 1, 2]
+    # aiming at the fleet's own mix (3/5 of class 0), a round of three mirrors it as best it can
+    chosen = sfedca_selection(views, 3, credit_weight=0.0, target="fleet")
+    assert sorted(np.argmax(views[k].after["output"]) for k in chosen) in ([0, 0, 1], [0, 0, 2])
+    # A client the global model already fits (after == before) has no credit; unseen ones are explored.
+    views[6] = _view([1, 0, 0], after_mix=[1, 0, 0])
+    views[7] = _view([0, 1, 0])
+    scores = sfedca_scores(views)
+    assert scores[6] == 0.0 and scores[7] == max(scores.values())
+
+
+def test_firing_state_has_one_rate_vector_per_spiking_layer_and_class_probabilities():
+    model = create_model("mra_snn", n_classes=10, window=2048, timesteps=1, bits=2)
+    x = np.random.default_rng(0).standard_normal((5, 2048)).astype(np.float32)
+    state = firing_state(model, x)
+    layers = [k for k in state if k.startswith("layer")]
+    assert len(layers) == 4 and all(((state[k] >= 0) & (state[k] <= 3)).all() for k in layers)
+    assert state["output"].shape == (10,) and state["output"].sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def _reply(arrays: dict) -> RecordDict:
+    return RecordDict({"arrays": ArrayRecord({k: Array(v) for k, v in arrays.items()}),
+                       "metrics": MetricRecord({"num-examples": 10})})
+
+
+def test_bad_updates_are_rejected_with_a_reason():
+    ref_np = {"w": np.zeros((3, 2), np.float32), "b": np.zeros(2, np.float32)}
+    ref = ArrayRecord({k: Array(v) for k, v in ref_np.items()})
+    ok = {"w": np.full((3, 2), 0.1, np.float32), "b": np.zeros(2, np.float32)}
+    assert screen_update(ref, _reply(ok), [], 5.0)[0] is None
+    nan = {**ok, "b": np.array([np.nan, 0], np.float32)}
+    assert screen_update(ref, _reply(nan), [], 5.0)[0] == "non-finite"
+    assert screen_update(ref, _reply({**ok, "b": np.zeros(3, np.float32)}), [], 5.0)[0] == "shape"
+    assert screen_update(ref, _reply({"w": ok["w"]}), [], 5.0)[0] == "tensors"
+    huge = {**ok, "w": np.full((3, 2), 100.0, np.float32)}
+    history = [0.24, 0.25, 0.26, 0.25]
+    assert screen_update(ref, _reply(huge), history, 5.0)[0] == "norm-outlier"
+    assert screen_update(ref, _reply(ok), history, 5.0)[0] is None
+
+
+def test_fleet_simulate_runs_flower_and_exports_the_global_model(cwru_dir, tmp_path):
+    out = tmp_path / "fleet"
+    r = run_cli("fleet", "simulate", "--data", cwru_dir, "--clients", 4, "--rounds", 2, "--per-round", 2,
+                "--local-steps", 3, "--out", out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    history = json.loads((out / "history.json").read_text())
+    rows = history["rounds"]
+    assert [row["round"] for row in rows] == [0, 1, 2]
+    for row in rows[1:]:
+        assert len(row["selected"]) == 2 and row["accepted"] == 2 and row["queried"] == 4
+        assert row["bytes"]["model_down"] > 0 and row["bytes"]["model_up"] > 0 and row["bytes"]["stats_up"] > 0
+    assert (out / "accuracy.png").stat().st_size > 0
+    card = json.loads((out / "mra-snn-fleet-int8.json").read_text())
+    assert card["quantization"] and 0.0 <= card["metrics"]["test_accuracy"] <= 1.0
+    # the exported model runs on the edge runtime
+    from edgesnn.runtime import Diagnoser
+    logits = Diagnoser(out / "mra-snn-fleet-int8.json").logits(np.zeros((1, 1, 2048), np.float32) + 0.01)
+    assert logits.shape == (1, 10)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--selection", "best"], "unknown selection"),
+    (["--scenario", "weather"], "unknown scenario"),
+    (["--clients", 3, "--per-round", 4], "more than the fleet"),
+    (["--data", "/nonexistent/cwru"], "/nonexistent/cwru"),
+])
+def test_fleet_simulate_refuses_bad_settings_in_one_line(args, message, tmp_path):
+    r = run_cli("fleet", "simulate", *args, "--out", tmp_path)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -1,0 +1,109 @@
+"""A fleet deployment on loopback: TLS with a CA the test makes, only registered devices join,
+two rounds of the real ServerApp and ClientApp on Flower's deployment engine, each round's
+model exported for the monitors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("flwr")
+
+from conftest import run_cli  # noqa: E402
+from edgesnn.fleet.deploy import free_port  # noqa: E402
+
+EXE = str(Path(sys.executable).with_name("edgesnn"))
+
+
+def device_folder(folder: Path, cwru_dir: Path, patterns) -> Path:
+    """A device's own recordings: links to a few CWRU files (never a copy of the data)."""
+    folder.mkdir()
+    for pattern in patterns:
+        for f in cwru_dir.glob(pattern):
+            (folder / f.name).symlink_to(f)
+    return folder
+
+
+def start(args, log: Path, home: Path) -> subprocess.Popen:
+    env = {**os.environ, "HOME": str(home)}  # device state (Flower's FLWR_HOME) under the test's folder
+    return subprocess.Popen([EXE, *map(str, args)], stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """The process and whatever it started (Flower's SuperExec and app processes)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def refused(args, log: Path, home: Path) -> tuple[int, str]:
+    """Exit code and output of a device that should be turned away (its helper processes,
+    which may outlive it, are stopped with it)."""
+    proc = start(args, log, home)
+    try:
+        rc = proc.wait(120)
+    finally:
+        stop(proc)
+    return rc, log.read_text()
+
+
+def test_tls_deployment_admits_registered_devices_and_exports_each_round(cwru_dir, tmp_path):
+    pki = tmp_path / "pki"
+    assert run_cli("fleet", "certs", "--out", pki, "--host", "localhost").returncode == 0
+    for name in ("dev0", "dev1", "rogue"):
+        assert run_cli("fleet", "keys", name, "--out", pki).returncode == 0
+    other_ca = tmp_path / "other-ca"
+    assert run_cli("fleet", "certs", "--out", other_ca).returncode == 0
+    d0 = device_folder(tmp_path / "d0", cwru_dir, ["12k_Drive_End_B0*_1_*.mat", "12k_Drive_End_IR0*_1_*.mat",
+                                                   "normal*"])
+    d1 = device_folder(tmp_path / "d1", cwru_dir, ["12k_Drive_End_OR0*_1_*.mat", "12k_Drive_End_B0*_2_*.mat"])
+    port = free_port()
+    superlink = f"127.0.0.1:{port}"
+    models = tmp_path / "models"
+    procs = []
+    try:
+        server = start(["fleet", "server", "--ca", pki / "ca.crt", "--cert", pki / "server.pem",
+                        "--key", pki / "server.key", "--register", pki / "dev0.pub", "--register", pki / "dev1.pub",
+                        "--port", port, "--listen", "127.0.0.1", "--data", cwru_dir, "--rounds", 2,
+                        "--per-round", 2, "--local-steps", 3, "--out", tmp_path / "server",
+                        "--export-dir", models, "--timeout", 300], tmp_path / "server.log", tmp_path)
+        procs.append(server)
+        log = tmp_path / "server.log"
+        deadline = time.time() + 120
+        while "waiting for 2 devices" not in log.read_text() and time.time() < deadline:
+            assert server.poll() is None, log.read_text()
+            time.sleep(0.5)
+        # an unregistered key and a server certificate from another CA are refused
+        rc, text = refused(["fleet", "client", "--superlink", superlink, "--ca", pki / "ca.crt", "--key", pki / "rogue",
+                            "--data", d0, "--retries", 1], tmp_path / "rogue.log", tmp_path)
+        assert rc != 0 and "Failed to activate SuperNode" in text
+        rc, text = refused(["fleet", "client", "--superlink", superlink, "--ca", other_ca / "ca.crt",
+                            "--key", pki / "dev0", "--data", d0, "--retries", 1], tmp_path / "wrong-ca.log", tmp_path)
+        assert rc != 0 and "CERTIFICATE_VERIFY_FAILED" in text
+        for name, data in (("dev0", d0), ("dev1", d1)):
+            procs.append(start(["fleet", "client", "--superlink", superlink, "--ca", pki / "ca.crt",
+                                "--key", pki / name, "--data", data], tmp_path / f"{name}.log", tmp_path))
+        assert server.wait(300) == 0, log.read_text()[-3000:]
+    finally:
+        for p in reversed(procs):
+            stop(p)
+    history = json.loads((tmp_path / "server" / "history.json").read_text())["rounds"]
+    assert [r["round"] for r in history] == [0, 1, 2]
+    for row in history[1:]:
+        assert len(row["selected"]) == 2 and row["accepted"] == 2 and row["rejected"] == {}
+        card = json.loads(Path(row["exported"]).read_text())
+        assert card["quantization"] and card["fleet"]["selection"] == "sfedca"
+        assert 0.0 <= card["metrics"]["test_accuracy"] <= 1.0
+    assert sorted(p.name for p in models.glob("*.json")) == ["mra-snn-fleet-int8-r0001.json",
+                                                             "mra-snn-fleet-int8-r0002.json"]
