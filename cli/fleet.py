@@ -54,6 +54,9 @@ def simulate(
     per_round: int = typer.Option(4, min=1, help="devices that train and upload a model per round"),
     local_steps: int = typer.Option(20, min=1, help="optimizer steps of local training per round"),
     seed: int = typer.Option(0),
+    dp_clip: float = typer.Option(0.0, min=0.0, help="differential privacy: clip each update to this L2 norm on "
+                                                     "the device (Flower's fixedclipping_mod); 0: off"),
+    dp_noise: float = typer.Option(0.0, min=0.0, help="with --dp-clip: Gaussian noise multiplier on the aggregate"),
     out_dir: Path = typer.Option(Path("runs/fleet"), "--out", help="folder for history, PNG, checkpoint, model"),
     export: bool = typer.Option(True, help="export the final global model as the default is: integer ONNX + card"),
 ):
@@ -73,7 +76,8 @@ def simulate(
     from edgesnn.training import model_from_checkpoint
 
     cfg = FleetConfig(data=str(data), clients=clients, scenario=scenario, alpha=alpha, rounds=rounds,
-                      selection=selection, clients_per_round=per_round, local_steps=local_steps, seed=seed)
+                      selection=selection, clients_per_round=per_round, local_steps=local_steps, seed=seed,
+                      dp_clip=dp_clip, dp_noise=dp_noise)
     _check(cfg)
     task = load_task(data)  # a missing or broken dataset fails here, with its own message
     logging.getLogger("flwr").setLevel(logging.WARNING)
@@ -145,12 +149,17 @@ def server(
     selection: str = typer.Option("sfedca", help="sfedca, random (FedAvg) or power_of_choice"),
     per_round: int = typer.Option(4, min=1, help="devices that train and upload a model per round"),
     local_steps: int = typer.Option(20, min=1),
+    dp_clip: float = typer.Option(0.0, min=0.0, help="differential privacy: clip each update to this L2 norm on "
+                                                     "the device (Flower's fixedclipping_mod); 0: off"),
+    dp_noise: float = typer.Option(0.0, min=0.0, help="with --dp-clip: Gaussian noise multiplier on the aggregate"),
     wait_devices: int = typer.Option(0, min=0, help="devices that must be online before round 1 "
                                                     "(default: all registered)"),
     out_dir: Path = typer.Option(Path("runs/fleet-server"), "--out", help="history, checkpoint, SuperLink state"),
     export_dir: Optional[Path] = typer.Option(None, help="export each round's model here (integer ONNX + card); "
                                                          "point `edgesnn monitor --model-dir` at it"),
-    timeout: float = typer.Option(3600.0, help="seconds to wait for the devices and for the run"),
+    timeout: float = typer.Option(3600.0, help="seconds to wait for the devices to come online"),
+    round_timeout: float = typer.Option(600.0, help="seconds a round waits for the selected devices; "
+                                                    "late ones are counted as not answering"),
 ):
     """Run a retraining campaign: a TLS SuperLink that admits only registered devices, then the
     fleet's rounds; exports each round's global model for the monitors."""
@@ -168,6 +177,7 @@ def server(
     devices = wait_devices or len(register)
     cfg = FleetConfig(data=str(Path(data).resolve()), clients=devices, rounds=rounds, selection=selection,
                       clients_per_round=min(per_round, devices), local_steps=local_steps, out=str(work),
+                      dp_clip=dp_clip, dp_noise=dp_noise, round_timeout=round_timeout,
                       export_dir=str(export_dir.resolve()) if export_dir else "")
     _check(cfg)
     load_task(data)  # a missing reference dataset fails before anything starts
@@ -193,8 +203,8 @@ def server(
                       TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as progress:
             bar = progress.add_task(f"fleet run {run_id}", total=rounds, info="")
             while not (status := srv.run_status(run_id)).get("status", "").startswith("finished"):
-                if time.monotonic() > deadline:
-                    raise EdgesnnError(f"run {run_id} did not finish within {timeout:.0f} s")
+                if srv.proc.poll() is not None:
+                    raise EdgesnnError(f"the SuperLink stopped during run {run_id}; see {work / 'superlink.log'}")
                 if history.is_file():
                     rows = json.loads(history.read_text() or "{}").get("rounds", [])
                     if rows:
@@ -203,8 +213,9 @@ def server(
                 time.sleep(2)
         (work / "serverapp.log").write_text(srv.run_log(run_id))
         if status["status"] != "finished:completed":
-            raise EdgesnnError(f"run {run_id} {status['status']}: {status.get('status-details') or 'see '}"
-                               f"{work / 'serverapp.log'}")
+            detail = " ".join(str(status.get("status-details") or "").split())
+            raise EdgesnnError(f"run {run_id} {status['status']}{': ' + detail if detail else ''}; "
+                               f"log: {work / 'serverapp.log'}")
         rows = json.loads(history.read_text())["rounds"]
         out.print(f"run {run_id}: {len(rows) - 1} rounds, test-region accuracy {rows[0]['test_accuracy']:.4f} -> "
                   f"{rows[-1]['test_accuracy']:.4f}; wrote {work}/history.json, fleet.pt"

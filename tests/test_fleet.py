@@ -15,7 +15,7 @@ from edgesnn.dataset import load_task  # noqa: E402
 from edgesnn.fleet.activity import credit, firing_state  # noqa: E402
 from edgesnn.fleet.partition import partition, training_windows  # noqa: E402
 from edgesnn.fleet.selection import ClientView, sfedca_scores, sfedca_selection  # noqa: E402
-from edgesnn.fleet.strategy import screen_update  # noqa: E402
+from edgesnn.fleet.strategy import reported_state, screen_update  # noqa: E402
 from edgesnn.registry import create_model  # noqa: E402
 from conftest import run_cli  # noqa: E402
 
@@ -99,6 +99,19 @@ def test_bad_updates_are_rejected_with_a_reason():
     assert screen_update(ref, _reply(ok), history, 5.0)[0] is None
 
 
+def test_malformed_statistics_from_a_device_are_refused():
+    from flwr.app import ConfigRecord
+
+    good = {"layer0": [0.5, 1.0], "output": [0.25, 0.75]}
+    assert reported_state(ConfigRecord(good))["output"].sum() == 1.0
+    for bad in ({"layer0": [float("nan"), 1.0], "output": [0.25, 0.75]},
+                {"layer0": [-1.0, 1.0], "output": [0.25, 0.75]},
+                {"layer0": [0.5, 1.0], "output": [0.5, 0.75]},
+                {"layer0": [0.5, 1.0]}):
+        with pytest.raises(ValueError):
+            reported_state(ConfigRecord(bad))
+
+
 def test_fleet_simulate_runs_flower_and_exports_the_global_model(cwru_dir, tmp_path):
     out = tmp_path / "fleet"
     r = run_cli("fleet", "simulate", "--data", cwru_dir, "--clients", 4, "--rounds", 2, "--per-round", 2,
@@ -117,6 +130,17 @@ def test_fleet_simulate_runs_flower_and_exports_the_global_model(cwru_dir, tmp_p
     from edgesnn.runtime import Diagnoser
     logits = Diagnoser(out / "mra-snn-fleet-int8.json").logits(np.zeros((1, 1, 2048), np.float32) + 0.01)
     assert logits.shape == (1, 10)
+
+
+def test_dp_clipping_bounds_every_update_through_flowers_mods(cwru_dir, tmp_path):
+    runs = {}
+    for name, extra in (("plain", []), ("dp", ["--dp-clip", "0.05", "--dp-noise", "0.0"])):
+        r = run_cli("fleet", "simulate", "--data", cwru_dir, "--clients", 3, "--rounds", 1, "--per-round", 2,
+                    "--local-steps", 3, "--no-export", "--out", tmp_path / name, *extra)
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs[name] = json.loads((tmp_path / name / "history.json").read_text())["rounds"][1]["update_norms"]
+    assert len(runs["dp"]) == 2 and max(runs["dp"]) <= 0.05 + 1e-4
+    assert min(runs["plain"]) > 0.05  # the clip was binding: without it the updates are larger
 
 
 @pytest.mark.parametrize("args, message", [

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import fixedclipping_mod
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from edgesnn.dataset import load_task
 from edgesnn.fleet.activity import firing_state
@@ -30,7 +32,18 @@ from edgesnn.fleet.model import build, load_arrays, to_arrays
 from edgesnn.fleet.partition import partition, training_windows
 from edgesnn.training import TrainConfig, _add_batch_noise
 
-app = ClientApp()
+
+
+def clipping_when_asked(msg: Message, context: Context, call_next) -> Message:
+    """Flower's fixedclipping_mod (differential privacy: the update's norm is clipped on the
+    device) on the training rounds of a server that sends a clipping norm; a no-op otherwise."""
+    config = msg.content.config_records.get("config", {})
+    if msg.metadata.message_type == MessageType.TRAIN and KEY_CLIPPING_NORM in config:
+        return fixedclipping_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
+app = ClientApp(mods=[clipping_when_asked])
 
 
 @dataclass

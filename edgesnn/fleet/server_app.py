@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
 
 from edgesnn.dataset import load_task
 from edgesnn.evaluation import predict_labels
@@ -40,6 +41,7 @@ class FleetConfig:
     credit_weight: float = 1.0
     target: str = "fleet"
     stat_windows: int = 64  # windows a client runs the global model on for its statistics
+    round_timeout: float = 600.0  # seconds a round waits for devices; late ones count as no-reply
     # local training
     local_steps: int = 20
     batch_size: int = 32
@@ -52,6 +54,8 @@ class FleetConfig:
     window: int = 2048
     seed: int = 0
     threads: int = 1
+    dp_clip: float = 0.0  # > 0: differential privacy, updates clipped to this L2 norm on the devices
+    dp_noise: float = 0.0  # Gaussian noise multiplier on the aggregate (with dp_clip)
     out: str = ""  # folder for the global checkpoint and round history; empty: keep in memory
     export_dir: str = ""  # export each round's global model here (integer ONNX + card) for monitors
     name: str = "mra-snn-fleet-int8"
@@ -109,7 +113,8 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
     strategy = FleetStrategy(
         SelectionSettings(cfg.selection, cfg.clients_per_round, cfg.candidates, cfg.credit_weight, cfg.target,
                           seed=cfg.seed),
-        cfg.client_config(len(data.classes)), min_available_nodes=min(cfg.clients, cfg.clients_per_round))
+        cfg.client_config(len(data.classes)), min_available_nodes=min(cfg.clients, cfg.clients_per_round),
+        timeout=cfg.round_timeout)
     history: list[dict] = []
     out = Path(cfg.out) if cfg.out else None
     start = time.perf_counter()
@@ -121,6 +126,7 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
         if server_round > 0:
             log = strategy.rounds[-1]
             row.update(selected=log.selected, queried=log.queried, accepted=log.accepted,
+                       update_norms=log.update_norms,
                        rejected=dict(log.rejected), train_loss=log.train_loss, bytes=dict(log.bytes),
                        stats_cpu_seconds=log.stats_cpu_seconds, stats_windows=log.stats_windows)
         if cfg.export_dir and server_round > 0:
@@ -133,7 +139,11 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
             progress(row)
         return MetricRecord({"test-accuracy": accuracy})
 
-    result = strategy.start(grid, to_arrays(build(model_cfg)), num_rounds=cfg.rounds, evaluate_fn=evaluate)
+    runner = strategy
+    if cfg.dp_clip > 0:  # Flower's central DP wrapper; the devices clip (client_app.clipping_when_asked)
+        runner = DifferentialPrivacyClientSideFixedClipping(strategy, cfg.dp_noise, cfg.dp_clip,
+                                                            cfg.clients_per_round)
+    result = runner.start(grid, to_arrays(build(model_cfg)), num_rounds=cfg.rounds, evaluate_fn=evaluate)
     ckpt = checkpoint(cfg, data.classes, result.arrays, history)
     if out:
         torch.save(ckpt, out / "fleet.pt")

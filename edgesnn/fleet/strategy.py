@@ -44,8 +44,17 @@ class SelectionSettings:
             raise EdgesnnError(f"unknown selection {self.rule!r}; use one of {', '.join(RULES)}")
 
 
-def _activity(record: ConfigRecord) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v, dtype=np.float64) for k, v in record.items()}
+def reported_state(record: ConfigRecord) -> dict[str, np.ndarray]:
+    """A reported firing-rate state; ValueError unless it is finite, non-negative and has an
+    output distribution (a device's statistics are input like any other)."""
+    state = {k: np.asarray(v, dtype=np.float64) for k, v in record.items()}
+    out = state.get("output")
+    if out is None or out.ndim != 1 or not out.size or any(
+            v.ndim != 1 or not np.all(np.isfinite(v)) or np.any(v < 0) for v in state.values()):
+        raise ValueError("malformed firing-rate state")
+    if abs(out.sum() - 1.0) > 1e-3:
+        raise ValueError("output state is not a distribution")
+    return state
 
 
 def _bytes(content: RecordDict) -> int:
@@ -76,6 +85,20 @@ def screen_update(reference: ArrayRecord, content: RecordDict, accepted_norms: l
     return None, norm
 
 
+def _arrived(replies: Iterable[Message], expected: int, log: "RoundLog", kind: str, byte_key: str):
+    """(device, content) of the replies that came back without error; the missing and the
+    failed are counted as `<kind>-no-reply` / `<kind>-error`, the bytes under `byte_key`."""
+    replies = list(replies)
+    if len(replies) < expected:
+        log.rejected[f"{kind}-no-reply"] += expected - len(replies)
+    for reply in replies:
+        if reply.has_error():
+            log.rejected[f"{kind}-error"] += 1
+            continue
+        log.bytes[byte_key] += _bytes(reply.content)
+        yield reply.metadata.src_node_id, reply.content
+
+
 @dataclass
 class RoundLog:
     round: int
@@ -86,17 +109,17 @@ class RoundLog:
     stats_windows: int = 0
     rejected: Counter = field(default_factory=Counter)
     accepted: int = 0
+    update_norms: list[float] = field(default_factory=list)  # L2 distance of each accepted update
     train_loss: float = float("nan")
 
 
 class FleetStrategy(FedAvg):
     def __init__(self, settings: SelectionSettings, client_config: dict, min_available_nodes: int = 2,
-                 timeout: float = 3600.0):
+                 timeout: float = 600.0):
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=1,
                          min_available_nodes=min_available_nodes)
         self.settings, self.client_config, self.timeout = settings, client_config, timeout
         self.rng = np.random.default_rng(settings.seed)
-        self.views: dict[int, ClientView] = {}
         self.after: dict[int, dict[str, np.ndarray]] = {}
         self.accepted_norms: list[float] = []
         self.rounds: list[RoundLog] = []
@@ -114,19 +137,23 @@ class FleetStrategy(FedAvg):
         log.queried = len(nodes)
         log.bytes["stats_down"] += len(nodes) * (arrays.count_bytes() + query_cfg.count_bytes())
         answers = {}
-        replies = list(grid.send_and_receive(messages, timeout=self.timeout))
-        if len(replies) < len(nodes):
-            log.rejected["no-reply"] += len(nodes) - len(replies)
-        for reply in replies:
-            if reply.has_error():
-                log.rejected["query-error"] += 1
+        for node, content in _arrived(grid.send_and_receive(messages, timeout=self.timeout), len(nodes),
+                                      log, "query", "stats_up"):
+            try:
+                metrics = content["metrics"]
+                answer = {"n": int(metrics["num-examples"])}
+                if want == "loss":
+                    answer["loss"] = float(metrics["loss"])
+                    if not np.isfinite(answer["loss"]):
+                        raise ValueError("non-finite loss")
+                else:
+                    answer["state"] = reported_state(content["activity"])
+                log.stats_cpu_seconds += float(metrics["cpu-seconds"])
+                log.stats_windows += int(metrics["windows-forwarded"])
+            except (KeyError, TypeError, ValueError):
+                log.rejected["bad-statistics"] += 1
                 continue
-            content = reply.content
-            log.bytes["stats_up"] += _bytes(content)
-            metrics = content["metrics"]
-            log.stats_cpu_seconds += float(metrics["cpu-seconds"])
-            log.stats_windows += int(metrics["windows-forwarded"])
-            answers[reply.metadata.src_node_id] = content
+            answers[node] = answer
         return answers
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
@@ -137,18 +164,18 @@ class FleetStrategy(FedAvg):
         self._global = arrays
         nodes = self._wait_for_nodes(grid)
         cfg = ConfigRecord({**self.client_config, **config, "server-round": server_round})
-        if s.rule == "random":
-            chosen = random_selection(nodes, s.clients_per_round, self.rng)
-        elif s.rule == "power_of_choice":
+        chosen: list[int] = []
+        if s.rule == "power_of_choice":
             candidates = random_selection(nodes, s.candidates, self.rng)
             answers = self._query(grid, candidates, arrays, cfg, "loss", log)
-            chosen = power_of_choice({k: float(a["metrics"]["loss"]) for k, a in answers.items()},
-                                     s.clients_per_round)
-        else:
+            chosen = power_of_choice({k: a["loss"] for k, a in answers.items()}, s.clients_per_round)
+        elif s.rule == "sfedca":
             answers = self._query(grid, nodes, arrays, cfg, "state", log)
-            views = {k: ClientView(int(a["metrics"]["num-examples"]), _activity(a["activity"]), self.after.get(k))
-                     for k, a in answers.items()}
-            chosen = sfedca_selection(views, s.clients_per_round, s.credit_weight, s.target)
+            views = {k: ClientView(a["n"], a["state"], self.after.get(k)) for k, a in answers.items()}
+            if views:
+                chosen = sfedca_selection(views, s.clients_per_round, s.credit_weight, s.target)
+        if not chosen:  # random selection, or no usable statistics this round
+            chosen = random_selection(nodes, s.clients_per_round, self.rng)
         log.selected = chosen
         log.bytes["model_down"] += len(chosen) * (arrays.count_bytes() + cfg.count_bytes())
         return [Message(RecordDict({"arrays": arrays, "config": cfg}), dst_node_id=n,
@@ -164,28 +191,24 @@ class FleetStrategy(FedAvg):
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         log = self.rounds[-1]
         accepted, losses = [], []
-        replies = list(replies)
-        if len(replies) < len(log.selected):
-            log.rejected["no-reply"] += len(log.selected) - len(replies)
-        for reply in replies:
-            if reply.has_error():
-                log.rejected["train-error"] += 1
-                continue
-            content = reply.content
-            log.bytes["model_up"] += _bytes(content)
+        for node, content in _arrived(replies, len(log.selected), log, "train", "model_up"):
             reason, norm = screen_update(self._global, content, self.accepted_norms, self.settings.norm_factor)
             if reason:
                 log.rejected[reason] += 1
                 continue
             self.accepted_norms.append(norm)
+            log.update_norms.append(norm)
             accepted.append(content)
-            losses.append(float(content["metrics"]["train-loss"]))
+            losses.append(float(content["metrics"].get("train-loss", np.nan)))
             if "activity" in content.config_records:
-                self.after[reply.metadata.src_node_id] = _activity(content["activity"])
+                try:
+                    self.after[node] = reported_state(content["activity"])
+                except ValueError:
+                    log.rejected["bad-statistics"] += 1  # the update still counts; its credit does not
         log.accepted = len(accepted)
         if not accepted:
             return None, None
-        log.train_loss = float(np.mean(losses))
+        log.train_loss = float(np.nanmean(losses)) if np.isfinite(losses).any() else float("nan")
         arrays = aggregate_arrayrecords(accepted, "num-examples")
         return arrays, MetricRecord({"train-loss": log.train_loss, "accepted": len(accepted),
                                      "rejected": sum(log.rejected.values())})
