@@ -88,6 +88,9 @@ def simulate(
         def report(row):
             info = f"test accuracy {row['test_accuracy']:.4f}"
             progress.update(bar, completed=row["round"], info=info)
+            if row["round"] and not row["accepted"]:
+                err.print(f"round {row['round']}: no update accepted ({row['rejected']}); "
+                          f"{row['first_error'] or 'no device answered'}", markup=False, highlight=False)
             if not err.is_terminal:
                 err.print(f"round {row['round']}/{rounds} {info}")
 

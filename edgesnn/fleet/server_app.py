@@ -126,7 +126,7 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
         if server_round > 0:
             log = strategy.rounds[-1]
             row.update(selected=log.selected, queried=log.queried, accepted=log.accepted,
-                       update_norms=log.update_norms,
+                       update_norms=log.update_norms, first_error=log.first_error,
                        rejected=dict(log.rejected), train_loss=log.train_loss, bytes=dict(log.bytes),
                        stats_cpu_seconds=log.stats_cpu_seconds, stats_windows=log.stats_windows)
         if cfg.export_dir and server_round > 0:

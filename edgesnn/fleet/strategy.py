@@ -94,6 +94,7 @@ def _arrived(replies: Iterable[Message], expected: int, log: "RoundLog", kind: s
     for reply in replies:
         if reply.has_error():
             log.rejected[f"{kind}-error"] += 1
+            log.first_error = log.first_error or " ".join(str(reply.error.reason).split())[-300:]
             continue
         log.bytes[byte_key] += _bytes(reply.content)
         yield reply.metadata.src_node_id, reply.content
@@ -111,6 +112,7 @@ class RoundLog:
     accepted: int = 0
     update_norms: list[float] = field(default_factory=list)  # L2 distance of each accepted update
     train_loss: float = float("nan")
+    first_error: str = ""  # the first error a device reported this round, for the operator
 
 
 class FleetStrategy(FedAvg):
