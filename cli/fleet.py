@@ -25,6 +25,13 @@ def _need_training_extra() -> None:
         raise EdgesnnError("fleet commands need the training extra: pip install 'edgesnn[train]'") from None
 
 
+def _writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgesnnError(f"{folder}: cannot write there ({exc.strerror})") from None
+
+
 def _check(cfg) -> None:
     """Refuse a bad configuration before Flower or the data are started."""
     from edgesnn.fleet.partition import SCENARIOS
@@ -39,6 +46,8 @@ def _check(cfg) -> None:
         raise EdgesnnError(f"--per-round {cfg.clients_per_round} is more than the fleet's {cfg.clients} clients")
     if not cfg.alpha > 0:
         raise EdgesnnError(f"--alpha must be positive, got {cfg.alpha}")
+    if cfg.dp_noise > 0 and cfg.dp_clip <= 0:
+        raise EdgesnnError("--dp-noise needs --dp-clip: the noise is scaled to the clipping norm")
     get_factory(cfg.pack)
 
 
@@ -80,6 +89,11 @@ def simulate(
                       dp_clip=dp_clip, dp_noise=dp_noise)
     _check(cfg)
     task = load_task(data)  # a missing or broken dataset fails here, with its own message
+    from edgesnn.fleet.partition import partition, training_windows
+
+    _, y, _, loads = training_windows(task, cfg.hop)
+    partition(y, loads, clients, scenario, alpha, seed)  # a fleet that cannot be cut fails here, not in every device
+    _writable(out_dir)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as progress:
@@ -178,6 +192,9 @@ def server(
 
     work = out_dir.resolve()
     devices = wait_devices or len(register)
+    if devices > len(register):
+        raise EdgesnnError(f"--wait-devices {devices} is more than the {len(register)} registered device keys")
+    _writable(work)
     cfg = FleetConfig(data=str(Path(data).resolve()), clients=devices, rounds=rounds, selection=selection,
                       clients_per_round=min(per_round, devices), local_steps=local_steps, out=str(work),
                       dp_clip=dp_clip, dp_noise=dp_noise, round_timeout=round_timeout,

@@ -1,8 +1,9 @@
 """A folder of model cards that a running monitor watches for newer models (fleet retraining).
 
 A model is committed to the folder by its card: exporters write the ONNX file first and the
-card last. The watcher takes the newest card (by modification time) that is newer than the
-card of the model in use and that it has not tried,
+card last. The watcher takes the newest card (by file modification time: copy models in with
+their times refreshed, not `cp -p` or `rsync -a`) that is newer than the card of the model in
+use and that it has not tried,
 loads it through Diagnoser, which verifies the ONNX sha256 against the card, and checks that it
 diagnoses the same classes from the same window at the same sample rate as the model in use.
 Only then does the monitor swap, between two batches. A card that fails is counted and logged
@@ -15,6 +16,8 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from edgesnn.card import FORMAT
 from edgesnn.errors import EdgesnnError
 from edgesnn.runtime import Diagnoser
@@ -23,12 +26,19 @@ log = logging.getLogger("edgesnn.models")
 
 
 def _stamp(card: Path) -> tuple:
-    """What identifies one version of a card and its ONNX file on disk."""
+    """What identifies one version of a card and its ONNX file on disk (files may vanish or hold
+    anything while we look: a stamp never fails)."""
+    def mtime(path: Path) -> int:
+        try:
+            return path.stat().st_mtime_ns
+        except OSError:
+            return 0
+
     try:
-        onnx = card.parent / json.loads(card.read_text()).get("onnx", "")
-        return card.stat().st_mtime_ns, onnx.stat().st_mtime_ns if onnx.is_file() else 0
-    except (OSError, ValueError, AttributeError):
-        return card.stat().st_mtime_ns, 0
+        onnx = card.parent / str(json.loads(card.read_text()).get("onnx"))
+    except Exception:
+        onnx = None
+    return mtime(card), mtime(onnx) if onnx else 0
 
 
 class ModelWatcher:
@@ -60,13 +70,18 @@ class ModelWatcher:
             try:
                 if json.loads(card.read_text()).get("format") != FORMAT:
                     continue  # not a model card (history.json and the like)
-            except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            except Exception:  # unreadable, not JSON, not an object
                 continue
             try:
                 new = Diagnoser(card, threads=self.threads)
-            except EdgesnnError as exc:
+                # one silent window through it: a card whose classes do not match its graph fails here
+                width = new.logits(np.zeros((1, 1, new.window), np.float32)).shape
+                if width != (1, len(new.classes)):
+                    raise EdgesnnError(f"{card}: the model gives {width[1]} outputs for {len(new.classes)} classes")
+            except Exception as exc:  # whatever a card holds, the monitor goes on with its model
                 self.rejected += 1
-                log.warning("model not taken: %s", exc)
+                log.warning("model not taken: %s", exc if isinstance(exc, EdgesnnError) else
+                            f"{card}: {type(exc).__name__}: {exc}")
                 continue
             mismatch = [k for k in ("classes", "window", "sample_rate_hz")
                         if getattr(new, k) != getattr(self.current, k)]

@@ -93,6 +93,14 @@ def test_bad_updates_are_rejected_with_a_reason():
     assert screen_update(ref, _reply(nan), [], 5.0)[0] == "non-finite"
     assert screen_update(ref, _reply({**ok, "b": np.zeros(3, np.float32)}), [], 5.0)[0] == "shape"
     assert screen_update(ref, _reply({"w": ok["w"]}), [], 5.0)[0] == "tensors"
+    assert screen_update(ref, _reply({**ok, "b": np.zeros(2, np.float64)}), [], 5.0)[0] == "dtype"
+    for n in (0, -5, 2.5, 10**9):  # no weight, a fractional weight or an absurd one: not believed
+        bad = RecordDict({"arrays": ArrayRecord({k: Array(v) for k, v in ok.items()}),
+                          "metrics": MetricRecord({"num-examples": n})})
+        assert screen_update(ref, bad, [], 5.0)[0] == "num-examples"
+    extra = _reply(ok)
+    extra["smuggled"] = ArrayRecord({"w": Array(np.full((3, 2), 1e30, np.float32))})  # a second ArrayRecord
+    assert screen_update(ref, extra, [], 5.0)[0] == "records"
     huge = {**ok, "w": np.full((3, 2), 100.0, np.float32)}
     history = [0.24, 0.25, 0.26, 0.25]
     assert screen_update(ref, _reply(huge), history, 5.0)[0] == "norm-outlier"
@@ -102,14 +110,17 @@ def test_bad_updates_are_rejected_with_a_reason():
 def test_malformed_statistics_from_a_device_are_refused():
     from flwr.app import ConfigRecord
 
+    template = {"layer0": 2, "output": 2}
     good = {"layer0": [0.5, 1.0], "output": [0.25, 0.75]}
-    assert reported_state(ConfigRecord(good))["output"].sum() == 1.0
+    assert reported_state(ConfigRecord(good), template, 3.0)["output"].sum() == 1.0
     for bad in ({"layer0": [float("nan"), 1.0], "output": [0.25, 0.75]},
                 {"layer0": [-1.0, 1.0], "output": [0.25, 0.75]},
                 {"layer0": [0.5, 1.0], "output": [0.5, 0.75]},
-                {"layer0": [0.5, 1.0]}):
+                {"layer0": [0.5, 1.0]},
+                {"layer0": [0.5, 1.0, 1.0], "output": [0.25, 0.75]},  # not the model's layer
+                {"layer0": [1e300, 1.0], "output": [0.25, 0.75]}):  # more than a neuron can fire
         with pytest.raises(ValueError):
-            reported_state(ConfigRecord(bad))
+            reported_state(ConfigRecord(bad), template, 3.0)
 
 
 def test_fleet_simulate_runs_flower_and_exports_the_global_model(cwru_dir, tmp_path):

@@ -52,6 +52,10 @@ def test_watcher_takes_the_newest_verified_model_and_counts_refusals(tmp_path):
     renamed = list(reversed(current.classes))
     drop_model(tmp_path, "fleet-r3-other-classes", classes=renamed)
     assert watcher.poll() is None and watcher.rejected == 2
+    drop_model(tmp_path, "fleet-r4-five-classes", classes=current.classes[:5])  # graph has 10 outputs
+    time.sleep(0.02)
+    (tmp_path / "fleet-r5-junk.json").write_text(json.dumps({"format": "edgesnn-model-card/1", "onnx": None}))
+    assert watcher.poll() is None and watcher.rejected == 4  # refused, counted, and no exception
 
 
 def test_running_monitor_swaps_models_between_batches(broker, cwru_dir, tmp_path):

@@ -85,12 +85,12 @@ class Server:
 
     # the SuperLink ----------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
-        log = open(self.work / "superlink.log", "wb")  # noqa: SIM115 (lives as long as the process)
+        self._log = open(self.work / "superlink.log", "wb")  # noqa: SIM115 (closed by stop())
         self.proc = subprocess.Popen(
             [str(BIN / "flower-superlink"), "--ssl-ca-certfile", str(self.ca), "--ssl-certfile", str(self.cert),
              "--ssl-keyfile", str(self.key), "--enable-supernode-auth", "--disable-runtime-dependency-installation",
              "--host", self.host, "--port", str(self.port), "--database", str(self.work / "superlink.db")],
-            env=flower_env(self.work / "flwr-superlink"), stdout=log, stderr=subprocess.STDOUT,
+            env=flower_env(self.work / "flwr-superlink"), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not self._healthy():
@@ -110,22 +110,32 @@ class Server:
             return False
 
     def stop(self) -> None:
+        """SIGTERM to the SuperLink's process group; Flower's SuperExec and ServerApp processes
+        run in sessions of their own and exit when they see their parent gone."""
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the SuperLink and its ServerApp process
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        if getattr(self, "_log", None):
+            self._log.close()
 
     # the flwr CLI -----------------------------------------------------------------------
     def flwr(self, *args: str, timeout: float = 120.0) -> dict:
         """One flwr CLI call with --format json; its JSON answer."""
         cmd = [sys.executable, "-m", "edgesnn.fleet.flwr_cli", *args, "--format", "json"]
-        r = subprocess.run(cmd, env=flower_env(self.cli_home), cwd=self.work, capture_output=True, text=True,
-                           timeout=timeout)
+        try:
+            r = subprocess.run(cmd, env=flower_env(self.cli_home), cwd=self.work, capture_output=True, text=True,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise EdgesnnError(f"flwr {' '.join(args[:2])}: no answer from the SuperLink within {timeout:.0f} s") from None
         start = r.stdout.find("{")
-        answer = json.JSONDecoder().raw_decode(r.stdout[start:])[0] if start >= 0 else {}
+        try:
+            answer = json.JSONDecoder().raw_decode(r.stdout[start:])[0] if start >= 0 else {}
+        except json.JSONDecodeError:
+            answer = {}
         if r.returncode != 0 or answer.get("success") is False:
             # flwr's message, else the last line of its stderr that is text, not a box border
             text = [ln.strip(" │╭╮╰╯─") for ln in r.stderr.splitlines()]

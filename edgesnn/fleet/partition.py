@@ -55,6 +55,8 @@ def partition(y: np.ndarray, load: np.ndarray, n_clients: int, scenario: str, al
                     parts[k].append(chunk)
         else:
             loads = np.unique(load)
+            if n_clients < len(loads):
+                raise EdgesnnError(f"the load scenario needs a client per motor load: at least {len(loads)} clients")
             owners = [np.arange(n_clients)[i::len(loads)] for i in range(len(loads))]
             for ld, clients in zip(loads, owners):
                 for c in np.unique(y):

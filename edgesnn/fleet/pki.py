@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 from pathlib import Path
 
 from cryptography import x509
@@ -16,11 +17,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from edgesnn.errors import EdgesnnError
+
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> Path:
+    """Write a new file with its mode from the start (a private key is never readable by others)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    path.chmod(mode)
+    if path.exists():
+        raise EdgesnnError(f"{path}: already exists; keys and certificates are not overwritten")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     return path
 
 

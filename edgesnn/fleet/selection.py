@@ -18,7 +18,7 @@ i.e. clients that carry what the global model lacks, chosen so that the round's 
 the class mix pi. target "fleet": pi = sum_k n_k q_k / sum_k n_k, the whole fleet's estimated
 mix (a round that looks like the fleet); "uniform": every class alike. README "Fleet" has the
 measurements that chose the default. No label or label count reaches the server: q_k comes from
-model outputs.
+model outputs (an estimate of the class mix, by design).
 """
 
 from __future__ import annotations

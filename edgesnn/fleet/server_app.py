@@ -7,6 +7,7 @@ The same `run_fleet` drives Flower's simulation (`edgesnn fleet simulate`) and a
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -20,6 +21,7 @@ from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
 
 from edgesnn.dataset import load_task
 from edgesnn.evaluation import predict_labels
+from edgesnn.fleet.activity import firing_state
 from edgesnn.fleet.model import build, load_arrays, to_arrays
 from edgesnn.fleet.strategy import FleetStrategy, SelectionSettings
 from edgesnn.training import TrainConfig, torch_predict
@@ -85,7 +87,7 @@ def checkpoint(cfg: FleetConfig, classes, arrays: ArrayRecord, history: list) ->
                             bits=cfg.bits, window=cfg.window)
     return {"format": "edgesnn-checkpoint/1", "config": {**asdict(train_cfg), "fleet": asdict(cfg)},
             "classes": list(classes), "state_dict": model.state_dict(), "history": history,
-            "best_epoch": len(history), "train_seconds": history[-1]["seconds"] if history else 0.0}
+            "best_epoch": len(history) - 1, "train_seconds": history[-1]["seconds"] if history else 0.0}
 
 
 def export_round(cfg: FleetConfig, data, arrays: ArrayRecord, history: list, server_round: int) -> Path:
@@ -110,11 +112,14 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
     model_cfg = {"pack": cfg.pack, "n-classes": len(data.classes), "window": cfg.window,
                  "timesteps": cfg.timesteps, "bits": cfg.bits}
     eval_model = build(model_cfg)
+    # What a device's firing-rate state must look like: the layers of this very model.
+    template = {k: len(v) for k, v in firing_state(eval_model, np.zeros((1, cfg.window), np.float32)).items()}
     strategy = FleetStrategy(
         SelectionSettings(cfg.selection, cfg.clients_per_round, cfg.candidates, cfg.credit_weight, cfg.target,
                           seed=cfg.seed),
         cfg.client_config(len(data.classes)), min_available_nodes=min(cfg.clients, cfg.clients_per_round),
-        timeout=cfg.round_timeout)
+        timeout=cfg.round_timeout, state_template=template, max_rate=2.0**cfg.bits - 1,
+        uniform_weights=cfg.dp_clip > 0)
     history: list[dict] = []
     out = Path(cfg.out) if cfg.out else None
     start = time.perf_counter()
@@ -132,9 +137,10 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
         if cfg.export_dir and server_round > 0:
             row["exported"] = str(export_round(cfg, data, arrays, history + [row], server_round))
         history.append(row)
-        if cfg.out:  # progress for whoever watches a deployment's ServerApp
+        if cfg.out:  # progress for whoever watches a deployment's ServerApp; replaced whole, never half-written
             out.mkdir(parents=True, exist_ok=True)
-            (out / "history.json").write_text(json.dumps({"config": asdict(cfg), "rounds": history}, indent=1))
+            (out / "history.json.tmp").write_text(json.dumps({"config": asdict(cfg), "rounds": history}, indent=1))
+            os.replace(out / "history.json.tmp", out / "history.json")
         if progress:
             progress(row)
         return MetricRecord({"test-accuracy": accuracy})
@@ -143,7 +149,8 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
     if cfg.dp_clip > 0:  # Flower's central DP wrapper; the devices clip (client_app.clipping_when_asked)
         runner = DifferentialPrivacyClientSideFixedClipping(strategy, cfg.dp_noise, cfg.dp_clip,
                                                             cfg.clients_per_round)
-    result = runner.start(grid, to_arrays(build(model_cfg)), num_rounds=cfg.rounds, evaluate_fn=evaluate)
+    result = runner.start(grid, to_arrays(build(model_cfg)), num_rounds=cfg.rounds, timeout=cfg.round_timeout,
+                          evaluate_fn=evaluate)
     ckpt = checkpoint(cfg, data.classes, result.arrays, history)
     if out:
         torch.save(ckpt, out / "fleet.pt")

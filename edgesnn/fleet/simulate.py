@@ -13,6 +13,7 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
+from edgesnn.errors import EdgesnnError
 from edgesnn.fleet import client_app
 from edgesnn.fleet.server_app import FleetConfig, run_fleet
 
@@ -56,5 +57,5 @@ def simulate(cfg: FleetConfig, progress=None, parallel: int | None = None) -> di
         run_simulation(server_app=server, client_app=client_app.app, num_supernodes=cfg.clients,
                        backend_config=backend)
     if "result" not in box:
-        raise RuntimeError("the fleet simulation ended without a result; see the log above")
+        raise EdgesnnError("the fleet simulation ended without a result; Flower's log above says why")
     return box["result"]

@@ -44,14 +44,24 @@ class SelectionSettings:
             raise EdgesnnError(f"unknown selection {self.rule!r}; use one of {', '.join(RULES)}")
 
 
-def reported_state(record: ConfigRecord) -> dict[str, np.ndarray]:
-    """A reported firing-rate state; ValueError unless it is finite, non-negative and has an
-    output distribution (a device's statistics are input like any other)."""
-    state = {k: np.asarray(v, dtype=np.float64) for k, v in record.items()}
+def reported_state(record: ConfigRecord, template: dict[str, int] | None = None,
+                   max_rate: float = np.inf) -> dict[str, np.ndarray]:
+    """A device's firing-rate state, checked like any other input: ValueError unless it has the
+    layers and lengths of `template` ({key: length}, from the global model itself), finite
+    rates within 0..max_rate, and an output that is a distribution."""
+    try:
+        state = {k: np.asarray(v, dtype=np.float64) for k, v in record.items()}
+    except (TypeError, ValueError):
+        raise ValueError("firing-rate state is not numbers") from None
     out = state.get("output")
-    if out is None or out.ndim != 1 or not out.size or any(
-            v.ndim != 1 or not np.all(np.isfinite(v)) or np.any(v < 0) for v in state.values()):
+    if out is None or any(v.ndim != 1 or not v.size for v in state.values()):
         raise ValueError("malformed firing-rate state")
+    if template is not None and {k: len(v) for k, v in state.items()} != template:
+        raise ValueError("firing-rate state does not match the model's layers")
+    if any(not np.all(np.isfinite(v)) or np.any(v < 0) for v in state.values()):
+        raise ValueError("firing-rate state holds negative or non-finite values")
+    if any(np.any(v > max_rate) for k, v in state.items() if k != "output"):
+        raise ValueError("firing rate above the most a neuron can fire")
     if abs(out.sum() - 1.0) > 1e-3:
         raise ValueError("output state is not a distribution")
     return state
@@ -62,27 +72,42 @@ def _bytes(content: RecordDict) -> int:
     return sum(record.count_bytes() for record in content.values())
 
 
+MAX_EXAMPLES = 10_000_000  # a device claiming more windows than this is not believed
+
+
 def screen_update(reference: ArrayRecord, content: RecordDict, accepted_norms: list[float],
-                  norm_factor: float) -> tuple[str | None, float]:
-    """(reason to reject or None, distance of the update to the global model `reference`)."""
-    arrays = content.array_records.get("arrays")
-    if arrays is None or set(arrays.keys()) != set(reference.keys()):
-        return "tensors", 0.0
-    if "metrics" not in content.metric_records or "num-examples" not in content["metrics"]:
-        return "metrics", 0.0
+                  norm_factor: float) -> tuple[str | None, float, int]:
+    """(reason to reject or None, distance of the update to the global model `reference`,
+    its number of windows). Anything a device sends is checked: exactly the tensors of the
+    global model with their shapes and dtypes, all finite, one MetricRecord with a plausible
+    `num-examples`, and a distance that is not an outlier (over norm_factor x the median of
+    the last 50 accepted distances, once 4 have been accepted)."""
+    if list(content.array_records) != ["arrays"] or list(content.metric_records) != ["metrics"]:
+        return "records", 0.0, 0
+    arrays, n = content["arrays"], content["metrics"].get("num-examples")
+    if set(arrays.keys()) != set(reference.keys()):
+        return "tensors", 0.0, 0
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_EXAMPLES:
+        return "num-examples", 0.0, 0
     sq = 0.0
     for key, array in arrays.items():
-        new, old = array.numpy(), reference[key].numpy()
+        try:
+            new = array.numpy()
+        except Exception:  # bytes that are not a numpy array
+            return "undecodable", 0.0, 0
+        old = reference[key].numpy()
         if new.shape != old.shape:
-            return "shape", 0.0
+            return "shape", 0.0, 0
+        if new.dtype != old.dtype:
+            return "dtype", 0.0, 0
         if not np.all(np.isfinite(new)):
-            return "non-finite", 0.0
+            return "non-finite", 0.0, 0
         sq += float(np.sum((new.astype(np.float64) - old) ** 2))
     norm = float(np.sqrt(sq))
     history = accepted_norms[-50:]
     if len(history) >= 4 and norm > norm_factor * float(np.median(history)):
-        return "norm-outlier", norm
-    return None, norm
+        return "norm-outlier", norm, n
+    return None, norm, n
 
 
 def _arrived(replies: Iterable[Message], expected: int, log: "RoundLog", kind: str, byte_key: str):
@@ -117,10 +142,15 @@ class RoundLog:
 
 class FleetStrategy(FedAvg):
     def __init__(self, settings: SelectionSettings, client_config: dict, min_available_nodes: int = 2,
-                 timeout: float = 600.0):
+                 timeout: float = 600.0, state_template: dict[str, int] | None = None,
+                 max_rate: float = np.inf, uniform_weights: bool = False):
+        """`state_template` ({key: length}) and `max_rate` describe the firing-rate states the
+        global model produces; reported states that differ are refused. `uniform_weights`:
+        average updates with equal weights (differential privacy) instead of by window count."""
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=1,
                          min_available_nodes=min_available_nodes)
         self.settings, self.client_config, self.timeout = settings, client_config, timeout
+        self.state_template, self.max_rate, self.uniform_weights = state_template, max_rate, uniform_weights
         self.rng = np.random.default_rng(settings.seed)
         self.after: dict[int, dict[str, np.ndarray]] = {}
         self.accepted_norms: list[float] = []
@@ -149,10 +179,10 @@ class FleetStrategy(FedAvg):
                     if not np.isfinite(answer["loss"]):
                         raise ValueError("non-finite loss")
                 else:
-                    answer["state"] = reported_state(content["activity"])
+                    answer["state"] = reported_state(content["activity"], self.state_template, self.max_rate)
                 log.stats_cpu_seconds += float(metrics["cpu-seconds"])
                 log.stats_windows += int(metrics["windows-forwarded"])
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 log.rejected["bad-statistics"] += 1
                 continue
             answers[node] = answer
@@ -168,7 +198,7 @@ class FleetStrategy(FedAvg):
         cfg = ConfigRecord({**self.client_config, **config, "server-round": server_round})
         chosen: list[int] = []
         if s.rule == "power_of_choice":
-            candidates = random_selection(nodes, s.candidates, self.rng)
+            candidates = random_selection(nodes, max(s.candidates, s.clients_per_round), self.rng)
             answers = self._query(grid, candidates, arrays, cfg, "loss", log)
             chosen = power_of_choice({k: a["loss"] for k, a in answers.items()}, s.clients_per_round)
         elif s.rule == "sfedca":
@@ -184,7 +214,12 @@ class FleetStrategy(FedAvg):
                         message_type=MessageType.TRAIN) for n in chosen]
 
     def _wait_for_nodes(self, grid: Grid) -> list[int]:
+        """The connected devices, once `min_available_nodes` are (at most one round timeout;
+        then the round goes on with those there are, if any)."""
+        deadline = time.monotonic() + self.timeout
         while len(nodes := sorted(grid.get_node_ids())) < self.min_available_nodes:
+            if time.monotonic() > deadline and nodes:
+                break
             time.sleep(1)
         return nodes
 
@@ -194,17 +229,22 @@ class FleetStrategy(FedAvg):
         log = self.rounds[-1]
         accepted, losses = [], []
         for node, content in _arrived(replies, len(log.selected), log, "train", "model_up"):
-            reason, norm = screen_update(self._global, content, self.accepted_norms, self.settings.norm_factor)
+            reason, norm, n = screen_update(self._global, content, self.accepted_norms, self.settings.norm_factor)
             if reason:
                 log.rejected[reason] += 1
                 continue
             self.accepted_norms.append(norm)
             log.update_norms.append(norm)
-            accepted.append(content)
-            losses.append(float(content["metrics"].get("train-loss", np.nan)))
+            # Averaged is only what was screened: the tensors and the window count, rebuilt.
+            # Under differential privacy every update weighs the same (the noise assumes it).
+            weight = 1 if self.uniform_weights else n
+            accepted.append(RecordDict({"arrays": content["arrays"],
+                                        "metrics": MetricRecord({"num-examples": weight})}))
+            loss = content["metrics"].get("train-loss")
+            losses.append(float(loss) if isinstance(loss, (int, float)) else np.nan)
             if "activity" in content.config_records:
                 try:
-                    self.after[node] = reported_state(content["activity"])
+                    self.after[node] = reported_state(content["activity"], self.state_template, self.max_rate)
                 except ValueError:
                     log.rejected["bad-statistics"] += 1  # the update still counts; its credit does not
         log.accepted = len(accepted)
