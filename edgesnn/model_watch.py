@@ -83,6 +83,9 @@ class ModelWatcher:
                 log.warning("model not taken: %s", exc if isinstance(exc, EdgesnnError) else
                             f"{card}: {type(exc).__name__}: {exc}")
                 continue
+            if new.model_id == self.current.model_id:  # the same model, its card rewritten (metrics added)
+                self.since = mtime
+                continue
             mismatch = [k for k in ("classes", "window", "sample_rate_hz")
                         if getattr(new, k) != getattr(self.current, k)]
             if mismatch:

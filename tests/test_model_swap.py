@@ -49,6 +49,11 @@ def test_watcher_takes_the_newest_verified_model_and_counts_refusals(tmp_path):
     assert new is not None and new.model_id.startswith("fleet-r1@")
     assert watcher.rejected == 1 and watcher.swaps == 1
     assert watcher.poll() is None  # nothing tried twice
+    card = json.loads((tmp_path / "fleet-r1.json").read_text())
+    card["metrics"] = {"test_accuracy": 1.0}  # the exporter rewrites a card once it has measured
+    time.sleep(0.02)
+    (tmp_path / "fleet-r1.json").write_text(json.dumps(card))
+    assert watcher.poll() is None and watcher.swaps == 1  # same model: not a swap
     renamed = list(reversed(current.classes))
     drop_model(tmp_path, "fleet-r3-other-classes", classes=renamed)
     assert watcher.poll() is None and watcher.rejected == 2
