@@ -9,20 +9,13 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from edgesnn.cli.extras import need_training_extra
 from edgesnn.errors import EdgesnnError
 
 fleet_app = typer.Typer(no_args_is_help=True, help="Federated retraining of a fleet on Flower, with SFedCA "
                                                    "client selection.")
 out = Console(width=200)
 err = Console(stderr=True)
-
-
-def _need_training_extra() -> None:
-    try:
-        import flwr  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        raise EdgesnnError("fleet commands need the training extra: pip install 'edgesnn[train]'") from None
 
 
 def _writable(folder: Path) -> None:
@@ -71,7 +64,7 @@ def simulate(
 ):
     """Simulate a fleet on Flower's simulation engine: the same ServerApp and ClientApp as a
     deployment, with virtual devices holding skewed shares of the CWRU training region."""
-    _need_training_extra()
+    need_training_extra("torch", "flwr")
     import logging
 
     import torch
@@ -130,7 +123,7 @@ def certs(
     host: list[str] = typer.Option(["localhost"], help="the server's host names or IP addresses (repeatable)"),
 ):
     """Make a private CA and the server's TLS certificate (for a trial; a plant uses its own CA)."""
-    _need_training_extra()
+    need_training_extra("torch", "flwr")
     from edgesnn.fleet.pki import make_certificates
 
     paths = make_certificates(out_dir, host)
@@ -144,7 +137,7 @@ def keys(
 ):
     """Make a device's authentication key pair: the private key stays on the device, the server
     registers the .pub."""
-    _need_training_extra()
+    need_training_extra("torch", "flwr")
     from edgesnn.fleet.pki import make_node_key
 
     private, public = make_node_key(out_dir, name)
@@ -180,7 +173,7 @@ def server(
 ):
     """Run a retraining campaign: a TLS SuperLink that admits only registered devices, then the
     fleet's rounds; exports each round's global model for the monitors."""
-    _need_training_extra()
+    need_training_extra("torch", "flwr")
     import signal
     import time
 
@@ -256,7 +249,7 @@ def client(
 ):
     """Join the fleet as a device: train on local recordings when the server selects it, answer its
     queries with a few firing-rate numbers. Runs until stopped."""
-    _need_training_extra()
+    need_training_extra("torch", "flwr")
     import os
 
     from edgesnn.dataset import load_task

@@ -18,6 +18,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from edgesnn.cli.extras import need_training_extra
 from edgesnn.cli.fleet import fleet_app
 from edgesnn.errors import EdgesnnError
 
@@ -40,13 +41,6 @@ def _csv(text: Optional[str], kind=int) -> Optional[list]:
         raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
 
 
-def _need_torch():
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise EdgesnnError("this command needs the training extra: pip install 'edgesnn[train]'") from None
-
-
 @app.command()
 def train(
     pack: str = typer.Option("mra_snn", help="model pack (see `edgesnn packs`)"),
@@ -66,7 +60,7 @@ def train(
     threads: int = typer.Option(0, min=0, help="torch threads (0: torch's default)"),
 ):
     """Train a model pack on the training region; keeps the best validation epoch."""
-    _need_torch()
+    need_training_extra()
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -113,7 +107,7 @@ def evaluate_cmd(
     Given one checkpoint trained on each load (`train --loads N`), the per-load rows form the
     4x4 load-transfer table.
     """
-    _need_torch()
+    need_training_extra()
     from rich.table import Table
 
     from edgesnn import plots
@@ -176,7 +170,7 @@ def export(
 ):
     """Write ONNX + model card, checked against PyTorch (float: 1e-4 on random windows, see README)
     or against the integer simulator (--quantize: bit for bit)."""
-    _need_torch()
+    need_training_extra()
     from edgesnn.card import read_card
     from edgesnn.dataset import load_task
     from edgesnn.export import export_measured
@@ -529,7 +523,7 @@ def bench_inference(
 ):
     """Latency per window of every runtime side by side (one thread, real windows), real-time
     factor, file sizes, and the operation and energy budget beside WDCNN."""
-    _need_torch()
+    need_training_extra()
     from rich.table import Table
 
     from edgesnn import bench
