@@ -28,11 +28,10 @@ def _writable(folder: Path) -> None:
 def _check(cfg) -> None:
     """Refuse a bad configuration before Flower or the data are started."""
     from edgesnn.fleet.partition import SCENARIOS
-    from edgesnn.fleet.selection import RULES
+    from edgesnn.fleet.strategy import SelectionSettings
     from edgesnn.registry import get_factory
 
-    if cfg.selection not in RULES:
-        raise EdgesnnError(f"unknown selection {cfg.selection!r}; use one of {', '.join(RULES)}")
+    SelectionSettings(cfg.selection, target=cfg.target)  # refuses an unknown rule or target
     if cfg.scenario not in SCENARIOS:
         raise EdgesnnError(f"unknown scenario {cfg.scenario!r}; use one of {', '.join(SCENARIOS)}")
     if cfg.clients_per_round > cfg.clients:

@@ -6,7 +6,6 @@ import threading
 import time
 import uuid
 
-import numpy as np
 import paho.mqtt.client as mqtt
 
 from conftest import mqtt_listener, wait_for

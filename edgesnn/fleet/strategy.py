@@ -27,7 +27,7 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 from edgesnn.errors import EdgesnnError
-from edgesnn.fleet.selection import RULES, ClientView, power_of_choice, random_selection, sfedca_selection
+from edgesnn.fleet.selection import RULES, TARGETS, ClientView, power_of_choice, random_selection, sfedca_selection
 
 @dataclass
 class SelectionSettings:
@@ -42,6 +42,8 @@ class SelectionSettings:
     def __post_init__(self):
         if self.rule not in RULES:
             raise EdgesnnError(f"unknown selection {self.rule!r}; use one of {', '.join(RULES)}")
+        if self.target not in TARGETS:
+            raise EdgesnnError(f"unknown SFedCA target {self.target!r}; use one of {', '.join(TARGETS)}")
 
 
 def reported_state(record: ConfigRecord, template: dict[str, int] | None = None,
