@@ -66,7 +66,6 @@ def simulate(
     need_training_extra("torch", "flwr")
     import logging
 
-    import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from edgesnn import plots
@@ -78,7 +77,7 @@ def simulate(
 
     cfg = FleetConfig(data=str(data), clients=clients, scenario=scenario, alpha=alpha, rounds=rounds,
                       selection=selection, clients_per_round=per_round, local_steps=local_steps, seed=seed,
-                      dp_clip=dp_clip, dp_noise=dp_noise)
+                      dp_clip=dp_clip, dp_noise=dp_noise, out=str(out_dir))
     _check(cfg)
     task = load_task(data)  # a missing or broken dataset fails here, with its own message
     from edgesnn.fleet.partition import partition, training_windows
@@ -101,18 +100,15 @@ def simulate(
                 err.print(f"round {row['round']}/{rounds} {info}")
 
         result = run_simulation(cfg, progress=report)
-    rows = result["rounds"]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "history.json").write_text(json.dumps({"config": result["config"], "rounds": rows}, indent=1))
+    rows = result["rounds"]  # history.json and fleet.pt are written by the ServerApp itself
     plots.fleet_accuracy({scenario: {selection: [[r["test_accuracy"] for r in rows]]}}, out_dir / "accuracy.png", 0.95)
-    torch.save(result["checkpoint"], out_dir / "fleet.pt")
     moved = sum(sum(r.get("bytes", {}).values()) for r in rows)
     out.print(f"{rounds} rounds, {selection} selection: test-region accuracy {rows[0]['test_accuracy']:.4f} -> "
               f"{rows[-1]['test_accuracy']:.4f}; {moved / 1e6:.1f} MB moved")
     out.print(f"wrote {out_dir}/history.json, accuracy.png, fleet.pt")
     if export:
         ckpt = result["checkpoint"]
-        card = export_measured(model_from_checkpoint(ckpt), ckpt, out_dir, "mra-snn-fleet-int8", task, quantize=True)
+        card = export_measured(model_from_checkpoint(ckpt), ckpt, out_dir, cfg.name, task, quantize=True)
         out.print(f"wrote {card.with_suffix('.onnx')} and {card}")
 
 

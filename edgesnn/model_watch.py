@@ -42,11 +42,11 @@ def _stamp(card: Path) -> tuple:
 
 
 class ModelWatcher:
-    def __init__(self, folder: Path, current: Diagnoser, threads: int = 1):
+    def __init__(self, folder: Path, current: Diagnoser):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise EdgesnnError(f"{self.folder}: model folder not found")
-        self.current, self.threads = current, threads
+        self.current = current
         self.tried: dict[Path, tuple] = {}  # card -> stamp when last tried
         self.swaps = 0
         self.rejected = 0
@@ -73,7 +73,7 @@ class ModelWatcher:
             except Exception:  # unreadable, not JSON, not an object
                 continue
             try:
-                new = Diagnoser(card, threads=self.threads)
+                new = Diagnoser(card, threads=self.current.threads)  # as many threads as the model in use
                 # one silent window through it: a card whose classes do not match its graph fails here
                 width = new.logits(np.zeros((1, 1, new.window), np.float32)).shape
                 if width != (1, len(new.classes)):

@@ -55,7 +55,7 @@ class Monitor:
             # bounds the windows (and memory) one frame can produce: a 1 MiB frame at most ~2000
             raise EdgesnnError(f"hop {self.hop} is below {self.diagnoser.window // MAX_WINDOWS_PER_WINDOW} "
                                f"samples: at most {MAX_WINDOWS_PER_WINDOW} diagnoses per window length")
-        self.watcher = ModelWatcher(Path(model_dir), self.diagnoser, self.diagnoser.threads) if model_dir else None
+        self.watcher = ModelWatcher(Path(model_dir), self.diagnoser) if model_dir else None
         self._next_model_check = 0.0
         self.windowers: dict[str, SensorWindower] = {}
         self.health: dict[str, HealthState] = {}

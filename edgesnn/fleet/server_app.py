@@ -58,7 +58,7 @@ class FleetConfig:
     threads: int = 1
     dp_clip: float = 0.0  # > 0: differential privacy, updates clipped to this L2 norm on the devices
     dp_noise: float = 0.0  # Gaussian noise multiplier on the aggregate (with dp_clip)
-    out: str = ""  # folder for the global checkpoint and round history; empty: keep in memory
+    out: str = ""  # folder for history.json (every round) and fleet.pt (the end); empty: keep in memory
     export_dir: str = ""  # export each round's global model here (integer ONNX + card) for monitors
     name: str = "mra-snn-fleet-int8"
 
@@ -71,18 +71,20 @@ class FleetConfig:
         return cls(**{f.name: type(getattr(defaults, f.name))(values[f.name])
                       for f in fields(cls) if f.name in values})
 
-    def client_config(self, n_classes: int) -> dict:
+    def model_config(self, n_classes: int) -> dict:
+        """The model's shape, as fleet.model.build reads it on either side."""
         return {"pack": self.pack, "n-classes": n_classes, "window": self.window, "timesteps": self.timesteps,
-                "bits": self.bits, "hop": self.hop, "scenario": self.scenario, "alpha": self.alpha,
+                "bits": self.bits}
+
+    def client_config(self, n_classes: int) -> dict:
+        return {**self.model_config(n_classes), "hop": self.hop, "scenario": self.scenario, "alpha": self.alpha,
                 "seed": self.seed, "stat-windows": self.stat_windows, "local-steps": self.local_steps,
                 "batch-size": self.batch_size, "lr": self.lr, "noise-fraction": self.noise_fraction,
                 "threads": self.threads, "sim-data": str(Path(self.data).resolve())}
 
 
-def checkpoint(cfg: FleetConfig, classes, arrays: ArrayRecord, history: list) -> dict:
+def checkpoint(cfg: FleetConfig, classes, model: torch.nn.Module, history: list) -> dict:
     """The global model as an `edgesnn train` checkpoint, so `edgesnn export` takes it as is."""
-    model = load_arrays(build({"pack": cfg.pack, "n-classes": len(classes), "window": cfg.window,
-                               "timesteps": cfg.timesteps, "bits": cfg.bits}), arrays)
     train_cfg = TrainConfig(pack=cfg.pack, data=cfg.data, seed=cfg.seed, timesteps=cfg.timesteps,
                             bits=cfg.bits, window=cfg.window)
     return {"format": "edgesnn-checkpoint/1", "config": {**asdict(train_cfg), "fleet": asdict(cfg)},
@@ -90,17 +92,15 @@ def checkpoint(cfg: FleetConfig, classes, arrays: ArrayRecord, history: list) ->
             "best_epoch": len(history) - 1, "train_seconds": history[-1]["seconds"] if history else 0.0}
 
 
-def export_round(cfg: FleetConfig, data, arrays: ArrayRecord, history: list, server_round: int) -> Path:
+def export_round(cfg: FleetConfig, data, model: torch.nn.Module, history: list, server_round: int) -> Path:
     """The round's global model as the default model is shipped: the integer network, ONNX +
     card, named <name>-r<round>, measured on the server's reference test region. The card is
     written last, so a monitor watching the folder never sees half a model."""
     from edgesnn.export import export_measured
-    from edgesnn.training import model_from_checkpoint
 
-    ckpt = checkpoint(cfg, data.classes, arrays, history)
+    ckpt = checkpoint(cfg, data.classes, model, history)
     ckpt["command"] = f"fleet round {server_round} ({cfg.selection} selection)"
-    return export_measured(model_from_checkpoint(ckpt), ckpt, Path(cfg.export_dir),
-                           f"{cfg.name}-r{server_round:04d}", data, quantize=True)
+    return export_measured(model, ckpt, Path(cfg.export_dir), f"{cfg.name}-r{server_round:04d}", data, quantize=True)
 
 
 def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | None = None) -> dict:
@@ -109,9 +109,8 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
     torch.manual_seed(cfg.seed)
     data = load_task(Path(cfg.data), "cwru10", cfg.window)
     test = data.windows("test")
-    model_cfg = {"pack": cfg.pack, "n-classes": len(data.classes), "window": cfg.window,
-                 "timesteps": cfg.timesteps, "bits": cfg.bits}
-    eval_model = build(model_cfg)
+    model_cfg = cfg.model_config(len(data.classes))
+    eval_model = build(model_cfg)  # holds the global model of the round being scored or exported
     # What a device's firing-rate state must look like: the layers of this very model.
     template = {k: len(v) for k, v in firing_state(eval_model, np.zeros((1, cfg.window), np.float32)).items()}
     strategy = FleetStrategy(
@@ -135,7 +134,7 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
                        rejected=dict(log.rejected), train_loss=log.train_loss, bytes=dict(log.bytes),
                        stats_cpu_seconds=log.stats_cpu_seconds, stats_windows=log.stats_windows)
         if cfg.export_dir and server_round > 0:
-            row["exported"] = str(export_round(cfg, data, arrays, history + [row], server_round))
+            row["exported"] = str(export_round(cfg, data, eval_model, history + [row], server_round))
         history.append(row)
         if cfg.out:  # progress for whoever watches a deployment's ServerApp; replaced whole, never half-written
             out.mkdir(parents=True, exist_ok=True)
@@ -151,7 +150,7 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
                                                             cfg.clients_per_round)
     result = runner.start(grid, to_arrays(build(model_cfg)), num_rounds=cfg.rounds, timeout=cfg.round_timeout,
                           evaluate_fn=evaluate)
-    ckpt = checkpoint(cfg, data.classes, result.arrays, history)
+    ckpt = checkpoint(cfg, data.classes, load_arrays(eval_model, result.arrays), history)
     if out:
         torch.save(ckpt, out / "fleet.pt")
     return {"config": asdict(cfg), "rounds": history, "checkpoint": ckpt}
