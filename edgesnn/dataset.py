@@ -37,14 +37,16 @@ class TaskData:
         return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(loads))
 
     def sample_train(self, count: int, rng: np.random.Generator,
-                     speed_jitter: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """`count` overlapping training windows, balanced over classes, then over recordings.
+                     speed_jitter: float = 0.0, classes=None) -> tuple[np.ndarray, np.ndarray]:
+        """`count` overlapping training windows, balanced over classes (all, or the class indices
+        `classes`), then over recordings.
 
         speed_jitter > 0 stretches each window in time by a random factor in 1 +- speed_jitter,
         as a change of shaft speed would (defect frequencies scale with speed), so that a model
         cannot key on one recording's exact rates.
         """
-        classes = rng.integers(0, len(self.classes), size=count)
+        pool = np.arange(len(self.classes)) if classes is None else np.asarray(classes)
+        classes = pool[rng.integers(0, len(pool), size=count)]
         x = np.empty((count, self.window), dtype=np.float32)
         for c in np.unique(classes):
             idx = np.flatnonzero(classes == c)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import numpy as np
+import pywt
 import torch
 from torch import nn
 
@@ -56,3 +60,72 @@ class SpikingNeurons(nn.Module):
             step, extra = neurons.multibit_step, (self.bits,)
         s = neurons.run_over_time(step, currents, *extra, p=self.params, surrogate=self.training)
         return s.reshape(x.shape)
+
+
+@contextmanager
+def running_at(model: nn.Module, timesteps: int):
+    """Run `model` and every spiking layer in it at another timestep count (a teacher pass at
+    more timesteps, a later stage at fewer), restoring the trained count afterwards."""
+    saved = [(m, m.timesteps) for m in model.modules() if hasattr(m, "timesteps")]
+    for m, _ in saved:
+        m.timesteps = timesteps
+    try:
+        yield model
+    finally:
+        for m, t in saved:
+            m.timesteps = t
+
+
+class RateNeurons(nn.Module):
+    """The non-spiking stand-in of a multi-bit neuron layer: its firing rate as a clamped ReLU,
+    0..2**bits-1 (a matching ANN teacher for local tandem learning)."""
+
+    def __init__(self, bits: int):
+        super().__init__()
+        self.levels = 2**bits - 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x, 0, self.levels)
+
+
+def morlet_bank(fs: float, n_scales: int, f_lo: float, f_hi: float) -> tuple[torch.Tensor, np.ndarray]:
+    """Complex Morlet wavelets (PyWavelets' cmor1.5-1.0) at `n_scales` centre frequencies,
+    geometric from f_hi down to f_lo: real parts then imaginary parts, [2 * n_scales, 1, K],
+    each scaled by 1/sqrt(scale) as a continuous wavelet transform is; and the frequencies."""
+    wavelet = pywt.ContinuousWavelet("cmor1.5-1.0")
+    freqs = np.geomspace(f_hi, f_lo, n_scales)
+    scales = pywt.frequency2scale(wavelet, freqs / fs)
+    half = int(np.ceil(4 * scales.max()))  # the Gaussian is below 2e-5 of its peak beyond 4 scales
+    t = np.arange(-half, half + 1)
+    psi, grid = wavelet.wavefun(12)
+    rows = []
+    for part in (np.real, np.imag):
+        for s in scales:
+            rows.append(np.interp(t / s, grid, part(psi), left=0.0, right=0.0) / np.sqrt(s))
+    return torch.tensor(np.array(rows), dtype=torch.float32)[:, None, :], freqs
+
+
+class CWTFrontEnd(nn.Module):
+    """Continuous wavelet transform as a fixed convolution bank inside the graph.
+
+    The standardized window goes through complex Morlet filters (frozen, from PyWavelets) at a
+    stride, and the magnitude |re + i im| is a time-frequency map [N, n_scales, L / stride]: the
+    energy of each resonance band over time, the picture vision-born spiking methods expect,
+    while the ONNX input stays raw samples (CONTRACTS section 2).
+    """
+
+    def __init__(self, stride: int, fs: float = 12000.0, n_scales: int = 16, f_lo: float = 500.0,
+                 f_hi: float = 5500.0):
+        super().__init__()
+        bank, freqs = morlet_bank(fs, n_scales, f_lo, f_hi)
+        if (bank.shape[-1] - stride) % 2:  # a zero tap makes L / stride outputs exactly
+            bank = nn.functional.pad(bank, (0, 1))
+        self.register_buffer("bank", bank)
+        self.frequencies_hz = [float(f) for f in freqs]
+        self.n_scales, self.stride = n_scales, stride
+        self.pad = (bank.shape[-1] - stride) // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = nn.functional.conv1d(x, self.bank, stride=self.stride, padding=self.pad)
+        re, im = z[:, : self.n_scales], z[:, self.n_scales :]
+        return torch.sqrt(re * re + im * im + 1e-8)

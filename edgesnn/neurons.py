@@ -19,13 +19,29 @@ class LIFParams(NamedTuple):
     beta: float = 0.5  # membrane decay per step (0.5 is a shift by one on a microcontroller)
     v_th: float = 1.0  # firing threshold
     reset: str = "soft"  # "soft": subtract the threshold; "hard": back to zero
+    rectifier: float = 0.0  # steepness k of the membrane potential rectifier (0: none; inflor pack)
 
 
 class LIFState(NamedTuple):
     v: torch.Tensor
 
 
-def spike(v: torch.Tensor, v_th: float, levels: int, surrogate: bool) -> torch.Tensor:
+def rectify(u: torch.Tensor, k: float) -> torch.Tensor:
+    """Membrane potential rectifier (InfLoR-SNN, arXiv 2307.04356), per spike level.
+
+    Within each level [n, n+1) of u = v / v_th, a tanh of steepness k pushes the potential
+    toward the level's ends, the values a spike count can express: phi(n + f) = n + 1/2 +
+    tanh(k (f - 1/2)) / (2 tanh(k/2)). phi is monotonic and fixes every integer, so the spike
+    count floor(phi(u)) = floor(u) is unchanged and the deployed network is the same; what
+    changes is training, where the surrogate gradient of the rectified potential is large for
+    potentials far from any count and small for those already close to one.
+    """
+    n = torch.floor(u).detach()
+    f = u - n
+    return n + 0.5 + torch.tanh(k * (f - 0.5)) / (2 * torch.tanh(torch.tensor(k / 2)))
+
+
+def spike(v: torch.Tensor, v_th: float, levels: int, surrogate: bool, rectifier: float = 0.0) -> torch.Tensor:
     """Integer spike count in 0..levels from the membrane potential.
 
     levels = 1 is the binary spike of a classic LIF neuron; levels = 2**bits - 1 is a multi-bit
@@ -34,14 +50,15 @@ def spike(v: torch.Tensor, v_th: float, levels: int, surrogate: bool) -> torch.T
     hard = torch.clamp(torch.floor(v / v_th), 0, levels)
     if not surrogate:
         return hard
-    soft = torch.clamp(v / v_th, 0, levels)
+    u = v / v_th
+    soft = torch.clamp(rectify(u, rectifier) if rectifier else u, 0, levels)
     return soft + (hard - soft).detach()
 
 
 def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams = LIFParams(), surrogate: bool = True):
     """Binary leaky integrate-and-fire with hard or soft reset."""
     v = p.beta * state.v + x
-    s = spike(v, p.v_th, 1, surrogate)
+    s = spike(v, p.v_th, 1, surrogate, p.rectifier)
     v = v * (1 - s) if p.reset == "hard" else v - s * p.v_th
     return s, LIFState(v)
 
@@ -50,7 +67,7 @@ def multibit_step(x: torch.Tensor, state: LIFState, bits: int, p: LIFParams = LI
                   surrogate: bool = True):
     """Multi-bit LIF (arXiv 2407.05739): emits 0..2**bits-1, reset by subtraction of what it sent."""
     v = p.beta * state.v + x
-    s = spike(v, p.v_th, 2**bits - 1, surrogate)
+    s = spike(v, p.v_th, 2**bits - 1, surrogate, p.rectifier)
     return s, LIFState(v - s * p.v_th)
 
 
@@ -73,7 +90,7 @@ def dendritic_step(x: torch.Tensor, state: LIFState, bits: int, d: DendriteParam
     """
     v = p.beta * state.v + x
     gate = torch.sigmoid(d.w[:, None] * v.mean(dim=-1, keepdim=True) + d.b[:, None])
-    s = spike(v * gate, p.v_th, 2**bits - 1, surrogate)
+    s = spike(v * gate, p.v_th, 2**bits - 1, surrogate, p.rectifier)
     return s, LIFState(v - s * p.v_th)
 
 

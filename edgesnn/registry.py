@@ -1,15 +1,25 @@
 """Model-pack registry: every pack is found by name through one interface.
 
-A pack is a factory `build(n_classes, window, timesteps, bits) -> torch.nn.Module`, published in
-the Python entry-point group `edgesnn.model_packs`. The built-in packs are published there by
-edgesnn's own pyproject; a third-party distribution adds a pack the same way:
+A pack is a factory `build(n_classes, window, timesteps, bits, **options) -> torch.nn.Module`,
+published in the Python entry-point group `edgesnn.model_packs`. The built-in packs are
+published there by edgesnn's own pyproject; a third-party distribution adds a pack the same way:
 
     [project.entry-points."edgesnn.model_packs"]
     my_pack = "my_package.pack:build"
+
+The factory's keyword defaults are the pack's defaults (`edgesnn train` uses its timesteps and
+bits unless told otherwise; `--option KEY=VALUE` fills the other keywords). The network it
+returns is trained, exported and run like any other; optionally it also has
+- `training_loss(x, y, criterion, progress)`, `train_classes`, `validation_metrics(x, y)`: how
+  it trains (edgesnn/training.py);
+- `deployed()`: the network that ships when training uses parts that do not (a teacher, a
+  training-only head, amplitudes to fold), and `card_fields()`: what its card adds about it;
+- `output_names`: the ONNX outputs when it does not classify (an anomaly model scores).
 """
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import entry_points
 from typing import Callable
 
@@ -31,6 +41,12 @@ def get_factory(name: str) -> Callable:
     if name not in eps:
         raise EdgesnnError(f"unknown model pack {name!r}; installed packs: {', '.join(sorted(eps)) or 'none'}")
     return eps[name].load()
+
+
+def pack_defaults(name: str) -> dict:
+    """The keyword defaults of pack `name`'s factory, e.g. {"timesteps": 1, "bits": 2, ...}."""
+    return {k: p.default for k, p in inspect.signature(get_factory(name)).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def create_model(name: str, **kwargs):

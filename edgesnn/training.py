@@ -1,4 +1,13 @@
-"""Training of any model pack on the training region, with model selection on validation."""
+"""Training of any model pack on the training region, with model selection on validation.
+
+A pack's network may change how it is trained without a training loop of its own, through
+optional members the loop looks for (see edgesnn/registry.py for the whole pack interface):
+- `training_loss(x, y, criterion, progress) -> (loss, logits)`: its own objective (a teacher,
+  a reversed pass, early classifiers...); `progress` runs from 0 to 1 over training.
+- `train_classes`: class names to sample training windows from (an anomaly model sees only
+  normal data); `validation_metrics(x, y) -> dict` with a `selection_score` (higher is better)
+  replaces the accuracy-based model selection.
+"""
 
 from __future__ import annotations
 
@@ -64,15 +73,29 @@ def torch_predict(model: nn.Module):
     return predict
 
 
-def _validation_score(model: nn.Module, data: TaskData, val_x: np.ndarray, val_y: np.ndarray) -> dict:
-    """Clean and -6 dB accuracy on the validation region (never the test region)."""
+def _validation_score(model: nn.Module, val_x: np.ndarray, val_y: np.ndarray) -> dict:
+    """Clean and -6 dB accuracy on the validation region (never the test region), or the pack's
+    own validation metrics; `selection_score` picks the epoch kept."""
     model.eval()
-    predict = torch_predict(model)
-    clean = float(np.mean(predict_labels(predict, val_x) == val_y))
-    noisy_x = add_noise(val_x, -6.0, np.random.default_rng(1234))
-    noisy = float(np.mean(predict_labels(predict, noisy_x) == val_y))
+    if hasattr(model, "validation_metrics"):
+        with torch.no_grad():
+            row = model.validation_metrics(val_x, val_y)
+    else:
+        predict = torch_predict(model)
+        clean = float(np.mean(predict_labels(predict, val_x) == val_y))
+        noisy_x = add_noise(val_x, -6.0, np.random.default_rng(1234))
+        noisy = float(np.mean(predict_labels(predict, noisy_x) == val_y))
+        # Clean and noisy validation together; later epochs win ties.
+        row = {"val_accuracy": clean, "val_snr_-6db_accuracy": noisy, "selection_score": clean + noisy}
     model.train()
-    return {"val_accuracy": clean, "val_snr_-6db_accuracy": noisy}
+    return row
+
+
+def _loss(model: nn.Module, x, y, criterion, progress: float):
+    if hasattr(model, "training_loss"):
+        return model.training_loss(x, y, criterion, progress)
+    logits = model(x)
+    return criterion(logits, y), logits
 
 
 def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict:
@@ -89,6 +112,8 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
     model = create_model(cfg.pack, n_classes=len(data.classes), window=cfg.window,
                          timesteps=cfg.timesteps, bits=cfg.bits, **cfg.extra).to(cfg.device)
     val = data.windows("val")
+    train_classes = ([data.classes.index(c) for c in model.train_classes]
+                     if hasattr(model, "train_classes") else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     total = cfg.epochs * cfg.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
@@ -99,27 +124,28 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
     model.train()
     for epoch in range(1, cfg.epochs + 1):
         losses, correct, seen = [], 0, 0
-        for _ in range(cfg.steps_per_epoch):
-            xb, yb = data.sample_train(cfg.batch_size, rng, cfg.speed_jitter)
+        for step in range(cfg.steps_per_epoch):
+            xb, yb = data.sample_train(cfg.batch_size, rng, cfg.speed_jitter, train_classes)
             x = torch.from_numpy(xb)[:, None, :]
             y = torch.from_numpy(yb)
             if cfg.noise:
                 x = _add_batch_noise(x, cfg, gen)
             x, y = x.to(cfg.device), y.to(cfg.device)
-            logits = model(x)
-            loss = loss_fn(logits, y)
+            progress_share = ((epoch - 1) * cfg.steps_per_epoch + step) / total
+            loss, logits = _loss(model, x, y, loss_fn, progress_share)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-        row = {"epoch": epoch, "loss": float(np.mean(losses)), "train_accuracy": correct / seen,
-               **_validation_score(model, data, val.x, val.y), "seconds": time.perf_counter() - start}
+            if logits is not None:
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+        row = {"epoch": epoch, "loss": float(np.mean(losses)),
+               **({"train_accuracy": correct / seen} if seen else {}),
+               **_validation_score(model, val.x, val.y), "seconds": time.perf_counter() - start}
         history.append(row)
-        # Keep the epoch that is best on clean and noisy validation together; later wins ties.
-        key = row["val_accuracy"] + row["val_snr_-6db_accuracy"]
+        key = row["selection_score"]
         if best_key is None or key >= best_key:
             best_key, best, best_epoch = key, copy.deepcopy(model.state_dict()), epoch
         if progress:

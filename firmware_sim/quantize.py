@@ -74,8 +74,13 @@ def quantize_mra_snn(model, classes, train_windows: np.ndarray) -> IntMRASNN:
     """`model`: an eval-mode MRA-SNN; `train_windows` [N, L] float, training region only."""
     from edgesnn.models.mra_snn import MRASNN
 
-    if not isinstance(model, MRASNN):
-        raise EdgesnnError(f"the integer network covers the mra_snn pack, not {type(model).__name__}")
+    # exactly MRASNN: a subclass (ssnn's shrinking stages) computes something else
+    if type(model) is not MRASNN:
+        raise EdgesnnError(f"the integer network covers the plain MRA-SNN that the mra_snn, inflor, realspike, "
+                           f"trt, tssd and ltl packs deploy, not {type(model).__name__}")
+    if getattr(model, "frontend", "raw") != "raw":
+        raise EdgesnnError(f"the integer network implements the learned raw-signal encoder, not the "
+                           f"{model.frontend} front end; export this model without --quantize")
     for block in model.blocks:
         if not isinstance(block.shortcut, torch.nn.Identity):
             raise EdgesnnError("the integer network needs identity shortcuts (equal channels in every block)")

@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgesnn.layers import ChannelAttention, SpikingNeurons, Standardize
+from edgesnn.layers import ChannelAttention, CWTFrontEnd, SpikingNeurons, Standardize
+from edgesnn.neurons import LIFParams
 
 # Chosen by measurement (see README "MRA-SNN design"): three scales cover one impact's ringing
 # (16 samples = 1.3 ms at 12 kHz) up to several impacts (256 samples = 21 ms, two BPFO periods).
@@ -43,15 +44,32 @@ class MultiScaleEncoder(nn.Module):
         return self.attention(self.bn(torch.cat([b(x) for b in self.branches], dim=1)))
 
 
+class CWTEncoder(nn.Module):
+    """The time-frequency alternative to the learned wide convolutions: a fixed wavelet bank
+    (edgesnn.layers.CWTFrontEnd), then a learned 1x1 mix of its bands into channels."""
+
+    def __init__(self, channels: int, stride: int = STRIDE):
+        super().__init__()
+        self.cwt = CWTFrontEnd(stride)
+        self.band_norm = nn.BatchNorm1d(self.cwt.n_scales)
+        self.mix = nn.Conv1d(self.cwt.n_scales, channels, 1, bias=False)
+        self.bn = nn.BatchNorm1d(channels)
+        self.attention = ChannelAttention(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(self.bn(self.mix(self.band_norm(self.cwt(x)))))
+
+
 class SpikeResidualAttentionBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, bits: int, timesteps: int, dendritic: bool):
+    def __init__(self, c_in: int, c_out: int, bits: int, timesteps: int, dendritic: bool,
+                 params: LIFParams = LIFParams()):
         super().__init__()
         self.conv = nn.Conv1d(c_in, c_out, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm1d(c_out)
         self.attention = ChannelAttention(c_out)
         self.shortcut = (nn.Identity() if c_in == c_out
                          else nn.Sequential(nn.Conv1d(c_in, c_out, 1, bias=False), nn.BatchNorm1d(c_out)))
-        self.neurons = SpikingNeurons(c_out, bits, timesteps, dendritic)
+        self.neurons = SpikingNeurons(c_out, bits, timesteps, dendritic, params)
         self.pool = nn.MaxPool1d(2)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
@@ -59,28 +77,59 @@ class SpikeResidualAttentionBlock(nn.Module):
         return self.pool(self.neurons(current))
 
 
+FRONTENDS = ("raw", "cwt")
+
+
 class MRASNN(nn.Module):
-    def __init__(self, n_classes: int = 10, window: int = 2048, timesteps: int = 4, bits: int = 2,
+    """The network every MRA-SNN-based pack deploys. `frontend`: "raw" (learned multi-scale
+    convolutions, the default) or "cwt" (fixed wavelet bank); `rectifier`: the membrane
+    potential rectifier's steepness (0: none; it shapes training only)."""
+
+    def __init__(self, n_classes: int = 10, window: int = 2048, timesteps: int = 1, bits: int = 2,
                  channels: int = CHANNELS, blocks: int = BLOCKS, dendritic: bool = True,
-                 scales: tuple[int, ...] = SCALES):
+                 scales: tuple[int, ...] = SCALES, frontend: str = "raw", rectifier: float = 0.0):
         super().__init__()
+        # the constructor's arguments: a pack that trains with extra parts rebuilds the plain
+        # network from them to ship (see deployable())
+        self.config = dict(n_classes=n_classes, window=window, timesteps=timesteps, bits=bits, channels=channels,
+                           blocks=blocks, dendritic=dendritic, scales=tuple(scales), frontend=frontend,
+                           rectifier=rectifier)
+        if frontend not in FRONTENDS:
+            raise ValueError(f"frontend must be one of {', '.join(FRONTENDS)}, not {frontend!r}")
         self.timesteps, self.spike_bits, self.window = timesteps, bits, window
+        self.frontend = frontend
+        params = LIFParams(rectifier=float(rectifier))
         self.standardize = Standardize()
-        self.encoder = MultiScaleEncoder(channels, tuple(scales))
-        self.encode_neurons = SpikingNeurons(channels, bits, timesteps, dendritic)
+        self.encoder = MultiScaleEncoder(channels, tuple(scales)) if frontend == "raw" else CWTEncoder(channels)
+        self.encode_neurons = SpikingNeurons(channels, bits, timesteps, dendritic, params)
         self.blocks = nn.Sequential(*[
-            SpikeResidualAttentionBlock(channels, channels, bits, timesteps, dendritic) for _ in range(blocks)
+            SpikeResidualAttentionBlock(channels, channels, bits, timesteps, dendritic, params) for _ in range(blocks)
         ])
         self.classifier = nn.Linear(channels, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw windows [N, 1, L] -> encoder spikes [T*N, C, L'] (time folded into the batch)."""
         current = self.encoder(self.standardize(x))  # [N, C, L']
         # The same encoded current drives the neurons at every timestep (direct encoding).
         current = current.unsqueeze(0).expand(self.timesteps, *current.shape).reshape(-1, *current.shape[1:])
-        s = self.blocks(self.encode_neurons(current))  # [T*N, C, L'']
-        rate = s.reshape(self.timesteps, -1, *s.shape[1:]).mean(dim=(0, 3))  # firing rate [N, C]
-        return self.classifier(rate)
+        return self.encode_neurons(current)
+
+    def rate(self, s: torch.Tensor) -> torch.Tensor:
+        """Spikes [T*N, C, L] -> firing rate per channel [N, C], over time and length."""
+        return s.reshape(self.timesteps, -1, *s.shape[1:]).mean(dim=(0, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.rate(self.blocks(self.encode(x))))
 
 
-def build(n_classes: int = 10, window: int = 2048, timesteps: int = 4, bits: int = 2, **kwargs) -> MRASNN:
+def deployable(model: MRASNN, state: dict | None = None) -> MRASNN:
+    """The plain MRA-SNN inside a pack's training network: same configuration, the weights it
+    shares (training-only heads and teachers left behind), or `state` when given."""
+    plain = MRASNN(**model.config).to(next(model.parameters()).dtype)
+    own = plain.state_dict()
+    plain.load_state_dict({k: v for k, v in (state or model.state_dict()).items() if k in own})
+    return plain.eval()
+
+
+def build(n_classes: int = 10, window: int = 2048, timesteps: int = 1, bits: int = 2, **kwargs) -> MRASNN:
     return MRASNN(n_classes=n_classes, window=window, timesteps=timesteps, bits=bits, **kwargs)

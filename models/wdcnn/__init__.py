@@ -34,5 +34,5 @@ class WDCNN(nn.Module):
         return self.classifier(self.features(self.standardize(x)))
 
 
-def build(n_classes: int = 10, window: int = 2048, timesteps: int = 1, bits: int = 0, **kwargs) -> WDCNN:
+def build(n_classes: int = 10, window: int = 2048, timesteps: int = 1, bits: int = 0) -> WDCNN:
     return WDCNN(n_classes=n_classes, window=window)
