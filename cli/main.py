@@ -41,6 +41,36 @@ def _csv(text: Optional[str], kind=int) -> Optional[list]:
         raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
 
 
+def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dict:
+    """KEY=VALUE pairs -> keyword arguments of the pack's build(); values parsed as JSON when
+    they are (numbers, true/false, lists), else kept as text. A bad option fails here, before
+    any data is read, by building the network once."""
+    from edgesnn.registry import create_model
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    try:
+        create_model(pack, n_classes=10, window=2048, timesteps=timesteps, bits=bits, **options)
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(f"pack {pack}: {exc}", param_hint="--option") from None
+    return options
+
+
+def _validation_text(row: dict) -> str:
+    """An epoch's validation metrics: accuracy, or a pack's own (an anomaly model has no accuracy)."""
+    if "val_accuracy" in row:
+        return f"val {row['val_accuracy']:.4f} val-6dB {row['val_snr_-6db_accuracy']:.4f}"
+    return " ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith("val_") and isinstance(v, (int, float)))
+
+
 @app.command()
 def train(
     pack: str = typer.Option("mra_snn", help="model pack (see `edgesnn packs`)"),
@@ -51,13 +81,18 @@ def train(
     steps: int = typer.Option(100, min=1, help="optimizer steps per epoch"),
     batch_size: int = typer.Option(64, min=1),
     lr: float = typer.Option(3e-3, min=0.0),
-    bits: int = typer.Option(2, min=1, max=8, help="spike bits (multi-bit neurons emit 0..2^bits-1)"),
-    timesteps: int = typer.Option(1, min=1, max=64, help="timesteps T (the default model uses 1; see README)"),
+    bits: Optional[int] = typer.Option(None, min=1, max=8, help="spike bits (multi-bit neurons emit 0..2^bits-1); "
+                                                               "default: the pack's (mra_snn: 2)"),
+    timesteps: Optional[int] = typer.Option(None, min=1, max=64, help="timesteps T; default: the pack's "
+                                                                      "(mra_snn: 1, see README)"),
     noise: bool = typer.Option(True, help="additive white noise augmentation in training"),
     task: str = typer.Option("cwru10", help="cwru10 (fault and size) or fault_type (4 classes)"),
     loads: Optional[str] = typer.Option(None, help="train only on these motor loads, e.g. 0 or 1,2"),
     sizes: Optional[str] = typer.Option(None, help="train only on these fault sizes (in), e.g. 0.007,0.014"),
     threads: int = typer.Option(0, min=0, help="torch threads (0: torch's default)"),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-o",
+                                               help="pack option KEY=VALUE, repeatable (e.g. frontend=cwt; "
+                                                    "see README, model packs)"),
 ):
     """Train a model pack on the training region; keeps the best validation epoch."""
     need_training_extra()
@@ -68,17 +103,24 @@ def train(
     from edgesnn.registry import get_factory
     from edgesnn.training import TrainConfig, train as run_training
 
+    from edgesnn.registry import pack_defaults
+
     get_factory(pack)  # an unknown pack fails before any data is read
+    defaults = pack_defaults(pack)
+    timesteps = timesteps if timesteps is not None else defaults.get("timesteps", 1)
+    bits = bits if bits is not None else defaults.get("bits", 2)
+    extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
                       batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,
-                      loads=_csv(loads), sizes=_csv(sizes, float), threads=threads)
+                      loads=_csv(loads), sizes=_csv(sizes, float), threads=threads,
+                      extra=extra)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=err, disable=not err.is_terminal) as progress:
         bar = progress.add_task(f"train {pack}", total=epochs, info="")
 
         def report(epoch, total, row):
-            info = f"loss {row['loss']:.3f} val {row['val_accuracy']:.4f} val-6dB {row['val_snr_-6db_accuracy']:.4f}"
+            info = f"loss {row['loss']:.3f} {_validation_text(row)}"
             progress.update(bar, completed=epoch, info=info)
             if not err.is_terminal:
                 err.print(f"epoch {epoch}/{total} {info}")
@@ -91,8 +133,21 @@ def train(
     plots.learning_curve(ckpt["history"], out_dir / "learning_curve.png", f"{pack} on {task}")
     best = ckpt["history"][ckpt["best_epoch"] - 1]
     out.print(f"trained {pack} in {ckpt['train_seconds']:.0f} s; best validation epoch {best['epoch']}: "
-              f"clean {best['val_accuracy']:.4f}, -6 dB {best['val_snr_-6db_accuracy']:.4f}")
+              f"{_validation_text(best)}")
     out.print(f"wrote {out_dir / 'checkpoint.pt'}, history.json, learning_curve.png")
+
+
+def _snr_table(results: dict, title: str):
+    """One row per model: clean test accuracy and the SNR sweep (evaluation.evaluate results)."""
+    from rich.table import Table
+
+    snrs = list(next(iter(results.values()))["snr_accuracy"])
+    table = Table(title=title)
+    for col in ["model", "clean", *[f"{s} dB" for s in snrs]]:
+        table.add_column(col, justify="right")
+    for k, r in results.items():
+        table.add_row(k, f"{r['test_accuracy']:.4f}", *[f"{r['snr_accuracy'][s]:.4f}" for s in snrs])
+    return table
 
 
 @app.command("eval")
@@ -116,6 +171,10 @@ def evaluate_cmd(
     from edgesnn.training import load_checkpoint, torch_predict
 
     models = [load_checkpoint(p) for p in checkpoints]
+    for path, (model, _) in zip(checkpoints, models):
+        if hasattr(model, "card_fields") and model.card_fields().get("kind") == "anomaly":
+            raise EdgesnnError(f"{path}: an anomaly model scores windows, it does not classify; "
+                               "`edgesnn export` measures its AUROC on the test region")
     tasks = {ckpt["config"]["task"] for _, ckpt in models}
     if len(tasks) != 1:
         raise EdgesnnError(f"checkpoints are of different tasks ({', '.join(sorted(tasks))}); evaluate them apart")
@@ -138,13 +197,7 @@ def evaluate_cmd(
     if as_json:
         print(json.dumps(results, indent=1))
         return
-    snrs = list(next(iter(results.values()))["snr_accuracy"])
-    table = Table(title=f"test region, {test.x.shape[0]} windows")
-    for col in ["model", "clean", *[f"{s} dB" for s in snrs]]:
-        table.add_column(col, justify="right")
-    for k, r in results.items():
-        table.add_row(k, f"{r['test_accuracy']:.4f}", *[f"{r['snr_accuracy'][s]:.4f}" for s in snrs])
-    out.print(table)
+    out.print(_snr_table(results, f"test region, {test.x.shape[0]} windows"))
     loads = sorted({l for r in results.values() for l in r["per_load_accuracy"]}, key=int)
     by_load = Table(title="accuracy by test load (rows: model / training loads)")
     for col in ["model", *[f"test load {l}" for l in loads]]:
@@ -359,6 +412,11 @@ def monitor(
     model_dir: Optional[Path] = typer.Option(None, help="watch this folder for newer model cards (fleet exports); "
                                                         "a newer one is verified (sha256, classes, window, rate) "
                                                         "and swapped in without a restart"),
+    anomaly_model: Optional[Path] = typer.Option(None, help="card of an anomaly model (e.g. the shipped esvae) run "
+                                                            "beside the classifier: each diagnosis gains "
+                                                            "anomaly_score and anomaly (see README)"),
+    anomaly_threshold: Optional[float] = typer.Option(None, help="alarm above this anomaly score instead of the "
+                                                                 "card's threshold (calibrated on this machine)"),
     ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):
@@ -368,15 +426,19 @@ def monitor(
     """
     import signal
 
+    from edgesnn.anomaly import AnomalyScorer
     from edgesnn.inbox import Inbox
     from edgesnn.monitor import Monitor
     from edgesnn.runtime import Diagnoser
 
+    if anomaly_threshold is not None and anomaly_model is None:
+        raise EdgesnnError("--anomaly-threshold needs --anomaly-model")
     if sensor_inbox_mb > inbox_mb:
         raise EdgesnnError(f"--sensor-inbox-mb {sensor_inbox_mb:g} exceeds --inbox-mb {inbox_mb:g}")
     inbox = Inbox(int(inbox_mb * (1 << 20)), int(sensor_inbox_mb * (1 << 20)))
+    anomaly = AnomalyScorer(anomaly_model, threads, anomaly_threshold) if anomaly_model else None
     mon = Monitor(broker, root, Diagnoser(model, threads=threads), hop, journal=journal, inbox=inbox, max_sensors=max_sensors,
-                  model_dir=model_dir, **_tls_and_auth(ca_file, cert_file, key_file, username, password))
+                  model_dir=model_dir, anomaly=anomaly, **_tls_and_auth(ca_file, cert_file, key_file, username, password))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: mon.stop())
     mon.start()
@@ -387,7 +449,8 @@ def monitor(
             metrics.serve(metrics_port, lambda: mon.last_status)
         except OSError as exc:
             raise EdgesnnError(f"127.0.0.1:{metrics_port}: cannot serve metrics ({exc.strerror})") from None
-    err.print(f"monitoring {broker} under {root}/+/waveform with {mon.diagnoser.model_id}", markup=False,
+    err.print(f"monitoring {broker} under {root}/+/waveform with {mon.diagnoser.model_id}"
+              + (f" and anomaly model {anomaly.model_id} (threshold {anomaly.threshold:g})" if anomaly else ""), markup=False,
               soft_wrap=True)
     with _dashboard() as refresh:
         final = mon.run(duration or None, on_step=refresh)
@@ -559,13 +622,104 @@ def bench_inference(
     out.print(f"PyTorch eager: {result['pytorch_eager']}. Wrote {out_dir}/inference.json and inference.png")
 
 
-@app.command()
-def packs():
-    """List the installed model packs."""
+@bench_app.command("packs")
+def bench_packs(
+    data: Path = typer.Option(DEFAULT_DATA, help=DATA_HELP),
+    train: bool = typer.Option(False, "--train", help="train every pack here under the shared protocol "
+                                                       "(minutes each) instead of loading the shipped models"),
+    card: Optional[list[Path]] = typer.Option(None, help="also score this model card (repeatable), e.g. a pack "
+                                                         "trained with --option frontend=cwt"),
+    ssnn_checkpoint: Optional[Path] = typer.Option(None, help="ssnn checkpoint for the early-exit measurement "
+                                                              "(default: runs/packs/ssnn/checkpoint.pt if present)"),
+    repeats: int = typer.Option(5, min=1, help="timed repetitions per latency (the median is kept)"),
+    out_dir: Path = typer.Option(Path("bench_out"), "--out", help="folder for packs.json and packs.png"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+):
+    """Every classifier pack in one table: accuracy, SNR row, timesteps, latency, energy estimate,
+    training time, epochs to converge; with a PNG."""
+    need_training_extra()
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from edgesnn import bench_packs as bp
     from edgesnn.registry import list_packs
 
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if train:
+        packs = [p for p in list_packs() if p in bp.EPOCHS]
+        with Progress(console=err, disable=not err.is_terminal) as progress:
+            bars = {p: progress.add_task(f"train {p}", total=bp.EPOCHS[p]) for p in packs}
+            cards = bp.train_all(data, out_dir / "models", packs,
+                                 lambda p, e, n: progress.update(bars[p], completed=e))
+    else:
+        cards = bp.shipped_classifier_cards()
+    for path in card or []:
+        cards[path.stem] = path
+    if ssnn_checkpoint is None and Path("runs/packs/ssnn/checkpoint.pt").is_file() and not train:
+        ssnn_checkpoint = Path("runs/packs/ssnn/checkpoint.pt")
+    if train:
+        ssnn_checkpoint = out_dir / "models" / "ssnn" / "checkpoint.pt"
+    result = bp.run(data, cards, repeats, ssnn_checkpoint)
+    (out_dir / "packs.json").write_text(json.dumps(result, indent=1))
+    bp.plot(result, out_dir / "packs.png")
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    rows = result["packs"]
+    t = Table(title=f"model packs on the CWRU test region ({result['test_windows']} windows), onnxruntime, one thread")
+    for col in ("model", "T", "bits", "int8", "clean", "-4 dB", "ms/window", "energy uJ", "train s", "epochs",
+                "to 99% val", "what it is for"):
+        t.add_column(col, justify="left" if col in ("model", "what it is for") else "right")
+    for label, r in rows.items():
+        t.add_row(label, str(r["timesteps"]), str(r["spike_bits"]), "yes" if r["quantized"] else "no",
+                  f"{r['test_accuracy']:.4f}", f"{r['snr_accuracy']['-4']:.4f}", f"{r['ms_per_window_batch1']:.3f}",
+                  f"{r['energy_pj'] / 1e6:.3f}" + (" (sim)" if r["energy_basis"] == "int8 simulator" else " (dense)"),
+                  f"{r['train_seconds']:.0f}" if r["train_seconds"] else "-",
+                  str(r["epochs"] or "-"), str(r["epochs_to_val_99"] or "-"), r["claim"])
+    out.print(t)
+    out.print(_snr_table(rows, "accuracy under white noise (the same noisy windows for every model)"))
+    if "ssnn_early_exit" in result:
+        e = result["ssnn_early_exit"]
+        x = Table(title=f"ssnn early exit (PyTorch eager, stage timesteps {e['stage_timesteps']})")
+        for col in ("exit rule", "accuracy", "windows leaving at each stage", "ms/window", "latency saved"):
+            x.add_column(col, justify="right")
+        x.add_row("every stage", f"{e['all_stages']['accuracy']:.4f}", "-", f"{e['all_stages']['ms_per_window']:.3f}", "-")
+        for k, v in e.items():
+            if k.startswith("exit_at_"):
+                x.add_row(f"confidence >= {k[8:]}", f"{v['accuracy']:.4f}", " / ".join(f"{s:.0%}" for s in v["stage_share"]),
+                          f"{v['ms_per_window']:.3f}", f"{v['latency_saved']:.0%}")
+        out.print(x)
+    out.print("energy per window, 45 nm constants: (sim) the integer simulator's count of int8 MACs and the "
+              "accumulates spikes trigger; (dense) every MAC of the float graph at int8 cost, an upper bound. "
+              f"Wrote {out_dir}/packs.json and packs.png")
+
+
+@app.command()
+def packs():
+    """List the installed model packs, their default timesteps and bits, and what each is."""
+    import inspect
+
+    from rich.table import Table
+
+    from edgesnn.registry import get_factory, list_packs, pack_defaults
+
+    t = Table(title="installed model packs (edgesnn train --pack NAME)")
+    for col in ("pack", "T", "bits", "options", "what it is"):
+        t.add_column(col)
     for name in list_packs():
-        out.print(name)
+        try:
+            factory, defaults = get_factory(name), pack_defaults(name)
+        except Exception as exc:  # a broken third-party pack is listed, not fatal
+            t.add_row(name, "-", "-", "-", f"cannot load: {type(exc).__name__}: {exc}")
+            continue
+        doc = (inspect.getmodule(factory).__doc__ or "").strip().splitlines()
+        options = [k for k in defaults if k not in ("n_classes", "window", "timesteps", "bits")]
+        if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values()):
+            options.append("the MRA-SNN backbone's (frontend=raw|cwt, channels, blocks, dendritic)")
+        steps = defaults.get("stage_timesteps") or defaults.get("timesteps", "-")
+        t.add_row(name, ",".join(map(str, steps)) if isinstance(steps, tuple) else str(steps),
+                  str(defaults.get("bits", "-")), ", ".join(options) or "-", doc[0] if doc else "")
+    out.print(t)
 
 
 def main() -> None:

@@ -32,24 +32,33 @@ def _median_ms_per_window(run, x: np.ndarray, repeats: int) -> float:
 
 
 def onnx_macs(path: Path, window: int) -> int:
-    """Multiply-accumulates of Conv, Gemm and MatMul nodes for one window (shape inference)."""
+    """Multiply-accumulates of the Conv, Gemm and MatMul nodes with constant weights for one
+    window. Output shapes come from running the graph once: a spiking network folds its
+    timesteps into the batch, which static shape inference cannot follow."""
     import onnx
-    from onnx import shape_inference
+    import onnxruntime as ort
 
     model = onnx.load(str(path))
-    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
-    model = shape_inference.infer_shapes(model)
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)}
     inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    nodes = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and n.input[1] in inits]
+    known = {o.name for o in model.graph.output}
+    for n in nodes:
+        if n.output[0] not in known:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.output[0]))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    outs = session.run([n.output[0] for n in nodes],
+                       {session.get_inputs()[0].name: np.zeros((1, 1, window), np.float32)})
     macs = 0
-    for node in model.graph.node:
-        if node.op_type == "Conv" and node.input[1] in inits:
-            w = inits[node.input[1]]
-            out = shapes.get(node.output[0])
-            macs += int(np.prod(w)) * int(np.prod(out[2:])) if out else 0
-        elif node.op_type in ("Gemm", "MatMul") and node.input[1] in inits:
-            macs += int(np.prod(inits[node.input[1]]))
+    for n, out in zip(nodes, outs):
+        w = inits[n.input[1]]
+        if n.op_type == "Conv":  # each output element sums (input channels / groups) x kernel
+            per_output = int(np.prod(w[1:]))
+        elif n.op_type == "Gemm":
+            trans_b = next((a.i for a in n.attribute if a.name == "transB"), 0)
+            per_output = w[1] if trans_b else w[0]
+        else:  # MatMul by a constant [in, out]
+            per_output = w[0]
+        macs += int(np.prod(out.shape)) * per_output
     return macs
 
 

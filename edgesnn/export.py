@@ -22,16 +22,33 @@ CHECK_WINDOWS = 64
 MAX_TIE_SHARE = 0.05
 
 
+def deployed(model: torch.nn.Module) -> torch.nn.Module:
+    """The network that ships. A pack may train with parts that never ship (a teacher, a
+    training-only head) or a form that folds away (real-valued spike amplitudes); its
+    `deployed()` returns the inference network, whose cost is what the card reports."""
+    return model.deployed() if hasattr(model, "deployed") else model
+
+
+def quantizable(model: torch.nn.Module) -> bool:
+    """Whether `export_quantized` covers the network `model` deploys: the plain MRA-SNN with the
+    learned raw-signal encoder (firmware_sim implements that network and no other)."""
+    from edgesnn.models.mra_snn import MRASNN
+
+    net = deployed(model)
+    return type(net) is MRASNN and net.frontend == "raw"
+
+
 def _to_onnx(model: torch.nn.Module, window: int, path: Path) -> None:
     dummy = torch.zeros(1, 1, window)
+    outputs = list(getattr(model, "output_names", ["logits"]))  # an anomaly model scores, not classifies
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # The TorchScript exporter unrolls the time loop with its explicit state into plain
         # operators (Conv, Floor, Clip, ...), which is what onnxruntime and a firmware need.
         torch.onnx.export(
             model, (dummy,), str(path), dynamo=False, opset_version=OPSET,
-            input_names=["acceleration"], output_names=["logits"],
-            dynamic_axes={"acceleration": {0: "batch"}, "logits": {0: "batch"}},
+            input_names=["acceleration"], output_names=outputs,
+            dynamic_axes={"acceleration": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
         )
 
 
@@ -70,7 +87,8 @@ def export(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str, default
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
-    model.eval()
+    fields = model.card_fields() if hasattr(model, "card_fields") else {}
+    model = deployed(model).eval()
     _to_onnx(model, cfg["window"], onnx_path)
     # Random inputs in g with the spread of real accelerometer windows (0.01 to 3 g RMS).
     rng = np.random.default_rng(seed)
@@ -82,7 +100,7 @@ def export(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str, default
     except EdgesnnError:
         onnx_path.unlink()
         raise
-    card = _card(name, default, onnx_path, ckpt, model, metrics) | {"onnx_check": check}
+    card = _card(name, default, onnx_path, ckpt, model, metrics) | fields | {"onnx_check": check}
     if command:
         card["command"] = command
     card_path = out_dir / f"{name}.json"
@@ -90,9 +108,15 @@ def export(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str, default
     return card_path
 
 
+def epochs_to(history: list[dict], accuracy: float) -> int | None:
+    """The first training epoch whose clean validation accuracy reached `accuracy` (how fast a
+    method converges), None if none did or the history has no accuracy."""
+    return next((h["epoch"] for h in history if h.get("val_accuracy", 0.0) >= accuracy and "epoch" in h), None)
+
+
 def _card(name: str, default: bool, onnx_path: Path, ckpt: dict, model, metrics: dict | None) -> dict:
     cfg = ckpt["config"]
-    return {
+    card = {
         "format": FORMAT,
         "name": name,
         "default": default,
@@ -110,12 +134,16 @@ def _card(name: str, default: bool, onnx_path: Path, ckpt: dict, model, metrics:
         "metrics": metrics or {},
         "training": {k: cfg[k] for k in ("seed", "epochs", "steps_per_epoch", "batch_size", "lr", "noise",
                                          "snr_range_db", "noise_fraction")}
-                    | {"seconds": round(ckpt.get("train_seconds", 0.0), 1)},
+                    | {"seconds": round(ckpt.get("train_seconds", 0.0), 1),
+                       "epochs_to_val_99": epochs_to(ckpt.get("history", []), 0.99)},
         # a fleet's global model says how it was retrained (edgesnn fleet)
         **({"fleet": {k: cfg["fleet"][k] for k in ("selection", "clients", "clients_per_round", "scenario",
                                                      "local_steps")} | {"rounds": len(ckpt.get("history", [])) - 1}}
            if cfg.get("fleet") else {}),
     }
+    if cfg.get("extra"):
+        card["pack_options"] = cfg["extra"]
+    return card
 
 
 def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str, calibration: np.ndarray,
@@ -133,7 +161,9 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    net = quantize_mra_snn(model.eval(), ckpt["classes"], calibration)
+    fields = model.card_fields() if hasattr(model, "card_fields") else {}
+    model = deployed(model).eval()
+    net = quantize_mra_snn(model, ckpt["classes"], calibration)
     onnx_path, npz_path = out_dir / f"{name}.onnx", out_dir / f"{name}.npz"
     onnx.save(build_onnx(net), str(onnx_path))
     net.save(npz_path)
@@ -141,7 +171,7 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
     noise = rng.standard_normal((CHECK_WINDOWS, net.window)) * rng.uniform(0.01, 3.0, size=(CHECK_WINDOWS, 1))
     x = np.concatenate([check_windows, noise]).astype(np.float32)
     ours = net.q8_logits(x)
-    card = _card(name, default, onnx_path, ckpt, model, None)
+    card = _card(name, default, onnx_path, ckpt, model, None) | fields
     write_card(out_dir / f"{name}.json", card)
     theirs = Diagnoser(out_dir / f"{name}.json").logits(x) * 256  # Q8 logits, exact in float32
     exact = np.all(theirs == ours, axis=1)
@@ -194,10 +224,17 @@ def export_measured(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str
                                      default=default, command=ckpt.get("command"))
     else:
         card_path = export(model, ckpt, out_dir, name, default=default, command=ckpt.get("command"))
+    model = deployed(model)
     if task_data is not None:
         test = task_data.windows("test")
         card = read_card(card_path)
-        card["metrics"] = card_metrics(evaluate(Diagnoser(card_path).logits, test, task_data.classes))
+        if card.get("kind") == "anomaly":  # a detector: AUROC of normal vs each fault (edgesnn/anomaly.py)
+            from edgesnn.anomaly import AnomalyScorer, detector_metrics
+
+            card["metrics"] = detector_metrics(AnomalyScorer(card_path).scores, test, task_data.classes,
+                                               card["threshold"])
+        else:
+            card["metrics"] = card_metrics(evaluate(Diagnoser(card_path).logits, test, task_data.classes))
         if quantize:  # the float network on the same windows, for the comparison
             card["quantization"]["float_metrics"] = card_metrics(evaluate(torch_predict(model), test, task_data.classes))
         write_card(card_path, card)

@@ -32,6 +32,10 @@ def render(status: dict) -> str:
     metric("inbox_bytes", "gauge", "Payload bytes waiting for the worker.", [("", status["inbox_bytes"])])
     metric("journal_unsent", "gauge", "Diagnoses and states waiting for the broker.", [("", status["journal_unsent"])])
     metric("model_info", "gauge", "The model in use.", [(f'{{model="{status["model"]}"}}', 1)])
+    if "anomaly_model" in status:  # monitor --anomaly-model
+        metric("anomalies_total", "counter", "Windows whose anomaly score exceeded the threshold.",
+               [("", status["anomalies"])])
+        metric("anomaly_model_info", "gauge", "The anomaly model in use.", [(f'{{model="{status["anomaly_model"]}"}}', 1)])
     return "\n".join(lines) + "\n"
 
 

@@ -68,8 +68,11 @@ class ModelWatcher:
         for mtime, card in self._candidates():
             self.tried[card] = _stamp(card)
             try:
-                if json.loads(card.read_text()).get("format") != FORMAT:
+                content = json.loads(card.read_text())
+                if content.get("format") != FORMAT:
                     continue  # not a model card (history.json and the like)
+                if content.get("kind") == "anomaly":
+                    continue  # an anomaly model scores, it does not replace the classifier
             except Exception:  # unreadable, not JSON, not an object
                 continue
             try:

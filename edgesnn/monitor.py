@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesnn.anomaly import AnomalyScorer
 from edgesnn.broker import connect, mqtt_client, parse_broker
 from edgesnn.errors import EdgesnnError
 from edgesnn.health import HealthState
@@ -42,15 +43,20 @@ class Monitor:
     def __init__(self, broker: str, root: str = "edgesnn", diagnoser: Diagnoser | None = None,
                  hop: int | None = None, client_id: str | None = None, journal: str | Path = ":memory:",
                  inbox: Inbox | None = None, max_sensors: int = 2000, idle_s: float = 600.0,
-                 model_dir: str | Path | None = None, **tls_and_auth):
+                 model_dir: str | Path | None = None, anomaly: AnomalyScorer | None = None, **tls_and_auth):
         """`inbox` bounds the frames waiting for the worker (see Inbox); at most `max_sensors`
         sensors are tracked, and one silent for `idle_s` is forgotten (its windows, its state).
         `model_dir`: a folder watched for newer models (ModelWatcher), swapped in between batches.
+        `anomaly`: an anomaly model run on the same windows; its score and alarm join each diagnosis.
         `tls_and_auth`: ca_file, cert_file, key_file, username, password (see mqtt_client)."""
         self.broker = parse_broker(broker)
         self.root = root.strip("/")
         self.diagnoser = diagnoser or Diagnoser()
         self.hop = hop or self.diagnoser.window
+        self.anomaly = anomaly
+        if anomaly:
+            anomaly.check_matches(self.diagnoser.window, self.diagnoser.sample_rate_hz,
+                                  f"the classifier {self.diagnoser.model_id}")
         if self.hop < self.diagnoser.window // MAX_WINDOWS_PER_WINDOW:
             # bounds the windows (and memory) one frame can produce: a 1 MiB frame at most ~2000
             raise EdgesnnError(f"hop {self.hop} is below {self.diagnoser.window // MAX_WINDOWS_PER_WINDOW} "
@@ -181,13 +187,19 @@ class Monitor:
         """One onnxruntime batch; a diagnosis per window, a state when a sensor's health changes."""
         if not ready:
             return 0
-        probs = self.diagnoser.probabilities(np.stack([w for _, w, _ in ready]))
-        for (sensor, _, t_end), p in zip(ready, probs):
-            payload = encode_diagnosis(t_end, p, self.diagnoser.classes, self.diagnoser.model_id)
+        windows = np.stack([w for _, w, _ in ready])
+        probs = self.diagnoser.probabilities(windows)
+        scores = self.anomaly.scores(windows) if self.anomaly else [None] * len(ready)
+        for (sensor, _, t_end), p, score in zip(ready, probs, scores):
+            extra = None if score is None else {
+                "anomaly_score": round(float(score), 6), "anomaly": bool(score > self.anomaly.threshold),
+                "anomaly_model": self.anomaly.model_id}
+            payload = encode_diagnosis(t_end, p, self.diagnoser.classes, self.diagnoser.model_id, extra)
+            self.counters["anomalies"] += bool(extra and extra["anomaly"])
             self._send(f"{self.root}/{sensor}/diagnosis", payload, retain=False)
             label = self.diagnoser.classes[int(p.argmax())]
             self.latest[sensor] = {"label": label, "confidence": float(p.max()), "t_end": t_end,
-                                   "latency_s": time.time() - t_end}
+                                   "latency_s": time.time() - t_end, **(extra or {})}
             state = self.health.setdefault(sensor, HealthState())
             if state.update(label):
                 log.info("%s: state %s", sensor, state.label)
@@ -253,7 +265,9 @@ class Monitor:
                 "restarts": self.counters["restarts_forgotten"] + sum(w.restarts for w in self.windowers.values()),
                 "inbox_bytes": self.inbox.bytes_waiting, "journal_unsent": self.journal.count_unsent(),
                 **({"model_swaps": self.watcher.swaps, "models_rejected": self.watcher.rejected}
-                   if self.watcher else {})}
+                   if self.watcher else {}),
+                **({"anomaly_model": self.anomaly.model_id, "anomaly_threshold": self.anomaly.threshold,
+                    "anomalies": self.counters["anomalies"]} if self.anomaly else {})}
 
     def _publish_status(self, status: dict | None = None):
         info = self.client.publish(f"{self.root}/_monitor/status", json.dumps(status or self.status()), retain=True)

@@ -82,12 +82,14 @@ def encode_waveform(seq: int, t0: float, fs: float, samples: np.ndarray) -> byte
                        "data": data}).encode()
 
 
-def encode_diagnosis(t_end: float, probabilities: np.ndarray, classes, model_id: str) -> bytes:
+def encode_diagnosis(t_end: float, probabilities: np.ndarray, classes, model_id: str,
+                     extra: dict | None = None) -> bytes:
+    """`extra`: fields added after those of CONTRACTS section 3 (an anomaly model's score)."""
     best = int(np.argmax(probabilities))
     label = classes[best]
     return json.dumps({
         "v": 1, "t_end": t_end, "label": label, "fault_type": fault_type(label),
         "confidence": round(float(probabilities[best]), 4),
         "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probabilities)},
-        "model": model_id,
+        "model": model_id, **(extra or {}),
     }).encode()

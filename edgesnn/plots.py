@@ -10,16 +10,30 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+ACCURACIES = (("train_accuracy", "train (noisy)"), ("val_accuracy", "validation clean"),
+              ("val_snr_-6db_accuracy", "validation -6 dB"))
+
+
 def learning_curve(history: list[dict], path: Path, title: str) -> None:
+    """Training loss, and validation accuracy; a pack whose history has no accuracy (an anomaly
+    model) gets its own validation metrics plotted instead, whatever they are."""
     epochs = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     a.plot(epochs, [h["loss"] for h in history])
     a.set(xlabel="epoch", ylabel="training loss", title=title)
-    for key, name in (("train_accuracy", "train (noisy)"), ("val_accuracy", "validation clean"),
-                      ("val_snr_-6db_accuracy", "validation -6 dB")):
-        b.plot(epochs, [h[key] for h in history], label=name)
-    b.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.01))
-    b.legend()
+    accuracies = [(k, name) for k, name in ACCURACIES if all(k in h for h in history)]
+    if accuracies:
+        for key, name in accuracies:
+            b.plot(epochs, [h[key] for h in history], label=name)
+        b.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.01))
+    else:
+        skip = {"epoch", "loss", "seconds", "selection_score"}
+        keys = [k for k in history[0] if k not in skip and all(isinstance(h.get(k), (int, float)) for h in history)]
+        for key in keys:
+            b.plot(epochs, [h[key] for h in history], label=key)
+        b.set(xlabel="epoch", ylabel="validation")
+    if b.lines:
+        b.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

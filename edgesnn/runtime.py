@@ -16,23 +16,31 @@ from edgesnn.errors import EdgesnnError
 MAX_BATCH = 32
 
 
+def onnx_session(onnx_path: str, threads: int = 1):
+    """An onnxruntime CPU session on `threads` threads; a file it cannot load is one line."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise EdgesnnError(f"{onnx_path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+
+
 class Diagnoser:
     """Window batches [N, L] of acceleration in g -> class probabilities [N, C]."""
 
     def __init__(self, card_path: Path | None = None, threads: int = 1):
-        import onnxruntime as ort
-
         self.card_path = Path(card_path) if card_path else default_card_path()
         self.threads = threads
         self.card = read_card(self.card_path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(self.card["_onnx_path"], options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise EdgesnnError(f"{self.card['_onnx_path']}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+        if self.card.get("kind") == "anomaly":  # scores windows, has no classes to diagnose
+            raise EdgesnnError(f"{self.card_path}: an anomaly model, not a classifier; "
+                               "run it beside one with `edgesnn monitor --anomaly-model`")
+        self.session = onnx_session(self.card["_onnx_path"], threads)
         self.input_name = self.session.get_inputs()[0].name
         self.classes: list[str] = list(self.card["classes"])
         self.window: int = int(self.card["window"])

@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,33 @@ def broker(tmp_path_factory) -> str:
     else:
         with EmbeddedBroker() as url:
             yield url
+
+
+@contextmanager
+def running_monitor(broker: str, monitor, duration_s: float = 60):
+    """Run `monitor` in a thread; yields a publisher connected to `broker`; stops both after."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    from edgesnn.broker import parse_broker
+
+    worker = threading.Thread(target=monitor.run, kwargs={"duration_s": duration_s})
+    worker.start()
+    try:
+        assert monitor.subscribed.wait(10)
+        b = parse_broker(broker)
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        pub.connect(b.host, b.port)
+        pub.loop_start()
+        try:
+            yield pub
+        finally:
+            pub.loop_stop()
+            pub.disconnect()
+    finally:
+        monitor.stop()
+        worker.join(30)
 
 
 def mqtt_listener(url: str, topic: str, on_message):

@@ -1,15 +1,12 @@
 """The monitor against a real MQTT broker, on real CWRU clips (CONTRACTS section 3)."""
 
 import json
-import threading
 import time
 import uuid
 
 import numpy as np
-import paho.mqtt.client as mqtt
 
-from conftest import free_port, mqtt_listener
-from edgesnn.broker import parse_broker
+from conftest import free_port, mqtt_listener, running_monitor, wait_for
 from edgesnn.monitor import Monitor
 from edgesnn.payloads import encode_waveform
 from edgesnn.sensors import cwru
@@ -37,13 +34,7 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
     listener = mqtt_listener(broker, f"{root}/#", on_message)
 
     mon = Monitor(broker, root)
-    worker = threading.Thread(target=mon.run, kwargs={"duration_s": 60})
-    worker.start()
-    try:
-        assert mon.subscribed.wait(10)
-        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        pub.connect(parse_broker(broker).host, parse_broker(broker).port)
-        pub.loop_start()
+    with running_monitor(broker, mon) as pub:
         t0 = 1_763_800_000.0
         # frames of 1000 samples: windows span frames; one bad frame per sensor between good ones
         for seq in range(12):
@@ -53,14 +44,7 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
             if seq == 5:
                 pub.publish(f"{root}/normal/waveform", b"{not json", qos=1)
                 pub.publish(f"{root}/outer_race_014/waveform", json.dumps({"v": 1}), qos=1)
-        deadline = time.time() + 30
-        while len(received) < 3 * 5 and time.time() < deadline:
-            time.sleep(0.1)
-        pub.loop_stop()
-        pub.disconnect()
-    finally:
-        mon.stop()
-        worker.join(30)
+        wait_for(lambda: len(received) >= 3 * 5, 30)
     time.sleep(0.5)
     listener.loop_stop()
     listener.disconnect()

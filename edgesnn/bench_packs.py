@@ -1,0 +1,214 @@
+"""`edgesnn bench packs`: every classifier pack under one protocol, in one table.
+
+Each pack's shipped model (or, with `train`, one trained here under the same protocol) is scored
+on the same test-region windows through onnxruntime: clean accuracy and the full SNR row
+(-10..+4 dB, the same noise for every model), timesteps and spike bits, latency per window (one
+thread, batch 1, the same windows), an energy estimate per window, training time and epochs to
+99% validation accuracy. What each method buys is in its row beside the default's. The ssnn
+pack's early exit is measured too (PyTorch eager, its checkpoint: onnxruntime runs every stage).
+Needs the training extra.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgesnn.bench import onnx_macs
+from edgesnn.errors import EdgesnnError
+from edgesnn.firmware_sim.budget import ENERGY_PJ
+
+# What each method is for, to read its row against: the claim the row tests.
+CLAIMS = {
+    "mra_snn": "default: multi-scale attention encoder, residual attention blocks, dendritic neurons",
+    "wdcnn": "non-spiking baseline",
+    "inflor": "rectified membrane gradients: accuracy / robustness at the same cost",
+    "realspike": "binary spikes on the device (real-valued in training, folded at export)",
+    "trt": "temporal-reversal regularization: robustness, unchanged inference",
+    "tssd": "self-distillation from a 2x-timestep teacher: accuracy at few timesteps",
+    "ssnn": "shrinking timesteps per stage, early classifiers / early exit",
+    "ltl": "local tandem learning from an ANN teacher: fast convergence",
+}
+# Epochs per pack under the shared protocol: as the default model, fewer where a step costs more
+# (each pack trains in <= 15 minutes on one core here).
+EPOCHS = {"mra_snn": 60, "wdcnn": 60, "inflor": 60, "realspike": 60, "ltl": 60, "tssd": 50, "ssnn": 40, "trt": 30}
+EXIT_THRESHOLDS = (0.9, 0.99)
+
+
+def _claim(card: dict) -> str:
+    options = card.get("pack_options", {})
+    if options:  # a pack trained with non-default options is read for those
+        return f"{card['pack']} with " + ", ".join(f"{k}={v}" for k, v in options.items())
+    return CLAIMS.get(card["pack"], "")
+
+
+def _interleaved_ms(fns: dict, x: np.ndarray, repeats: int) -> dict:
+    """ms per window (batch 1) of each function, the median over `repeats` rounds in which every
+    function runs once in turn: load on a shared machine falls on all of them alike."""
+    times = {k: [] for k in fns}
+    for fn in fns.values():
+        fn(x[:1])  # warm-up
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            for i in range(len(x)):
+                fn(x[i : i + 1])
+            times[k].append((time.perf_counter() - t) / len(x))
+    return {k: float(np.median(v) * 1e3) for k, v in times.items()}
+
+
+def energy_pj(card_path: Path, card: dict, x: np.ndarray) -> tuple[float, str]:
+    """Energy per window (45 nm constants): the integer simulator's budget (int8 MACs plus the
+    accumulates spikes actually trigger, on these windows) for a quantized model; otherwise
+    every dense MAC of the ONNX graph at int8 MAC cost (no credit for spikes: an upper bound)."""
+    if "quantization" in card:
+        from edgesnn.firmware_sim import budget
+        from edgesnn.firmware_sim.network import IntMRASNN
+
+        net = IntMRASNN.from_card(card_path, card)
+        stats: dict = {}
+        net.q8_logits(x, stats)
+        return float(budget.budget(net, stats, card["sample_rate_hz"])["energy_pj"]["snn_int8"]), "int8 simulator"
+    return float(onnx_macs(Path(card["_onnx_path"]), card["window"]) * ENERGY_PJ["int8"]["mac"]), "dense int8 MACs"
+
+
+def shipped_classifier_cards() -> dict[str, Path]:
+    """One shipped card per classifier pack: the integer model where the pack ships one."""
+    from edgesnn.card import read_card
+    from edgesnn.models import shipped_cards
+
+    chosen: dict[str, tuple[bool, Path]] = {}
+    for path in shipped_cards():
+        card = read_card(path)
+        if card.get("kind", "classifier") != "classifier":
+            continue
+        quantized = "quantization" in card
+        if card["pack"] not in chosen or (quantized and not chosen[card["pack"]][0]):
+            chosen[card["pack"]] = (quantized, path)
+    order = sorted(chosen, key=lambda p: (p != "mra_snn", p != "wdcnn", p))  # the default and baseline first
+    return {pack: chosen[pack][1] for pack in order}
+
+
+def train_all(data: Path, out: Path, packs: list[str], progress=None) -> dict[str, Path]:
+    """Train and export each pack under the shared protocol; its card path per pack."""
+    import torch
+
+    from edgesnn.dataset import load_task
+    from edgesnn.export import export_measured, quantizable
+    from edgesnn.registry import pack_defaults
+    from edgesnn.training import TrainConfig, model_from_checkpoint, train
+
+    task = load_task(data, "cwru10", 2048)
+    cards = {}
+    for pack in packs:
+        d = pack_defaults(pack)
+        cfg = TrainConfig(pack=pack, data=str(data), epochs=EPOCHS.get(pack, 60), threads=1,
+                          timesteps=d.get("timesteps", 1), bits=d.get("bits", 2))
+        ckpt = train(cfg, data=task, progress=(lambda e, n, row, p=pack: progress(p, e, n)) if progress else None)
+        ckpt["command"] = f"edgesnn bench packs --train (pack {pack}, {cfg.epochs} epochs)"
+        model = model_from_checkpoint(ckpt)
+        if quantizable(model):
+            cards[pack] = export_measured(model, ckpt, out / pack, f"{pack}-cwru10-int8", task, quantize=True)
+        else:  # a network the integer path does not cover ships as float
+            cards[pack] = export_measured(model, ckpt, out / pack, f"{pack}-cwru10", task)
+        torch.save(ckpt, out / pack / "checkpoint.pt")
+    return cards
+
+
+def early_exit(checkpoint: Path, test, repeats: int, windows: int = 64) -> dict:
+    """The ssnn pack's early exit in PyTorch eager: accuracy, share of windows leaving at each
+    stage and ms per window at each threshold, beside running every stage."""
+    import torch
+
+    from edgesnn.training import load_checkpoint
+
+    torch.set_num_threads(1)
+    model, ckpt = load_checkpoint(checkpoint)
+    if not hasattr(model, "early_exit"):
+        raise EdgesnnError(f"{checkpoint}: a {ckpt['config']['pack']} checkpoint has no early exit")
+    x = torch.from_numpy(test.x[:, None, :])
+    sub = x[:: max(1, len(x) // windows)][:windows]
+    with torch.no_grad():
+        full = model(x).argmax(1).numpy()
+    with torch.no_grad():  # as early_exit runs: no autograd for either
+        latency = _interleaved_ms({"all": model, **{t: (lambda b, t=t: model.early_exit(b, t)) for t in EXIT_THRESHOLDS}},
+                                  sub, repeats)
+    result = {"checkpoint": str(checkpoint), "stage_timesteps": list(model.stage_timesteps),
+              "all_stages": {"accuracy": float(np.mean(full == test.y)), "ms_per_window": latency["all"]}}
+    for threshold in EXIT_THRESHOLDS:
+        logits, stage = model.early_exit(x, threshold)
+        result[f"exit_at_{threshold}"] = {
+            "accuracy": float(np.mean(logits.argmax(1).numpy() == test.y)),
+            "stage_share": [float(np.mean(stage.numpy() == k)) for k in range(len(model.blocks))],
+            "ms_per_window": latency[threshold],
+            "latency_saved": 1 - latency[threshold] / latency["all"],
+        }
+    return result
+
+
+def run(data: Path, cards: dict[str, Path], repeats: int = 5, ssnn_checkpoint: Path | None = None) -> dict:
+    """Score every card (label -> card path) on the same windows."""
+    from edgesnn.card import read_card
+    from edgesnn.dataset import load_task
+    from edgesnn.evaluation import evaluate
+    from edgesnn.labels import task_of
+    from edgesnn.runtime import Diagnoser
+
+    rows, test, diagnosers = {}, None, {}
+    for label, path in cards.items():
+        card = read_card(path)
+        if test is None:
+            test = load_task(data, task_of(card["classes"]), card["window"]).windows("test")
+            timing = test.x[:: max(1, len(test.x) // 64)][:64].astype(np.float32)
+        diagnoser = diagnosers[label] = Diagnoser(path)
+        r = evaluate(diagnoser.logits, test, diagnoser.classes)
+        energy, basis = energy_pj(path, card, timing)
+        training = card.get("training", {})
+        rows[label] = {
+            "pack": card["pack"], "card": f"{Path(path).parent.name}/{Path(path).name}", "claim": _claim(card),
+            "timesteps": card["timesteps"], "spike_bits": card["spike_bits"],
+            "quantized": "quantization" in card, "options": card.get("pack_options", {}),
+            "test_accuracy": r["test_accuracy"], "snr_accuracy": r["snr_accuracy"],
+            "energy_pj": energy, "energy_basis": basis,
+            "train_seconds": training.get("seconds"), "epochs": training.get("epochs"),
+            "epochs_to_val_99": training.get("epochs_to_val_99"),
+        }
+    latency = _interleaved_ms({label: d.logits for label, d in diagnosers.items()}, timing, repeats)
+    for label, ms in latency.items():
+        rows[label]["ms_per_window_batch1"] = ms
+    result = {"test_windows": int(len(test.y)), "timing_windows": int(len(timing)), "threads": 1, "packs": rows}
+    if ssnn_checkpoint is not None:
+        result["ssnn_early_exit"] = early_exit(ssnn_checkpoint, test, repeats)
+    return result
+
+
+def plot(result: dict, path: Path) -> None:
+    from edgesnn import plots  # noqa: F401  (headless backend)
+    import matplotlib.pyplot as plt
+
+    rows = result["packs"]
+    labels = list(rows)
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(17, 5), gridspec_kw={"width_ratios": [1.3, 1, 1]})
+    for label, r in rows.items():
+        a.plot([int(s) for s in r["snr_accuracy"]], list(r["snr_accuracy"].values()), marker="o", ms=3, label=label)
+    a.set(xlabel="SNR (dB), white noise", ylabel="test-region accuracy", title="accuracy under noise")
+    a.legend(fontsize=8)
+    pos = np.arange(len(labels))
+    names = [f"{k} (T={rows[k]['timesteps']}, {rows[k]['spike_bits']}b)" for k in labels]
+    bars = b.barh(pos, [rows[k]["ms_per_window_batch1"] for k in labels])
+    b.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
+    b.set_yticks(pos, names, fontsize=8)
+    b.invert_yaxis()
+    b.set(xlabel="onnxruntime ms per window (1 thread, batch 1)", title="latency")
+    dense = [rows[k]["energy_basis"] != "int8 simulator" for k in labels]
+    bars = c.barh(pos, [rows[k]["energy_pj"] / 1e6 for k in labels], hatch=None,
+                  color=["lightgray" if d else "tab:green" for d in dense])
+    c.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
+    c.set_yticks(pos, [])
+    c.invert_yaxis()
+    c.set(xlabel="estimated uJ per window (45 nm)", title="energy (green: integer simulator; gray: dense MACs)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,226 @@
+"""The classifier packs of issue 6 on the MRA-SNN backbone (inflor, realspike, trt, tssd, ssnn,
+ltl) and the CWT front end: each trains through the generic loop on real CWRU windows, exports
+to ONNX that onnxruntime runs, and does what its method says (tiny configurations)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from edgesnn.errors import EdgesnnError
+from edgesnn.registry import create_model, pack_defaults
+
+PACKS = ["inflor", "realspike", "trt", "tssd", "ssnn", "ltl"]
+
+
+def _build(name, **options):
+    d = pack_defaults(name)
+    return create_model(name, n_classes=10, window=2048, timesteps=d["timesteps"], bits=d["bits"], **options)
+
+
+@pytest.fixture(scope="module")
+def task(cwru_dir):
+    from edgesnn.dataset import load_task
+
+    return load_task(cwru_dir, "cwru10", 2048)
+
+
+@pytest.mark.parametrize("name", PACKS)
+def test_pack_trains_exports_and_runs_in_onnxruntime(name, task, tmp_path):
+    from edgesnn.export import deployed, export
+    from edgesnn.runtime import Diagnoser
+    from edgesnn.training import TrainConfig, model_from_checkpoint, train
+
+    d = pack_defaults(name)
+    cfg = TrainConfig(pack=name, epochs=2, steps_per_epoch=3, batch_size=8, timesteps=d["timesteps"], bits=d["bits"],
+                      threads=1)
+    ckpt = train(cfg, data=task)
+    assert len(ckpt["history"]) == 2 and np.isfinite(ckpt["history"][-1]["loss"])
+    model = model_from_checkpoint(ckpt)
+    card_path = export(model, ckpt, tmp_path, name)  # refuses when ONNX and PyTorch disagree
+    card = json.loads(card_path.read_text())
+    assert card["pack"] == name and card["onnx_check"]["argmax_agreement"] == 1.0
+    ship = deployed(model)
+    assert card["timesteps"] == ship.timesteps and card["spike_bits"] == ship.spike_bits
+    x = task.windows("test").x[::60]
+    with torch.no_grad():
+        want = ship(torch.from_numpy(x)[:, None, :]).numpy()
+    np.testing.assert_allclose(Diagnoser(card_path).logits(x), want, atol=1e-3)
+
+
+def test_training_only_parts_do_not_ship():
+    from edgesnn.export import deployed
+    from edgesnn.models.mra_snn import MRASNN
+
+    for name, part in (("trt", "hybrid_head"), ("tssd", "weak_head"), ("ltl", "teacher")):
+        model = _build(name)
+        ship = deployed(model)
+        assert hasattr(model, part) and type(ship) is MRASNN
+        assert not any(k.startswith(part) for k in ship.state_dict())
+        assert sum(p.numel() for p in ship.parameters()) == sum(p.numel() for p in MRASNN(**model.config).parameters())
+
+
+def test_realspike_folding_is_exact_and_deploys_binary_spikes(task):
+    from edgesnn.export import deployed
+
+    torch.manual_seed(0)
+    model = _build("realspike").double()
+    with torch.no_grad():  # amplitudes as training leaves them: away from 1, per channel
+        for a in model.amplitudes:
+            a.uniform_(0.3, 2.5)
+        for m in model.modules():  # batch norms that are not the identity, and drive the neurons
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.bias.uniform_(0.0, 1.5)
+    model.eval()
+    folded = deployed(model).double().eval()
+    assert folded.spike_bits == 1 and not hasattr(folded, "amplitudes")
+    x = torch.from_numpy(task.windows("test").x[::25].astype(np.float64))[:, None, :]
+    spikes = {}
+    for tag, net in (("real", model), ("folded", folded)):
+        for k, block in enumerate(net.blocks):
+            block.neurons.register_forward_hook(lambda m, i, o, tag=tag, k=k: spikes.__setitem__((tag, k), o))
+    with torch.no_grad():
+        a, b = model(x), folded(x)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-9)
+    for k in range(len(model.blocks)):
+        s = spikes[("folded", k)]
+        assert torch.equal(s, spikes[("real", k)])  # the same spikes, not merely close logits
+        assert set(s.unique().tolist()) <= {0.0, 1.0} and s.sum() > 0
+
+
+def test_inflor_rectifier_changes_gradients_not_spikes():
+    from edgesnn.neurons import rectify, spike
+
+    u = torch.linspace(-0.5, 3.5, 801)
+    assert torch.allclose(rectify(torch.arange(0.0, 4.0), 4.0), torch.arange(0.0, 4.0), atol=1e-6)
+    inside = (u - u.round()).abs() > 1e-3  # float rounding aside, the count is unchanged
+    assert torch.equal(torch.floor(rectify(u[inside], 4.0)), torch.floor(u[inside]))
+    v = u.clone().requires_grad_(True)
+    spike(v, 1.0, 3, surrogate=True, rectifier=4.0).sum().backward()
+    plain = u.clone().requires_grad_(True)
+    spike(plain, 1.0, 3, surrogate=True).sum().backward()
+    assert torch.equal(spike(u, 1.0, 3, True, 4.0), spike(u, 1.0, 3, True))
+    mid, edge = (u > 1.45) & (u < 1.55), (u > 1.0) & (u < 1.03)
+    assert v.grad[mid].min() > 1.9 and v.grad[edge].max() < 0.3  # large mid-level, small near a count
+    assert torch.all(plain.grad[(u > 0) & (u < 3)] == 1.0)
+
+
+def test_trt_and_tssd_refuse_what_their_method_cannot_do():
+    with pytest.raises(ValueError, match="at least 2 timesteps"):
+        create_model("trt", n_classes=10, window=2048, timesteps=1, bits=2)
+    with pytest.raises(ValueError, match="must exceed"):
+        create_model("tssd", n_classes=10, window=2048, timesteps=2, bits=2, teacher_timesteps=2)
+    with pytest.raises(ValueError, match="binary"):
+        create_model("realspike", n_classes=10, window=2048, timesteps=1, bits=2)
+    assert _build("tssd").teacher_timesteps == 2
+
+
+def test_ssnn_shrinks_timesteps_and_exits_early():
+    torch.manual_seed(0)
+    model = _build("ssnn").eval()
+    assert [b.neurons.timesteps for b in model.blocks] == [4, 2, 1]
+    x = torch.randn(6, 1, 2048)
+    with torch.no_grad():
+        stages = model.stage_logits(x)
+        final = model(x)
+    logits, stage = model.early_exit(x, threshold=0.0)  # everyone leaves at the first stage
+    assert torch.all(stage == 0) and torch.allclose(logits, stages[0])
+    logits, stage = model.early_exit(x, threshold=1.1)  # nobody is that sure: all run to the end
+    assert torch.all(stage == 2) and torch.allclose(logits, final, atol=1e-6)
+    # a mixed exit gives each window the logits of its own exit stage
+    p0 = torch.softmax(stages[0], 1).max(1).values
+    threshold = float(p0.median())
+    logits, stage = model.early_exit(x, threshold)
+    for i in range(len(x)):
+        assert torch.allclose(logits[i], stages[int(stage[i])][i], atol=1e-6)
+    assert (stage == 0).sum() == (p0 >= threshold).sum()
+
+
+def test_ltl_trains_the_teacher_first_then_the_student_locally():
+    torch.manual_seed(0)
+    model = _build("ltl").train()
+    x, y = torch.randn(8, 1, 2048), torch.randint(0, 10, (8,))
+    crit = torch.nn.CrossEntropyLoss()
+    loss, logits = model.training_loss(x, y, crit, progress=0.1)
+    loss.backward()
+    assert logits is None and model.teacher.classifier.weight.grad is not None
+    assert model.classifier.weight.grad is None and model.blocks[0].conv.weight.grad is None
+    model.zero_grad(set_to_none=True)
+    loss, logits = model.training_loss(x, y, crit, progress=0.5)
+    loss.backward()
+    assert logits.shape == (8, 10) and model.teacher.classifier.weight.grad is None
+    assert model.blocks[0].conv.weight.grad is not None and model.encoder.bn.weight.grad is not None
+    assert torch.equal(model.classifier.weight, model.teacher.classifier.weight)  # the student starts from it
+    # phase 2 is local: the classifier's loss does not reach the last block
+    model.zero_grad(set_to_none=True)
+    x0 = x.clone()
+    _, logits = model.training_loss(x0, y, crit, progress=0.5)
+    torch.nn.functional.cross_entropy(logits, y).backward()
+    assert model.blocks[-1].conv.weight.grad is None
+    # phase 3 fine-tunes end to end
+    model.zero_grad(set_to_none=True)
+    loss, logits = model.training_loss(x, y, crit, progress=0.9)
+    loss.backward()
+    assert model.encoder.bn.weight.grad is not None and model.teacher.classifier.weight.grad is None
+
+
+def test_cwt_front_end_picks_out_the_band_of_a_tone():
+    from edgesnn.layers import CWTFrontEnd
+
+    front = CWTFrontEnd(stride=16)
+    t = np.arange(2048) / 12000.0
+    for f in (800.0, 3000.0):
+        x = torch.tensor(np.sin(2 * np.pi * f * t), dtype=torch.float32)[None, None, :]
+        energy = front(x)[0, :, 20:-20].mean(dim=1)
+        nearest = int(np.argmin(np.abs(np.log(np.array(front.frequencies_hz) / f))))
+        assert int(energy.argmax()) == nearest
+    assert front(torch.zeros(1, 1, 2048)).shape == (1, 16, 128)
+
+
+def test_cwt_front_end_exports_as_plain_onnx_but_not_to_the_integer_network(task, tmp_path):
+    from edgesnn.export import export
+    from edgesnn.firmware_sim.quantize import quantize_mra_snn
+    from edgesnn.training import TrainConfig, model_from_checkpoint, train
+
+    cfg = TrainConfig(pack="mra_snn", epochs=1, steps_per_epoch=2, batch_size=8, extra={"frontend": "cwt"})
+    ckpt = train(cfg, data=task)
+    model = model_from_checkpoint(ckpt)
+    card = json.loads(export(model, ckpt, tmp_path, "cwt").read_text())
+    assert card["pack_options"] == {"frontend": "cwt"}
+    with pytest.raises(EdgesnnError, match="cwt front end"):
+        quantize_mra_snn(model, ckpt["classes"], task.windows("val").x[:64])
+    for name in PACKS:  # every pack on the backbone takes the front end
+        assert type(_build(name, frontend="cwt").encoder).__name__ == "CWTEncoder"
+
+
+def test_train_pack_options_from_the_command_line(tmp_path, cwru_dir):
+    r = run_cli("train", "--pack", "tssd", "--option", "teacher_timesteps=1", "--data", cwru_dir, "--out", tmp_path)
+    assert r.returncode != 0 and "must exceed" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("train", "--pack", "inflor", "--option", "nonsense=3", "--out", tmp_path)
+    assert r.returncode != 0 and "nonsense" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("train", "--pack", "mra_snn", "-o", "frontend=cwt", "--data", cwru_dir, "--epochs", "1",
+                "--steps", "2", "--batch-size", "8", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ckpt["config"]["extra"] == {"frontend": "cwt"} and ckpt["config"]["timesteps"] == 1
+
+
+def test_shipped_pack_models_run_on_the_integer_simulator_and_in_infer(cwru_dir):
+    """The packs that deploy the plain MRA-SNN ship its integer network: firmware-sim runs it bit
+    for bit with onnxruntime, and `infer` diagnoses a recording with it."""
+    from edgesnn.models import shipped_cards
+
+    cards = [p for p in shipped_cards() if p.parent.name in ("realspike", "tssd") and "-int8" in p.stem]
+    assert cards, "no shipped integer pack model"
+    for card in cards:
+        r = run_cli("firmware-sim", "--model", card, "--data", cwru_dir, "--limit", "48", "--json")
+        assert r.returncode == 0, r.stderr
+        report = json.loads(r.stdout)
+        assert report["onnxruntime_bit_exact_windows"] == report["windows"] == 48
+        r = run_cli("infer", cwru_dir / "12k_Drive_End_IR014_0_169.mat", "--fs", "12000", "--model", card, "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["summary"]["label"] == "inner_race_014"
