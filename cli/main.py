@@ -689,6 +689,10 @@ def bench_packs(
                 x.add_row(f"confidence >= {k[8:]}", f"{v['accuracy']:.4f}", " / ".join(f"{s:.0%}" for s in v["stage_share"]),
                           f"{v['ms_per_window']:.3f}", f"{v['latency_saved']:.0%}")
         out.print(x)
+    for label, e in result.get("onnx_early_exit", {}).items():
+        out.print(f"{label} in onnxruntime, batch 1: {e['ms_per_window_exit']:.3f} ms/window with its early exit at "
+                  f"{e['threshold']:g} against {e['ms_per_window_every_stage']:.3f} running every stage "
+                  f"({e['latency_saved']:.0%} saved)")
     out.print("energy per window, 45 nm constants: (sim) the integer simulator's count of int8 MACs and the "
               "accumulates spikes trigger; (dense) every MAC of the float graph at int8 cost, an upper bound. "
               f"Wrote {out_dir}/packs.json and packs.png")

@@ -34,7 +34,8 @@ def _median_ms_per_window(run, x: np.ndarray, repeats: int) -> float:
 def onnx_macs(path: Path, window: int) -> int:
     """Multiply-accumulates of the Conv, Gemm and MatMul nodes with constant weights for one
     window. Output shapes come from running the graph once: a spiking network folds its
-    timesteps into the batch, which static shape inference cannot follow."""
+    timesteps into the batch, which static shape inference cannot follow. Nodes inside If
+    branches (ssnn's later stages, skipped on an early exit) are not counted."""
     import onnx
     import onnxruntime as ort
 
@@ -45,7 +46,9 @@ def onnx_macs(path: Path, window: int) -> int:
     for n in nodes:
         if n.output[0] not in known:
             model.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.output[0]))
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     outs = session.run([n.output[0] for n in nodes],
                        {session.get_inputs()[0].name: np.zeros((1, 1, window), np.float32)})
     macs = 0

@@ -148,6 +148,22 @@ def early_exit(checkpoint: Path, test, repeats: int, windows: int = 64) -> dict:
     return result
 
 
+def onnx_early_exit(diagnoser, x: np.ndarray, repeats: int) -> dict:
+    """onnxruntime, batch 1: the card's exit threshold against running every stage (threshold
+    above 1), the exit's own graph, timed in turn."""
+    from edgesnn.runtime import onnx_session
+
+    session = onnx_session(diagnoser.card["_onnx_path"])
+    threshold = float(diagnoser.card["early_exit"]["threshold"])
+
+    def at(t: float):
+        return lambda b: session.run(None, {"acceleration": b[:, None, :], "exit_threshold": np.array(t, dtype=np.float32)})
+
+    ms = _interleaved_ms({"exit": at(threshold), "every_stage": at(2.0)}, x, repeats)
+    return {"threshold": threshold, "ms_per_window_exit": ms["exit"], "ms_per_window_every_stage": ms["every_stage"],
+            "latency_saved": 1 - ms["exit"] / ms["every_stage"]}
+
+
 def run(data: Path, cards: dict[str, Path], repeats: int = 5, ssnn_checkpoint: Path | None = None) -> dict:
     """Score every card (label -> card path) on the same windows."""
     from edgesnn.card import read_card
@@ -179,6 +195,9 @@ def run(data: Path, cards: dict[str, Path], repeats: int = 5, ssnn_checkpoint: P
     for label, ms in latency.items():
         rows[label]["ms_per_window_batch1"] = ms
     result = {"test_windows": int(len(test.y)), "timing_windows": int(len(timing)), "threads": 1, "packs": rows}
+    for label, d in diagnosers.items():
+        if isinstance(d.card.get("early_exit"), dict):  # the same graph with its exit on and off
+            result.setdefault("onnx_early_exit", {})[label] = onnx_early_exit(d, timing, repeats)
     if ssnn_checkpoint is not None:
         result["ssnn_early_exit"] = early_exit(ssnn_checkpoint, test, repeats)
     return result

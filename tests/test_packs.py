@@ -224,3 +224,36 @@ def test_shipped_pack_models_run_on_the_integer_simulator_and_in_infer(cwru_dir)
         r = run_cli("infer", cwru_dir / "12k_Drive_End_IR014_0_169.mat", "--fs", "12000", "--model", card, "--json")
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["summary"]["label"] == "inner_race_014"
+
+
+def test_ssnn_onnx_exits_early_with_if_nodes(tmp_path):
+    """The exported graph leaves at the first stage where the whole batch is sure; the threshold
+    is an optional input (above 1: every stage, 0: the first)."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgesnn.export import export
+
+    torch.manual_seed(0)
+    model = _build("ssnn").eval()
+    ckpt = {"config": {"pack": "ssnn", "task": "cwru10", "window": 2048, "timesteps": 0, "bits": 2, "seed": 0,
+                       "epochs": 0, "steps_per_epoch": 0, "batch_size": 0, "lr": 0, "noise": False,
+                       "snr_range_db": [0, 0], "noise_fraction": 0}, "classes": [f"normal_{i}" for i in range(10)]}
+    card = json.loads(export(model, ckpt, tmp_path, "ssnn").read_text())
+    assert card["early_exit"]["threshold"] == 0.9 and card["timesteps"] == 4
+    graph = onnx.load(str(tmp_path / "ssnn.onnx")).graph
+    assert [n.op_type for n in graph.node].count("If") == 1 and [i.name for i in graph.input] == ["acceleration", "exit_threshold"]
+    session = ort.InferenceSession(str(tmp_path / "ssnn.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(5, 1, 2048)
+    with torch.no_grad():
+        stages = model.stage_logits(x)
+    for threshold, want in ((2.0, stages[-1]), (0.0, stages[0])):
+        got = session.run(None, {"acceleration": x.numpy(), "exit_threshold": np.array(threshold, np.float32)})[0]
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
+    # the exit needs every window sure: one unsure window keeps the batch going
+    p0 = torch.softmax(stages[0], 1).max(1).values
+    between = float((p0.min() + p0.max()) / 2)
+    sure = [bool(torch.softmax(z, 1).max(1).values.min() >= between) for z in stages[1:-1]] + [True]
+    want = stages[1 + sure.index(True)]  # not stage 0: its least sure window is below the threshold
+    got = session.run(None, {"acceleration": x.numpy(), "exit_threshold": np.array(between, np.float32)})[0]
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
