@@ -91,8 +91,10 @@ def shipped_classifier_cards() -> dict[str, Path]:
     return {pack: chosen[pack][1] for pack in order}
 
 
-def train_all(data: Path, out: Path, packs: list[str], progress=None) -> dict[str, Path]:
-    """Train and export each pack under the shared protocol; its card path per pack."""
+def train_all(data: Path, out: Path, packs: list[str], progress=None, epochs: dict | None = None,
+              steps: int = 100) -> dict[str, Path]:
+    """Train and export each pack under the shared protocol (EPOCHS x `steps`, unless `epochs`
+    says otherwise); its card path per pack."""
     import torch
 
     from edgesnn.dataset import load_task
@@ -104,7 +106,7 @@ def train_all(data: Path, out: Path, packs: list[str], progress=None) -> dict[st
     cards = {}
     for pack in packs:
         d = pack_defaults(pack)
-        cfg = TrainConfig(pack=pack, data=str(data), epochs=EPOCHS.get(pack, 60), threads=1,
+        cfg = TrainConfig(pack=pack, data=str(data), epochs=(epochs or EPOCHS).get(pack, 60), steps_per_epoch=steps, threads=1,
                           timesteps=d.get("timesteps", 1), bits=d.get("bits", 2))
         ckpt = train(cfg, data=task, progress=(lambda e, n, row, p=pack: progress(p, e, n)) if progress else None)
         ckpt["command"] = f"edgesnn bench packs --train (pack {pack}, {cfg.epochs} epochs)"

@@ -37,3 +37,20 @@ def test_bench_packs_scores_every_shipped_classifier_on_the_same_windows(cwru_di
         assert row["energy_basis"] == ("int8 simulator" if "quantization" in card else "dense int8 MACs")
     assert "ssnn_early_exit" not in result  # no ssnn checkpoint in a fresh folder
     assert (tmp_path / "packs.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_packs_trains_exports_and_scores_packs_itself(cwru_dir, tmp_path):
+    """The `--train` path, tiny: an integer pack and ssnn (float, with its early exit) trained,
+    exported with measured cards, and scored with the early exit in both runtimes."""
+    from edgesnn import bench_packs
+    from edgesnn.card import read_card
+
+    cards = bench_packs.train_all(cwru_dir, tmp_path, ["realspike", "ssnn"], epochs={"realspike": 1, "ssnn": 1},
+                                  steps=3)
+    assert "quantization" in read_card(cards["realspike"]) and read_card(cards["realspike"])["spike_bits"] == 1
+    assert read_card(cards["ssnn"])["early_exit"]["threshold"] == 0.9
+    result = bench_packs.run(cwru_dir, cards, repeats=1, ssnn_checkpoint=tmp_path / "ssnn" / "checkpoint.pt")
+    assert set(result["packs"]) == {"realspike", "ssnn"}
+    exit_ = result["ssnn_early_exit"]
+    assert abs(sum(exit_["exit_at_0.9"]["stage_share"]) - 1.0) < 1e-9 and exit_["all_stages"]["ms_per_window"] > 0
+    assert result["onnx_early_exit"]["ssnn"]["ms_per_window_every_stage"] > 0
