@@ -18,6 +18,11 @@ from edgesnn.runtime import MAX_BATCH, onnx_session
 from edgesnn.signal import add_noise
 
 KIND = "anomaly"
+# The alarm threshold: this margin times the highest score of the healthy windows of the
+# training and validation regions (no fault data, no test data). A round margin for healthy
+# variation the reference does not contain: a machine should be recalibrated on its own healthy
+# data at commissioning (`edgesnn monitor --anomaly-threshold`).
+THRESHOLD_MARGIN = 2.0
 
 
 def is_anomaly_card(card: dict) -> bool:
@@ -68,6 +73,16 @@ def detector_metrics(score, test, classes, threshold: float | None = None, snrs=
         noisy = add_noise(test.x, snr, np.random.default_rng([seed, snr + 100]))
         metrics |= {f"snr_{snr}db_{k}": v for k, v in measure(noisy).items()}
     return metrics
+
+
+def calibrate_threshold(score, data, normal: int = 0) -> dict:
+    """The card's `threshold` and how it was set: THRESHOLD_MARGIN x the highest score of the
+    normal class's training- and validation-region windows (`data`: edgesnn.dataset.TaskData)."""
+    healthy = [w.x[w.y == normal] for w in (data.windows("train"), data.windows("val"))]
+    top = float(np.max(np.asarray(score(np.concatenate(healthy)), np.float64)))
+    return {"threshold": round(THRESHOLD_MARGIN * top, 6),
+            "threshold_rule": f"{THRESHOLD_MARGIN:g} x the highest score ({top:.4g}) of the {sum(map(len, healthy))} "
+                              f"normal windows of the training and validation regions; no fault or test data"}
 
 
 class AnomalyScorer:

@@ -234,10 +234,11 @@ def export_measured(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str
         test = task_data.windows("test")
         card = read_card(card_path)
         if card.get("kind") == "anomaly":  # a detector: AUROC of normal vs each fault (edgesnn/anomaly.py)
-            from edgesnn.anomaly import AnomalyScorer, detector_metrics
+            from edgesnn.anomaly import AnomalyScorer, calibrate_threshold, detector_metrics
 
-            card["metrics"] = detector_metrics(AnomalyScorer(card_path).scores, test, task_data.classes,
-                                               card["threshold"])
+            score = AnomalyScorer(card_path, threshold=0.0).scores  # the threshold is set here
+            card |= calibrate_threshold(score, task_data)
+            card["metrics"] = detector_metrics(score, test, task_data.classes, card["threshold"])
         else:
             card["metrics"] = card_metrics(evaluate(Diagnoser(card_path).logits, test, task_data.classes))
         if quantize:  # the float network on the same windows, for the comparison

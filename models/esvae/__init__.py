@@ -52,14 +52,6 @@ HOP = 32
 HIDDEN = 64
 LATENT = 16
 MMD_WEIGHT = 1.0
-# The card's threshold: this factor times the highest score of the validation region's normal
-# windows (the contract's validation windows of the normal recording: 4 half-overlapping windows,
-# 0.5 s). No fault data is used. The factor is a margin for the drift of healthy scores along a
-# recording that 0.5 s cannot show: over five training seeds, healthy windows of the later test
-# region scored up to 2.9x the validation maximum (2x would have flagged some on 2 of 5 seeds),
-# the faults at least 184x. A machine should be recalibrated on its own healthy data at
-# commissioning (`edgesnn monitor --anomaly-threshold`).
-THRESHOLD_FACTOR = 5.0
 NORMAL = 0  # class index of "normal" in every task (edgesnn.labels)
 
 
@@ -100,15 +92,14 @@ class ESVAE(nn.Module):
     output_names = ["anomaly_score"]
 
     def __init__(self, window: int = 2048, timesteps: int = 8, bits: int = 1, hidden: int = HIDDEN,
-                 latent: int = LATENT, mmd_weight: float = MMD_WEIGHT, frame: int = FRAME, hop: int = HOP,
-                 threshold_factor: float = THRESHOLD_FACTOR):
+                 latent: int = LATENT, mmd_weight: float = MMD_WEIGHT, frame: int = FRAME, hop: int = HOP):
         super().__init__()
         if timesteps < 2:
             raise ValueError("the latent is a firing rate over timesteps: use timesteps >= 2 (e.g. --timesteps 8)")
         if bits < 1:
             raise ValueError("bits must be >= 1")
         self.timesteps, self.spike_bits, self.window = timesteps, bits, window
-        self.mmd_weight, self.threshold_factor = mmd_weight, threshold_factor
+        self.mmd_weight = mmd_weight
         self.levels = 2**bits - 1
         self.standardize = Standardize()
         self.spectrum = LogSpectrum(frame, hop)
@@ -123,8 +114,6 @@ class ESVAE(nn.Module):
         self.dec_neurons = SpikingNeurons(hidden, bits, timesteps, dendritic=False)
         self.dec_out = nn.Linear(hidden, bins)
         self.prior = nn.Linear(latent, latent)  # training only: e ~ N(0, I) -> prior rates
-        self.register_buffer("threshold", torch.tensor(float("nan")))
-        self.register_buffer("val_normal_max", torch.tensor(float("nan")))
 
     # the network --------------------------------------------------------------------------
     def _over_time(self, current: torch.Tensor) -> torch.Tensor:
@@ -183,10 +172,9 @@ class ESVAE(nn.Module):
 
     def validation_metrics(self, val_x: np.ndarray, val_y: np.ndarray) -> dict:
         """Only the validation region's normal windows count (no fault label is used): model
-        selection by their mean score, and the threshold from their highest."""
+        selection by their mean score. (The alarm threshold is set at export from the healthy
+        training and validation windows: edgesnn.anomaly.calibrate_threshold.)"""
         s = self.scores(val_x[val_y == NORMAL])
-        self.val_normal_max.fill_(float(s.max()))
-        self.threshold.fill_(self.threshold_factor * float(s.max()))
         return {"val_normal_score": float(s.mean()), "val_normal_score_max": float(s.max()),
                 "selection_score": -float(s.mean())}
 
@@ -198,9 +186,6 @@ class ESVAE(nn.Module):
             "outputs": {"anomaly_score": "[N, 1] float32: mean squared error of the autoencoder's "
                                          "reconstruction of the window's normalised log spectrum; "
                                          "higher is less like the normal training data"},
-            "threshold": round(float(self.threshold), 6),
-            "threshold_rule": f"{self.threshold_factor:g} x the highest score of the validation region's "
-                              f"normal windows ({float(self.val_normal_max):.4g}); no fault data used",
             "trained_on": "cwru: the training region of the normal recording only (leak-free split, "
                           "shared/CONTRACTS.md section 1); metrics on the test region of every class",
         }
