@@ -254,17 +254,24 @@ def infer(
     model: Optional[Path] = typer.Option(None, help="model card (.json); default: the shipped default model"),
     variable: Optional[str] = typer.Option(None, help="variable (.mat), column name or index (.csv/.npy)"),
     hop: Optional[int] = typer.Option(None, min=1, help="samples between windows (default: one window)"),
+    anomaly_model: Optional[Path] = typer.Option(None, help="card of an anomaly model (e.g. the shipped esvae) "
+                                                            "scoring the same windows"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ):
     """Diagnose a recording window by window with onnxruntime, and summarise it."""
+    import numpy as np
     from rich.table import Table
 
+    from edgesnn.anomaly import AnomalyScorer
     from edgesnn.labels import fault_type
     from edgesnn.runtime import Diagnoser
     from edgesnn.sensors.recordings import read_recording
     from edgesnn.signal import frame
 
     diagnoser = Diagnoser(model)
+    anomaly = AnomalyScorer(anomaly_model) if anomaly_model else None
+    if anomaly:
+        anomaly.check_matches(diagnoser.window, diagnoser.sample_rate_hz, f"the classifier {diagnoser.model_id}")
     x, rate = read_recording(path, fs=fs, target_fs=diagnoser.sample_rate_hz, variable=variable)
     hop = hop or diagnoser.window
     windows = frame(x, diagnoser.window, hop)
@@ -281,19 +288,29 @@ def infer(
         "mean_confidence": float(probs.max(axis=1)[[l == verdict for l in labels]].mean()),
         "labels": counts,
     }
+    scores = anomaly.scores(windows) if anomaly else None
+    if anomaly:
+        summary |= {"anomaly_model": anomaly.model_id, "anomaly_threshold": anomaly.threshold,
+                    "anomalous_share": float(np.mean(anomaly.alarms(scores))),
+                    "max_anomaly_score": float(scores.max())}
     if as_json:
-        rows = [{"start_s": i * hop / rate, "label": l, "confidence": float(p.max())}
+        rows = [{"start_s": i * hop / rate, "label": l, "confidence": float(p.max()),
+                 **({"anomaly_score": float(scores[i]), "anomaly": bool(scores[i] > anomaly.threshold)}
+                    if anomaly else {})}
                 for i, (l, p) in enumerate(zip(labels, probs))]
         print(json.dumps({"summary": summary, "windows": rows}, indent=1))
         return
     table = Table(title=f"{path.name}: {len(labels)} windows of {diagnoser.window} samples at {rate:g} Hz")
-    for col in ("start (s)", "label", "confidence"):
+    for col in ("start (s)", "label", "confidence") + (("anomaly score",) if anomaly else ()):
         table.add_column(col, justify="right")
     for i, (l, p) in enumerate(zip(labels, probs)):
-        table.add_row(f"{i * hop / rate:.3f}", l, f"{p.max():.3f}")
+        table.add_row(f"{i * hop / rate:.3f}", l, f"{p.max():.3f}", *((f"{scores[i]:.3g}",) if anomaly else ()))
     out.print(table)
     out.print(f"[bold]{verdict}[/bold] ({summary['fault_type']}) in {summary['share']:.0%} of windows, "
               f"mean confidence {summary['mean_confidence']:.3f}; model {diagnoser.model_id}")
+    if anomaly:
+        out.print(f"anomalous (score > {anomaly.threshold:g}) in {summary['anomalous_share']:.0%} of windows, "
+                  f"highest score {summary['max_anomaly_score']:.3g}; anomaly model {anomaly.model_id}")
 
 
 @app.command("firmware-sim")

@@ -179,3 +179,14 @@ def test_monitor_adds_the_anomaly_score_to_every_diagnosis(broker, cwru_dir):
         assert msg["anomaly_model"] == scorer.model_id and msg["model"] == mon.diagnoser.model_id
         assert isinstance(msg["anomaly_score"], float) and msg["anomaly"] is (sensor == "ball_007"), msg
     assert status["anomaly_model"] == scorer.model_id and status["anomalies"] == 3
+
+
+def test_infer_scores_a_recording_beside_the_diagnosis(cwru_dir):
+    """`edgesnn infer --anomaly-model`: the healthy recording (48 kHz, resampled) raises no alarm
+    in any window, a fault recording alarms in every one."""
+    for name, fs, share in (("normal_0_97.mat", "48000", 0.0), ("12k_Drive_End_IR014_0_169.mat", "12000", 1.0)):
+        r = run_cli("infer", cwru_dir / name, "--fs", fs, "--anomaly-model", shipped_esvae(), "--json")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["summary"]["anomalous_share"] == share and out["summary"]["anomaly_model"].startswith("esvae")
+        assert all(w["anomaly"] == (w["anomaly_score"] > out["summary"]["anomaly_threshold"]) for w in out["windows"])
