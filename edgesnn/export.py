@@ -29,6 +29,12 @@ def deployed(model: torch.nn.Module) -> torch.nn.Module:
     return model.deployed() if hasattr(model, "deployed") else model
 
 
+def _to_ship(model: torch.nn.Module) -> tuple[torch.nn.Module, dict]:
+    """The network that ships, in eval mode, and what the pack adds to its card about itself."""
+    fields = model.card_fields() if hasattr(model, "card_fields") else {}
+    return deployed(model).eval(), fields
+
+
 def quantizable(model: torch.nn.Module) -> bool:
     """Whether `export_quantized` covers the network `model` deploys: the plain MRA-SNN with the
     learned raw-signal encoder (firmware_sim implements that network and no other)."""
@@ -92,8 +98,7 @@ def export(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str, default
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
-    fields = model.card_fields() if hasattr(model, "card_fields") else {}
-    model = deployed(model).eval()
+    model, fields = _to_ship(model)
     _to_onnx(model, cfg["window"], onnx_path)
     # Random inputs in g with the spread of real accelerometer windows (0.01 to 3 g RMS).
     rng = np.random.default_rng(seed)
@@ -166,8 +171,7 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fields = model.card_fields() if hasattr(model, "card_fields") else {}
-    model = deployed(model).eval()
+    model, fields = _to_ship(model)
     net = quantize_mra_snn(model, ckpt["classes"], calibration)
     onnx_path, npz_path = out_dir / f"{name}.onnx", out_dir / f"{name}.npz"
     onnx.save(build_onnx(net), str(onnx_path))
