@@ -100,15 +100,11 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from edgesnn import plots
-    from edgesnn.registry import get_factory
+    from edgesnn.registry import get_factory, pack_shape
     from edgesnn.training import TrainConfig, train as run_training
 
-    from edgesnn.registry import pack_defaults
-
     get_factory(pack)  # an unknown pack fails before any data is read
-    defaults = pack_defaults(pack)
-    timesteps = timesteps if timesteps is not None else defaults.get("timesteps", 1)
-    bits = bits if bits is not None else defaults.get("bits", 2)
+    timesteps, bits = pack_shape(pack, timesteps, bits)
     extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
                       batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,

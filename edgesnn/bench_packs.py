@@ -4,9 +4,9 @@ Each pack's shipped model (or, with `train`, one trained here under the same pro
 on the same test-region windows through onnxruntime: clean accuracy and the full SNR row
 (-10..+4 dB, the same noise for every model), timesteps and spike bits, latency per window (one
 thread, batch 1, the same windows), an energy estimate per window, training time and epochs to
-99% validation accuracy. What each method buys is in its row beside the default's. The ssnn
-pack's early exit is measured too (PyTorch eager, its checkpoint: onnxruntime runs every stage).
-Needs the training extra.
+99% validation accuracy. What each method buys is in its row beside the default's. A graph
+with an early exit (ssnn) is also timed with the exit off, and ssnn's per-window exit is
+measured in PyTorch eager from its checkpoint. Needs the training extra.
 """
 
 from __future__ import annotations
@@ -99,15 +99,15 @@ def train_all(data: Path, out: Path, packs: list[str], progress=None, epochs: di
 
     from edgesnn.dataset import load_task
     from edgesnn.export import export_measured, quantizable
-    from edgesnn.registry import pack_defaults
+    from edgesnn.registry import pack_shape
     from edgesnn.training import TrainConfig, model_from_checkpoint, train
 
     task = load_task(data, "cwru10", 2048)
     cards = {}
     for pack in packs:
-        d = pack_defaults(pack)
-        cfg = TrainConfig(pack=pack, data=str(data), epochs=(epochs or EPOCHS).get(pack, 60), steps_per_epoch=steps, threads=1,
-                          timesteps=d.get("timesteps", 1), bits=d.get("bits", 2))
+        timesteps, bits = pack_shape(pack)
+        cfg = TrainConfig(pack=pack, data=str(data), epochs=(epochs or EPOCHS).get(pack, 60), steps_per_epoch=steps,
+                          threads=1, timesteps=timesteps, bits=bits)
         ckpt = train(cfg, data=task, progress=(lambda e, n, row, p=pack: progress(p, e, n)) if progress else None)
         ckpt["command"] = f"edgesnn bench packs --train (pack {pack}, {cfg.epochs} epochs)"
         model = model_from_checkpoint(ckpt)
@@ -132,9 +132,8 @@ def early_exit(checkpoint: Path, test, repeats: int, windows: int = 64) -> dict:
         raise EdgesnnError(f"{checkpoint}: a {ckpt['config']['pack']} checkpoint has no early exit")
     x = torch.from_numpy(test.x[:, None, :])
     sub = x[:: max(1, len(x) // windows)][:windows]
-    with torch.no_grad():
-        full = model(x).argmax(1).numpy()
     with torch.no_grad():  # as early_exit runs: no autograd for either
+        full = model(x).argmax(1).numpy()
         latency = _interleaved_ms({"all": model, **{t: (lambda b, t=t: model.early_exit(b, t)) for t in EXIT_THRESHOLDS}},
                                   sub, repeats)
     result = {"checkpoint": str(checkpoint), "stage_timesteps": list(model.stage_timesteps),

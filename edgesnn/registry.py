@@ -49,6 +49,13 @@ def pack_defaults(name: str) -> dict:
             if p.default is not inspect.Parameter.empty}
 
 
+def pack_shape(name: str, timesteps: int | None = None, bits: int | None = None) -> tuple[int, int]:
+    """Timesteps and spike bits to build pack `name` with: the given ones, else the pack's own."""
+    defaults = pack_defaults(name)
+    return (timesteps if timesteps is not None else defaults.get("timesteps", 1),
+            bits if bits is not None else defaults.get("bits", 2))
+
+
 def create_model(name: str, **kwargs):
     """Build pack `name`: create_model("mra_snn", n_classes=10, window=2048, timesteps=4, bits=2)."""
     return get_factory(name)(**kwargs)

@@ -10,14 +10,14 @@ import torch
 
 from conftest import run_cli
 from edgesnn.errors import EdgesnnError
-from edgesnn.registry import create_model, pack_defaults
+from edgesnn.registry import create_model, pack_shape
 
 PACKS = ["inflor", "realspike", "trt", "tssd", "ssnn", "ltl"]
 
 
 def _build(name, **options):
-    d = pack_defaults(name)
-    return create_model(name, n_classes=10, window=2048, timesteps=d["timesteps"], bits=d["bits"], **options)
+    timesteps, bits = pack_shape(name)
+    return create_model(name, n_classes=10, window=2048, timesteps=timesteps, bits=bits, **options)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +33,8 @@ def test_pack_trains_exports_and_runs_in_onnxruntime(name, task, tmp_path):
     from edgesnn.runtime import Diagnoser
     from edgesnn.training import TrainConfig, model_from_checkpoint, train
 
-    d = pack_defaults(name)
-    cfg = TrainConfig(pack=name, epochs=2, steps_per_epoch=3, batch_size=8, timesteps=d["timesteps"], bits=d["bits"],
-                      threads=1)
+    timesteps, bits = pack_shape(name)
+    cfg = TrainConfig(pack=name, epochs=2, steps_per_epoch=3, batch_size=8, timesteps=timesteps, bits=bits, threads=1)
     ckpt = train(cfg, data=task)
     assert len(ckpt["history"]) == 2 and np.isfinite(ckpt["history"][-1]["loss"])
     model = model_from_checkpoint(ckpt)
