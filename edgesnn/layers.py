@@ -53,13 +53,15 @@ class SpikingNeurons(nn.Module):
             self.gate_b = nn.Parameter(torch.full((channels,), 2.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        currents = x.reshape(self.timesteps, -1, *x.shape[1:])
+        # time-major [T*N]: chunk and cat, not a reshape by x.shape, which would export as shape
+        # arithmetic (Shape, Gather, Concat nodes) that onnxruntime runs on every call
+        currents = x.chunk(self.timesteps) if self.timesteps > 1 else (x,)
         if self.dendritic:
             step, extra = neurons.dendritic_step, (self.bits, neurons.DendriteParams(self.gate_w, self.gate_b))
         else:
             step, extra = neurons.multibit_step, (self.bits,)
         s = neurons.run_over_time(step, currents, *extra, p=self.params, surrogate=self.training)
-        return s.reshape(x.shape)
+        return torch.cat(s) if len(s) > 1 else s[0]
 
 
 @contextmanager

@@ -55,18 +55,23 @@ def spike(v: torch.Tensor, v_th: float, levels: int, surrogate: bool, rectifier:
     return soft + (hard - soft).detach()
 
 
-def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams = LIFParams(), surrogate: bool = True):
+def integrate(x: torch.Tensor, state: LIFState | None, p: LIFParams) -> torch.Tensor:
+    """The membrane after leak and input; no state: the first step, from rest (v = x)."""
+    return x if state is None else p.beta * state.v + x
+
+
+def lif_step(x: torch.Tensor, state: LIFState | None, p: LIFParams = LIFParams(), surrogate: bool = True):
     """Binary leaky integrate-and-fire with hard or soft reset."""
-    v = p.beta * state.v + x
+    v = integrate(x, state, p)
     s = spike(v, p.v_th, 1, surrogate, p.rectifier)
     v = v * (1 - s) if p.reset == "hard" else v - s * p.v_th
     return s, LIFState(v)
 
 
-def multibit_step(x: torch.Tensor, state: LIFState, bits: int, p: LIFParams = LIFParams(),
+def multibit_step(x: torch.Tensor, state: LIFState | None, bits: int, p: LIFParams = LIFParams(),
                   surrogate: bool = True):
     """Multi-bit LIF (arXiv 2407.05739): emits 0..2**bits-1, reset by subtraction of what it sent."""
-    v = p.beta * state.v + x
+    v = integrate(x, state, p)
     s = spike(v, p.v_th, 2**bits - 1, surrogate, p.rectifier)
     return s, LIFState(v - s * p.v_th)
 
@@ -78,7 +83,7 @@ class DendriteParams(NamedTuple):
     b: torch.Tensor  # [C]
 
 
-def dendritic_step(x: torch.Tensor, state: LIFState, bits: int, d: DendriteParams,
+def dendritic_step(x: torch.Tensor, state: LIFState | None, bits: int, d: DendriteParams,
                    p: LIFParams = LIFParams(), surrogate: bool = True):
     """Multi-bit LIF with attention inside the neuron (dendritic filtering).
 
@@ -88,17 +93,17 @@ def dendritic_step(x: torch.Tensor, state: LIFState, bits: int, d: DendriteParam
     see only background activity are damped, channels carrying a strong (impulsive) drive pass.
     x, v: [N, C, L].
     """
-    v = p.beta * state.v + x
+    v = integrate(x, state, p)
     gate = torch.sigmoid(d.w[:, None] * v.mean(dim=-1, keepdim=True) + d.b[:, None])
     s = spike(v * gate, p.v_th, 2**bits - 1, surrogate, p.rectifier)
     return s, LIFState(v - s * p.v_th)
 
 
-def run_over_time(step, currents: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-    """Apply a step function over the leading time axis of `currents` [T, ...], state from zero."""
-    state = LIFState(torch.zeros_like(currents[0]))
-    out = []
+def run_over_time(step, currents, *args, **kwargs) -> list[torch.Tensor]:
+    """Apply a step function to each timestep's current in turn (the rows of a [T, ...] tensor,
+    or a sequence of tensors), from rest; the spikes of every step."""
+    state, out = None, []
     for x in currents:
         s, state = step(x, state, *args, **kwargs)
         out.append(s)
-    return torch.stack(out)
+    return out

@@ -40,6 +40,6 @@ def test_dendritic_gate_damps_a_quiet_channel():
 
 
 def test_run_over_time_accumulates():
-    out = neurons.run_over_time(neurons.multibit_step, torch.full((4, 1), 0.6), 2, surrogate=False)
+    out = torch.stack(neurons.run_over_time(neurons.multibit_step, torch.full((4, 1), 0.6), 2, surrogate=False))
     # v: 0.6 -> 0.9 -> 1.05 (spike, 0.05) -> 0.625
     assert out.flatten().tolist() == [0, 0, 1, 0]

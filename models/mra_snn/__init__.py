@@ -111,12 +111,12 @@ class MRASNN(nn.Module):
         """Raw windows [N, 1, L] -> encoder spikes [T*N, C, L'] (time folded into the batch)."""
         current = self.encoder(self.standardize(x))  # [N, C, L']
         # The same encoded current drives the neurons at every timestep (direct encoding).
-        current = current.unsqueeze(0).expand(self.timesteps, *current.shape).reshape(-1, *current.shape[1:])
-        return self.encode_neurons(current)
+        # (Shapes written without x.shape keep shape arithmetic out of the exported graph.)
+        return self.encode_neurons(current.repeat(self.timesteps, 1, 1) if self.timesteps > 1 else current)
 
     def rate(self, s: torch.Tensor) -> torch.Tensor:
         """Spikes [T*N, C, L] -> firing rate per channel [N, C], over time and length."""
-        return s.reshape(self.timesteps, -1, *s.shape[1:]).mean(dim=(0, 3))
+        return s.mean(dim=2) if self.timesteps == 1 else torch.stack(s.chunk(self.timesteps)).mean(dim=(0, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.rate(self.blocks(self.encode(x))))
