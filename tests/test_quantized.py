@@ -46,13 +46,17 @@ def test_quantized_export_is_bit_exact_with_the_simulator_and_card_says_so(quant
     assert q["firmware"] == "tiny-int8.npz" and "int8" in q["weights"] and q["calibration_windows"] == 4096
     assert card["metrics"]["test_windows"] == 621 and "snr_-4db_accuracy" in card["metrics"]
     assert set(q["float_metrics"]) == set(card["metrics"])
-    # int8 weights in the file, exact integer spikes through QuantizeLinear with scale 1
+    # int8 weights in the file; spikes as uint8 tensors read through DequantizeLinear, scale 1
     import onnx
+    from onnx import numpy_helper
 
     graph = onnx.load(str(quantized / "tiny-int8.onnx")).graph
-    int8 = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    inits = {t.name: t for t in graph.initializer}
+    int8 = [t for t in inits.values() if t.data_type == onnx.TensorProto.INT8]
     assert sum(int(np.prod(t.dims)) for t in int8) > 20_000
-    assert any(n.op_type == "QuantizeLinear" for n in graph.node)
+    uint8 = {n.output[0] for n in graph.node if n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.UINT8}
+    spike_reads = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in uint8]
+    assert len(uint8) >= 4 and {numpy_helper.to_array(inits[n.input[1]]).item() for n in spike_reads} == {1.0, 256.0}
     # independently: onnxruntime and the simulator on real test windows, bit for bit
     test = load_task(cwru_dir, "cwru10", 2048).windows("test")
     x = test.x[::20]
