@@ -86,6 +86,10 @@ def train(
     timesteps: Optional[int] = typer.Option(None, min=1, max=64, help="timesteps T; default: the pack's "
                                                                       "(mra_snn: 1, see README)"),
     noise: bool = typer.Option(True, help="additive white noise augmentation in training"),
+    speed_jitter: float = typer.Option(0.0, min=0.0, max=0.5,
+                                       help="time-stretch augmentation: each training window stretched by a "
+                                            "random factor in 1 +- this, as a shaft-speed change would; better "
+                                            "load transfer, worse accuracy under noise (README)"),
     task: str = typer.Option("cwru10", help="cwru10 (fault and size) or fault_type (4 classes)"),
     loads: Optional[str] = typer.Option(None, help="train only on these motor loads, e.g. 0 or 1,2"),
     sizes: Optional[str] = typer.Option(None, help="train only on these fault sizes (in), e.g. 0.007,0.014"),
@@ -108,7 +112,7 @@ def train(
     extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
                       batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,
-                      loads=_csv(loads), sizes=_csv(sizes, float), threads=threads,
+                      speed_jitter=speed_jitter, loads=_csv(loads), sizes=_csv(sizes, float), threads=threads,
                       extra=extra)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),

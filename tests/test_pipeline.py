@@ -75,3 +75,15 @@ def test_infer_refuses_a_model_whose_sha256_differs(trained, cwru_dir, tmp_path)
     r = run_cli("infer", cwru_dir / "12k_Drive_End_IR021_0_209.mat", "--fs", "12000", "--model", tmp_path / "tiny.json")
     assert r.returncode == 2
     assert "sha256 differs" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_speed_jitter_from_the_command_line(tmp_path, cwru_dir):
+    """Time-stretch augmentation (README, beyond the training distribution) is a train option."""
+    import torch
+
+    r = run_cli("train", "--speed-jitter", "0.9", "--data", cwru_dir, "--out", tmp_path)
+    assert r.returncode != 0 and "speed-jitter" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("train", "--speed-jitter", "0.05", "--data", cwru_dir, "--epochs", "1", "--steps", "2",
+                "--batch-size", "8", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]["speed_jitter"] == 0.05
