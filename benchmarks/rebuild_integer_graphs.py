@@ -32,8 +32,7 @@ def rebuild(card_path: Path, data: Path) -> tuple[int, int]:
     task = load_task(data, task_of(card["classes"]), card["window"])
     onnx_path = Path(card["_onnx_path"])
     old_bytes = onnx_path.stat().st_size
-    card["onnx_check"] = write_checked(net, onnx_path, task.windows("val").x, CHECK_WINDOWS,
-                                       card.get("training", {}).get("seed", 0))
+    card["onnx_check"] = write_checked(net, onnx_path, task.windows("val").x, CHECK_WINDOWS)
     card["onnx_sha256"] = sha256_of(onnx_path)
     card["quantization"]["spikes"] = spike_encoding(net.encoder_neurons.levels)
     write_card(card_path, card)

@@ -53,7 +53,8 @@ def main() -> None:
     for item in args.checkpoints:
         name, _, path = item.partition("=")
         rows[name] = score(Path(path), args.data)
-    head = ["val clean"] + [f"val {s}" for s in VAL_SNRS] + ["test clean"] + [f"{s} dB" for s in rows[name]["test_snr"]]
+    test_snrs = next(iter(rows.values()))["test_snr"]
+    head = ["val clean"] + [f"val {s}" for s in VAL_SNRS] + ["test clean"] + [f"{s} dB" for s in test_snrs]
     print("| variant | " + " | ".join(head) + " |")
     for name, r in rows.items():
         cells = [r["val_clean"]] + [r[f"val_{s}db"] for s in VAL_SNRS] + [r["test_clean"]] + list(r["test_snr"].values())
