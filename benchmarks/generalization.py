@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--speed-jitter", type=float, default=0.0, help="training time-stretch augmentation")
     ap.add_argument("--timesteps", type=int, default=4, help="MRA-SNN timesteps (4: the recorded results)")
-    ap.add_argument("--out", default="bench_out/generalization")
+    ap.add_argument("--out", default="bench_out/generalization", help="writes <out>.json and <out>.png")
     args = ap.parse_args()
     base = {k: getattr(args, k) for k in ("data", "epochs", "steps", "seed", "threads", "device",
                                           "speed_jitter", "timesteps")}
@@ -73,8 +73,8 @@ def main() -> None:
         results = list(pool.map(run_job, jobs))
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
 
     from rich.console import Console
     from rich.table import Table
@@ -118,8 +118,8 @@ def main() -> None:
     axes[2].set(title="leave one severity out", xlabel="held-out defect size (in)", ylabel="fault-type accuracy")
     axes[2].legend()
     fig.tight_layout()
-    fig.savefig(out / "generalization.png", dpi=110)
-    print(f"wrote {out}/results.json and generalization.png")
+    fig.savefig(out.with_suffix(".png"), dpi=110)
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
