@@ -328,13 +328,13 @@ def firmware_sim(
     import numpy as np
     from rich.table import Table
 
-    from edgesnn.card import read_card
+    from edgesnn.card import read_card, resolve_card
     from edgesnn.firmware_sim import budget
     from edgesnn.firmware_sim.network import IntMRASNN
     from edgesnn.runtime import Diagnoser
     from edgesnn.signal import frame
 
-    card_path = model or _shipped_quantized_card()
+    card_path = resolve_card(model) if model else _shipped_quantized_card()
     card = read_card(card_path)
     net = IntMRASNN.from_card(card_path, card)
     labels = None

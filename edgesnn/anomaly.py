@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgesnn.card import model_id, read_card
+from edgesnn.card import model_id, read_card, resolve_card
 from edgesnn.errors import EdgesnnError
 from edgesnn.runtime import MAX_BATCH, onnx_session
 from edgesnn.signal import add_noise
@@ -90,7 +90,7 @@ class AnomalyScorer:
     ONNX file; `alarms(scores)` compares them with the card's threshold."""
 
     def __init__(self, card_path: Path, threads: int = 1, threshold: float | None = None):
-        self.card_path = Path(card_path)
+        self.card_path = resolve_card(card_path)
         self.card = read_card(self.card_path)
         if not is_anomaly_card(self.card):
             raise EdgesnnError(f"{self.card_path}: not an anomaly model (its card has no \"kind\": \"anomaly\"); "

@@ -54,6 +54,22 @@ def model_id(card: dict) -> str:
     return f"{card['name']}@{card['onnx_sha256'][:8]}"
 
 
+def resolve_card(spec) -> Path:
+    """A model card given as a path, or as the name of a shipped model (its card's "name", e.g.
+    `mra-snn-cwru10` for the float export of the default), which a wheel install keeps inside
+    site-packages where nobody should have to look it up."""
+    path = Path(spec)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path  # a path: read_card reports it when it is missing
+    from edgesnn.models import shipped_cards
+
+    named = {json.loads(p.read_text()).get("name"): p for p in shipped_cards()}
+    if str(spec) not in named:
+        raise EdgesnnError(f"{spec}: no such model card, and no shipped model has that name "
+                           f"(shipped: {', '.join(sorted(n for n in named if n))})")
+    return named[str(spec)]
+
+
 def default_card_path() -> Path:
     """The one shipped card with "default": true."""
     from edgesnn.models import shipped_cards

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgesnn.card import default_card_path, model_id, read_card
+from edgesnn.card import default_card_path, model_id, read_card, resolve_card
 from edgesnn.errors import EdgesnnError
 
 
@@ -35,7 +35,7 @@ class Diagnoser:
     """Window batches [N, L] of acceleration in g -> class probabilities [N, C]."""
 
     def __init__(self, card_path: Path | None = None, threads: int = 1):
-        self.card_path = Path(card_path) if card_path else default_card_path()
+        self.card_path = resolve_card(card_path) if card_path else default_card_path()
         self.threads = threads
         self.card = read_card(self.card_path)
         if self.card.get("kind") == "anomaly":  # scores windows, has no classes to diagnose

@@ -33,6 +33,8 @@ CASES = {
     "too short": (["infer", "{d}/short.npy", "--fs", "12000"], "shorter than one"),
     "broken card": (["infer", "{d}/ok.npy", "--fs", "12000", "--model", "{d}/broken.json"], "not valid JSON"),
     "missing card": (["infer", "{d}/ok.npy", "--fs", "12000", "--model", "{d}/no.json"], "model card not found"),
+    "unknown model name": (["infer", "{d}/ok.npy", "--fs", "12000", "--model", "nope"],
+                           "no shipped model has that name (shipped: esvae-cwru-normal,"),
     "unknown pack": (["train", "--pack", "nope", "--out", "{d}/t"], "unknown model pack 'nope'"),
     "missing checkpoint": (["eval", "{d}/none.pt"], "none.pt: checkpoint not found"),
     "not a checkpoint": (["export", "{d}/ok.npy"], "not a readable checkpoint"),

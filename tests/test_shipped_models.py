@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from edgesnn.card import default_card_path, read_card
 from edgesnn.models import shipped_cards
 
@@ -68,3 +69,15 @@ def test_infer_on_the_default_model_imports_no_torch(cwru_dir, tmp_path):
     out = json.loads(r.stdout)
     assert out["summary"]["label"] == "outer_race_007"
     assert np.mean([w["label"] == "outer_race_007" for w in out["windows"]]) > 0.9
+
+
+def test_a_shipped_model_is_chosen_by_name(cwru_dir, tmp_path):
+    """`--model NAME` finds a shipped card by its name, as a wheel install needs (no path to type):
+    the float export of the default here, and the esvae anomaly model beside it."""
+    rec = cwru_dir / "12k_Drive_End_OR007@6_2_132.mat"
+    r = run_cli("infer", rec, "--fs", "12000", "--model", "mra-snn-cwru10", "--anomaly-model", "esvae-cwru-normal",
+                "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)["summary"]
+    assert summary["model"].startswith("mra-snn-cwru10@") and summary["anomaly_model"].startswith("esvae-cwru-normal@")
+    assert summary["label"] == "outer_race_007"
