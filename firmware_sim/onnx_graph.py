@@ -125,7 +125,7 @@ class _Builder:
 
     def mean_floor(self, x: str, keepdims: int) -> str:
         """floor(mean over the last axis): the sum of L integers is exact (< 2**24 in float32 for
-        L <= 128 int16 values, checked by the caller's shapes) and L is a power of two."""
+        int16 values while L <= 512, asserted in build_onnx) and L is a power of two."""
         return self.op("Floor", self.op("ReduceMean", x, self.const([-1], "axes", np.int64), keepdims=keepdims))
 
     def gate(self, pre64: str, table: str) -> str:
@@ -285,7 +285,7 @@ def write_checked(net: IntMRASNN, onnx_path, check_windows: np.ndarray, n_random
     scale. Returns the card's `onnx_check`; a graph that differs is deleted and refused."""
     from pathlib import Path
 
-    from edgesnn.runtime import onnx_session
+    from edgesnn.runtime import MAX_BATCH, onnx_session
 
     onnx_path = Path(onnx_path)
     onnx.save(build_onnx(net), str(onnx_path))
@@ -294,8 +294,8 @@ def write_checked(net: IntMRASNN, onnx_path, check_windows: np.ndarray, n_random
     x = np.concatenate([check_windows, noise]).astype(np.float32)
     ours = net.q8_logits(x)
     session = onnx_session(str(onnx_path))
-    theirs = np.concatenate([session.run(None, {"acceleration": x[i : i + 32, None]})[0]
-                             for i in range(0, len(x), 32)]) * 256  # Q8 logits, exact in float32
+    theirs = np.concatenate([session.run(None, {"acceleration": x[i : i + MAX_BATCH, None]})[0]
+                             for i in range(0, len(x), MAX_BATCH)]) * 256  # Q8 logits, exact in float32
     exact = np.all(theirs == ours, axis=1)
     if not exact.all():
         onnx_path.unlink()
