@@ -315,8 +315,8 @@ def infer(
 
 @app.command("firmware-sim")
 def firmware_sim(
-    model: Optional[Path] = typer.Option(None, help="card of a quantized model (export --quantize); default: "
-                                                    "the shipped quantized model"),
+    model: Optional[Path] = typer.Option(None, help="card or shipped name of a quantized model (export "
+                                                    "--quantize); default: the shipped default model"),
     recording: Optional[Path] = typer.Option(None, help="run on this recording instead of the CWRU test region"),
     fs: Optional[float] = typer.Option(None, help="sample rate of --recording in Hz"),
     data: Path = typer.Option(DEFAULT_DATA, help=DATA_HELP),
@@ -384,6 +384,8 @@ def firmware_sim(
             ("same network as an ANN: MACs", f"{ops['ann_mac']:,}"),
             ("energy, SNN int8 (45 nm)", f"{e['snn_int8'] / 1e6:.3f} uJ"),
             ("energy, same net as ANN fp32 / int8", f"{e['ann_fp32'] / 1e6:.3f} / {e['ann_int8'] / 1e6:.3f} uJ")]
+    if "exit_share" in ops:  # a network with early exits: where the windows left
+        rows.append(("windows leaving at each stage", " / ".join(f"{v:.1%}" for v in ops["exit_share"].values())))
     rows += [(f"{m['mcu']}", f"{m['ms_per_window']:.2f} ms/window (RTF {m['real_time_factor']:.3f})")
              for m in report["mcu"]]
     for k, v in rows:
@@ -392,12 +394,15 @@ def firmware_sim(
 
 
 def _shipped_quantized_card() -> Path:
-    from edgesnn.models import shipped_cards
+    """The default model's card: it is the integer network (the first quantized card in path
+    order would be a pack's)."""
+    from edgesnn.card import default_card_path, read_card
 
-    cards = [p for p in shipped_cards() if "quantization" in json.loads(p.read_text())]
-    if not cards:
-        raise EdgesnnError("no quantized model is shipped; give --model CARD from `edgesnn export --quantize`")
-    return cards[0]
+    card = default_card_path()
+    if "quantization" not in read_card(card):
+        raise EdgesnnError(f"{card}: the default model is not quantized; give --model CARD from "
+                           f"`edgesnn export --quantize`")
+    return card
 
 
 def _tls_and_auth(ca_file, cert_file, key_file, username, password) -> dict:

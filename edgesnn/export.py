@@ -36,12 +36,15 @@ def _to_ship(model: torch.nn.Module) -> tuple[torch.nn.Module, dict]:
 
 
 def quantizable(model: torch.nn.Module) -> bool:
-    """Whether `export_quantized` covers the network `model` deploys: the plain MRA-SNN with the
-    learned raw-signal encoder (firmware_sim implements that network and no other)."""
+    """Whether `export_quantized` covers the network `model` deploys: the plain MRA-SNN or ssnn's
+    shrinking one with its early exit, with the learned raw-signal encoder (firmware_sim
+    implements those networks and no other)."""
     from edgesnn.models.mra_snn import MRASNN
+    from edgesnn.models.ssnn import EarlyExitSSNN, ShrinkingMRASNN
 
     net = deployed(model)
-    return type(net) is MRASNN and net.frontend == "raw"
+    net = net.model if isinstance(net, EarlyExitSSNN) else net
+    return type(net) in (MRASNN, ShrinkingMRASNN) and net.frontend == "raw"
 
 
 def _to_onnx(model: torch.nn.Module, window: int, path: Path) -> None:
@@ -184,6 +187,10 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
         "firmware": npz_path.name,
         "firmware_sha256": sha256_of(npz_path),
     }
+    if net.exits:  # the integer network decides per window, in integers (firmware_sim/network.py)
+        card["early_exit"] |= {"rule": "each window returns the logits of the first stage whose integer confidence "
+                                       "sum_j exp_q15[min((max z - z_j) >> 4, 178)] (z: Q8 logits) is at most "
+                                       "floor(2^15 / threshold); > 1 runs every stage"}
     if command:
         card["command"] = command
     card_path = out_dir / f"{name}.json"

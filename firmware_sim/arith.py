@@ -5,7 +5,8 @@ Every operation here has one exact integer meaning, so the C export can reproduc
   multiplier (CMSIS-NN style: one 32x32->64 multiply, one shift);
 - `>>` is an arithmetic shift: floor division by a power of two, also for negative values;
 - saturation to int16 where the firmware stores a value in 16 bits;
-- sigmoid as a 256-entry table over [-8, 8) in steps of 1/16, output in Q8 (0..256).
+- sigmoid as a 256-entry table over [-8, 8) in steps of 1/16, output in Q8 (0..256);
+- exp(-d) as a table over d >= 0 in steps of 1/16, output in Q15, for an early exit's confidence.
 """
 
 from __future__ import annotations
@@ -20,11 +21,19 @@ Q = 8  # membrane potentials and currents are in Q8: the firing threshold is 1 <
 GATE_Q = 8  # gates (sigmoid outputs) in Q8
 LUT_Q = 4  # sigmoid table input in Q4: index = clip(pre + 128, 0, 255)
 INT16 = (-(1 << 15), (1 << 15) - 1)
+EXP_Q = 15  # exp table output in Q15: exp(0) = 1 << 15
+EXP_STEP = 4  # exp table input: a Q8 logit difference >> 4, steps of 1/16
 
 
 def sigmoid_lut() -> np.ndarray:
     pre = (np.arange(256) - 128) / (1 << LUT_Q)
     return np.round((1 << GATE_Q) / (1 + np.exp(-pre))).astype(np.int64)
+
+
+def exp_table() -> np.ndarray:
+    """round(2**15 * exp(-i / 16)) for i = 0, 1, ... up to and including its first 0."""
+    n = int(np.ceil(16 * np.log(2.0 ** (EXP_Q + 1)))) + 1  # 2**15 * exp(-i/16) < 1/2 from here
+    return np.round((1 << EXP_Q) * np.exp(-np.arange(n) / (1 << EXP_STEP))).astype(np.int64)
 
 
 @dataclass

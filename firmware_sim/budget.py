@@ -45,24 +45,19 @@ def _requant_bytes(channels: int) -> int:
 
 
 def flash_bytes(net: IntMRASNN) -> dict:
-    weights = sum(c.w.size for c in net.encoder) + net.fc_w.size
-    tables = sum(_requant_bytes(c.w.shape[0]) for c in net.encoder) + _requant_bytes(net.fc_w.shape[0])
+    heads = [(net.fc_w, net.fc_rq)] + [(h.w, h.rq) for h in net.exits]
+    weights = sum(c.w.size for c in net.encoder) + sum(w.size for w, _ in heads)
+    tables = sum(_requant_bytes(c.w.shape[0]) for c in net.encoder) + sum(_requant_bytes(w.shape[0]) for w, _ in heads)
     atts = [net.encoder_attention] + [b.attention for b in net.blocks]
     weights += sum(a.w1.size + a.w2.size for a in atts) + sum(b.conv.w.size for b in net.blocks)
+    weights += sum(m.q.size for m in net.mixes if m is not None)
     tables += sum(_requant_bytes(a.w1.shape[0]) + _requant_bytes(a.w2.shape[0]) for a in atts)
     tables += sum(_requant_bytes(b.conv.w.shape[0]) for b in net.blocks)
     neurons = [net.encoder_neurons] + [b.neurons for b in net.blocks]
     tables += sum(_requant_bytes(len(n.gate.m)) for n in neurons if n.gate is not None)
     tables += 2 * len(net.lut)  # int16 sigmoid table
+    tables += 2 * len(net.exp_table) if net.exits else 0  # uint16 exp table of the early exits
     return {"weights": int(weights), "tables": int(tables), "total": int(weights + tables)}
-
-
-def _lengths(net: IntMRASNN) -> list[int]:
-    """Signal length at the encoder output and after each block."""
-    lengths = [net.window // net.encoder[0].stride]
-    for _ in net.blocks:
-        lengths.append(lengths[-1] // 2)
-    return lengths
 
 
 def storage_bits(levels: int) -> int:
@@ -72,43 +67,60 @@ def storage_bits(levels: int) -> int:
 
 
 def ram_bytes(net: IntMRASNN) -> dict:
-    """The static buffers of the C export (c_export.py), plus the caller's int16 window."""
+    """The static buffers of the C export (c_export.py), plus the caller's int16 window. The
+    encoder writes spike buffer A, block 0 reads A and writes B, block 1 writes A again, and so
+    on; each buffer is as large as the largest stage output it holds. A shrinking network (which
+    the C export does not cover) adds one int16 frame for a stage's time-mixed input."""
     c = sum(e.w.shape[0] for e in net.encoder)
     h = net.encoder_attention.w1.shape[0]
     bits = storage_bits(net.encoder_neurons.levels)
-    lengths = _lengths(net)
+    lengths = net.lengths()
     packed = lambda n: (n * bits + 7) // 8  # noqa: E731
+    outputs = [net.timesteps * c * lengths[0]] + [t * c * lengths[k + 1] for k, t in enumerate(net.stage_timesteps)]
     buffers = {
         "input window (int16, the caller's)": 2 * net.window,
         "current (int16)": 2 * c * lengths[0],
         "membrane (int16)": 2 * c * lengths[0],
-        "spike counts A (packed)": packed(net.timesteps * c * lengths[0]),
-        "int8 input / spike counts B (shared)": max(net.window, packed(net.timesteps * c * lengths[1])),
+        "spike counts A (packed)": packed(max(outputs[0::2])),
+        "int8 input / spike counts B (shared)": max(net.window, packed(max(outputs[1::2]))),
         "attention sums (int64), conv and count sums (int32)": 8 * (c + h) + 4 * (c + c),
     }
+    mixed = [2 * c * lengths[k] for k, m in enumerate(net.mixes) if m is not None]
+    if mixed:
+        buffers["time-mixed input frame (int16)"] = max(mixed)
     return {"buffers": buffers, "static": sum(buffers.values()) - 2 * net.window, "peak": sum(buffers.values())}
 
 
 def operations(net: IntMRASNN, stats: dict) -> dict:
-    """Per window; `stats` from IntMRASNN.run(..., stats) over some windows."""
+    """Mean per window; `stats` from IntMRASNN.run(..., stats) over some windows. In a network
+    with early exits a stage costs only for the windows that reach it."""
     n = stats["windows"]
-    lengths = _lengths(net)
+    lengths = net.lengths()
     c = sum(e.w.shape[0] for e in net.encoder)
     encoder_mac = sum(e.w.shape[0] * e.w.shape[2] * lengths[0] for e in net.encoder)
-    atts = [(net.encoder_attention, 1)] + [(b.attention, net.timesteps) for b in net.blocks]
-    attention_mac = sum((a.w1.size + a.w2.size) * times for a, times in atts)
-    classifier_mac = net.fc_w.size
-    ac = 0.0
-    ann_mac = encoder_mac + sum(a.w1.size + a.w2.size for a, _ in atts) + classifier_mac
-    for k, b in enumerate(net.blocks):
+    enc_att = net.encoder_attention.w1.size + net.encoder_attention.w2.size
+    mac, ac = encoder_mac + enc_att, 0.0
+    neuron_updates = net.timesteps * c * lengths[0]
+    ann_mac = encoder_mac + enc_att + net.fc_w.size  # the conventional network: every stage, once
+    density = {}
+    for k, (b, t, m) in enumerate(zip(net.blocks, net.stage_timesteps, net.mixes)):
+        reach = stats[f"block{k}_windows"] / n  # share of windows that run block k
         c_out, _, kernel = b.conv.w.shape
-        ac += stats[f"block{k}_input_spikes"] / n * c_out * kernel  # each unit of a count: one add
-        ann_mac += b.conv.w.size * lengths[k]  # the same conv, dense, once
-    neuron_updates = net.timesteps * c * (lengths[0] + sum(lengths[:-1]))  # encoder, then each block before pooling
-    mac = encoder_mac + attention_mac + classifier_mac
-    return {"snn_mac": int(mac), "snn_ac": int(round(ac)), "neuron_updates": int(neuron_updates),
-            "ann_mac": int(ann_mac), "spike_density": {
-                k: stats[f"block{k}_input_nonzero"] / n / (net.timesteps * c * lengths[k]) for k in range(len(net.blocks))}}
+        if m is None:  # each unit of an input spike count: one add into every output it reaches
+            ac += stats[f"block{k}_input_spikes"] / n * c_out * kernel
+        else:  # a time-mixed input is a small integer: a multiply-accumulate per nonzero input
+            mac += stats[f"block{k}_input_nonzero"] / n * c_out * kernel + reach * m.q.size * c * lengths[k]
+        mac += reach * t * (b.attention.w1.size + b.attention.w2.size)
+        neuron_updates += reach * t * c * lengths[k]  # before pooling
+        head = net.fc_w if k == len(net.blocks) - 1 else (net.exits[k].w if net.exits else None)
+        mac += reach * head.size if head is not None else 0
+        ann_mac += b.conv.w.size * lengths[k] + b.attention.w1.size + b.attention.w2.size
+        density[k] = stats[f"block{k}_input_nonzero"] / max(stats[f"block{k}_windows"], 1) / (t * c * lengths[k])
+    out = {"snn_mac": int(round(mac)), "snn_ac": int(round(ac)), "neuron_updates": int(round(neuron_updates)),
+           "ann_mac": int(ann_mac), "spike_density": density}
+    if net.exits:
+        out["exit_share"] = {k: stats.get(f"exit{k}_windows", 0) / n for k in range(len(net.blocks))}
+    return out
 
 
 def energy_pj(ops: dict) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesnn.errors import EdgesnnError
 from edgesnn.firmware_sim.arith import GATE_Q, Q, Requant
 from edgesnn.firmware_sim.budget import storage_bits
 from edgesnn.firmware_sim.network import IntMRASNN
@@ -151,10 +152,13 @@ static void block(const uint8_t *in, uint8_t *out, int len, int log2len, const i
 
 def c_sources(net: IntMRASNN, name: str) -> tuple[str, str]:
     """(header, source) for `net`; the API is edgesnn_infer() in <name>.h."""
+    if net.exits:
+        raise EdgesnnError(f"{name}: the C export covers the plain MRA-SNN, not a shrinking network with early "
+                           f"exits (ssnn); firmware-sim and onnxruntime run this one")
     c = sum(e.w.shape[0] for e in net.encoder)
     h = net.encoder_attention.w1.shape[0]
-    l0 = net.window // net.encoder[0].stride
-    lengths = [l0 // 2**k for k in range(len(net.blocks) + 1)]
+    lengths = net.lengths()
+    l0 = lengths[0]
     bk = net.blocks[0].conv.w.shape[2]
     bits = storage_bits(net.encoder_neurons.levels)
     packed = lambda n: (n * bits + 7) // 8  # noqa: E731

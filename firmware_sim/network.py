@@ -16,6 +16,15 @@ Neuron step, per channel c and position x (v, i in Q8, threshold 256):
   s = clip(((v * g + 128) >> 8) >> 8, 0, levels)                 multi-bit spike count
   v = v - (s << 8)                                               reset by subtraction
 Currents and membranes are saturated to int16, what the device stores them in.
+
+A shrinking network (the ssnn pack) runs its blocks at fewer timesteps deeper in. Between two
+stages an int8 time mix turns T_in spike frames into T_out input frames (m[o] = sum_t q[o,t] s[t],
+in units of 2**-shift; the residual adds m << (8 - shift)), and after every stage but the last
+an early classifier gives Q8 logits z. A window leaves there when its integer confidence says
+its top softmax probability is at least the threshold p:
+  sum_j exp_table[min((max(z) - z_j) >> 4, 178)] <= floor(2**15 / p)      (exp_table in Q15)
+The table rounds each difference down to 1/16, so the sum errs on the high side: a window
+leaves only when the float rule would let it.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgesnn.firmware_sim.arith import GATE_Q, Q, Requant, int_matmul, requantize, sat16, sigmoid_lut
+from edgesnn.firmware_sim.arith import (EXP_Q, EXP_STEP, GATE_Q, Q, Requant, exp_table, int_matmul, requantize, sat16,
+                                        sigmoid_lut)
 
 @dataclass
 class Conv:
@@ -56,6 +66,20 @@ class Block:
     neurons: Neurons
 
 @dataclass
+class TimeMix:
+    """Input frames of a stage from the previous stage's spike frames: q @ frames, 2**-shift."""
+
+    q: np.ndarray  # int8 [T_out, T_in]
+    shift: int  # 0..Q
+
+@dataclass
+class Head:
+    """A classifier on spike counts summed over time and length."""
+
+    w: np.ndarray  # int8 [classes, C]
+    rq: Requant  # -> Q8 logits (1 / (T * length) folded in)
+
+@dataclass
 class IntMRASNN:
     classes: list[str]
     window: int
@@ -68,6 +92,23 @@ class IntMRASNN:
     fc_w: np.ndarray  # int8 [classes, C]
     fc_rq: Requant  # summed spike counts -> Q8 logits
     lut: np.ndarray = field(default_factory=sigmoid_lut)
+    # a shrinking network: timesteps, time mix (None: frames as they are) and early classifier
+    # (none after the last) per block; a plain network leaves them empty
+    stage_timesteps: list[int] = field(default_factory=list)
+    mixes: list[TimeMix | None] = field(default_factory=list)
+    exits: list[Head] = field(default_factory=list)
+    exit_threshold: float = 1.0
+    exp_table: np.ndarray = field(default_factory=exp_table)
+
+    def __post_init__(self):
+        self.stage_timesteps = list(self.stage_timesteps) or [self.timesteps] * len(self.blocks)
+        self.mixes = list(self.mixes) or [None] * len(self.blocks)
+        assert self.stage_timesteps[0] == self.timesteps and len(self.mixes) == len(self.blocks)
+        assert len(self.exits) in (0, len(self.blocks) - 1)
+
+    def lengths(self) -> list[int]:
+        """Signal length at the encoder output and after each block (each pools by 2)."""
+        return [self.window // self.encoder[0].stride >> k for k in range(len(self.blocks) + 1)]
 
     # ------------------------------------------------------------------ the arithmetic
     def standardize(self, x16: np.ndarray) -> np.ndarray:
@@ -108,9 +149,38 @@ class IntMRASNN:
         s = np.clip(u >> Q, 0, n.levels)
         return s, v - (s << Q)
 
-    def run(self, x16: np.ndarray, stats: dict | None = None) -> np.ndarray:
-        """int16 windows [N, L] -> Q8 logits [N, classes]. `stats`, if given, collects spike and
-        synaptic-operation counts per layer (for the budget)."""
+    def mix(self, spikes: list[np.ndarray], m: TimeMix | None) -> tuple[list[np.ndarray], int]:
+        """A stage's input frames and their scale 2**-shift (spike counts: shift 0)."""
+        if m is None:
+            return spikes, 0
+        return [sum(int(m.q[o, t]) * s for t, s in enumerate(spikes)) for o in range(m.q.shape[0])], m.shift
+
+    def block(self, frames: list[np.ndarray], shift: int, block: Block) -> list[np.ndarray]:
+        """One block over its timesteps: input frames -> pooled spike counts."""
+        v, out = None, []
+        for s in frames:
+            i = sat16(self.attend(self.conv(s, block.conv), block.attention) + (s << (Q - shift)))
+            v = np.zeros_like(i) if v is None else v
+            s_out, v = self.neuron_step(v, i, block.neurons)
+            out.append(s_out.reshape(*s_out.shape[:2], -1, 2).max(axis=3))  # max pool 2
+        return out
+
+    @staticmethod
+    def exit_limit(threshold: float) -> np.float32:
+        """floor(2**15 / threshold) in float32, as the ONNX graph computes it (0: inf)."""
+        with np.errstate(divide="ignore"):
+            return np.floor(np.float32(1 << EXP_Q) / np.float32(threshold))
+
+    def sure(self, logits: np.ndarray, limit: np.float32) -> np.ndarray:
+        """Per window: whether its integer confidence passes the exit limit."""
+        d = (logits.max(axis=1, keepdims=True) - logits) >> EXP_STEP
+        return self.exp_table[np.minimum(d, len(self.exp_table) - 1)].sum(axis=1) <= limit
+
+    def run(self, x16: np.ndarray, stats: dict | None = None, exit_threshold: float | None = None) -> np.ndarray:
+        """int16 windows [N, L] -> Q8 logits [N, classes]. In a shrinking network each window gets
+        the logits of its exit stage (`exit_threshold`, default the network's own; above 1 every
+        window runs every stage). `stats`, if given, collects spike, operation and exit counts
+        per layer (for the budget)."""
         x = self.standardize(x16)[:, None, :]
         i_enc = np.concatenate([self.conv(x, c) for c in self.encoder], axis=1)
         i_enc = sat16(self.attend(i_enc, self.encoder_attention))
@@ -118,24 +188,32 @@ class IntMRASNN:
         for _ in range(self.timesteps):  # direct encoding: the same current every step
             s, v = self.neuron_step(v, i_enc, self.encoder_neurons)
             spikes.append(s)
+        limit = self.exit_limit(self.exit_threshold if exit_threshold is None else exit_threshold)
+        out = np.zeros((len(x16), len(self.classes)), dtype=np.int64)
+        active, last = np.arange(len(x16)), len(self.blocks) - 1
         for k, block in enumerate(self.blocks):
+            frames, shift = self.mix(spikes, self.mixes[k])
             if stats is not None:
-                stats.setdefault(f"block{k}_input_spikes", 0)
-                stats[f"block{k}_input_spikes"] += int(sum(s.sum() for s in spikes))
-                stats.setdefault(f"block{k}_input_nonzero", 0)
-                stats[f"block{k}_input_nonzero"] += int(sum((s > 0).sum() for s in spikes))
-            v, out = None, []
-            for s in spikes:
-                i = sat16(self.attend(self.conv(s, block.conv), block.attention) + (s << Q))
-                v = np.zeros_like(i) if v is None else v
-                s_out, v = self.neuron_step(v, i, block.neurons)
-                out.append(s_out.reshape(*s_out.shape[:2], -1, 2).max(axis=3))  # max pool 2
-            spikes = out
-        counts = sum(s.sum(axis=2) for s in spikes)  # [N, C]
+                _count(stats, f"block{k}_windows", len(active))
+                _count(stats, f"block{k}_input_spikes", sum(int(f.sum()) for f in frames) if shift == 0 else 0)
+                _count(stats, f"block{k}_input_nonzero", sum(int((f != 0).sum()) for f in frames))
+            spikes = self.block(frames, shift, block)
+            if k < last and not self.exits:
+                continue
+            head = Head(self.fc_w, self.fc_rq) if k == last else self.exits[k]
+            counts = sum(s.sum(axis=2) for s in spikes)  # [N, C]
+            logits = requantize(int_matmul(counts, head.w.T), head.rq)
+            leave = np.ones(len(active), dtype=bool) if k == last else self.sure(logits, limit)
+            out[active[leave]] = logits[leave]
+            if stats is not None:
+                _count(stats, f"exit{k}_windows", int(leave.sum()))
+                _count(stats, "classifier_input_spikes", int(counts[leave].sum()))
+            if leave.all():
+                break
+            spikes, active = [s[~leave] for s in spikes], active[~leave]
         if stats is not None:
             stats["windows"] = stats.get("windows", 0) + x16.shape[0]
-            stats["classifier_input_spikes"] = stats.get("classifier_input_spikes", 0) + int(counts.sum())
-        return requantize(int_matmul(counts, self.fc_w.T), self.fc_rq)
+        return out
 
     # ------------------------------------------------------------------ storage
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -146,6 +224,13 @@ class IntMRASNN:
         out |= _att("enc_att", self.encoder_attention) | _neu("enc_neu", self.encoder_neurons)
         for k, b in enumerate(self.blocks):
             out |= _conv(f"b{k}_conv", b.conv) | _att(f"b{k}_att", b.attention) | _neu(f"b{k}_neu", b.neurons)
+        if self.exits:  # a shrinking network; a plain one stores exactly what it always did
+            out |= {"stage_timesteps": np.array(self.stage_timesteps), "exit_threshold": np.array(self.exit_threshold),
+                    "exp_table": self.exp_table}
+            for k, m in enumerate(self.mixes):
+                out |= {f"mix{k}_q": m.q, f"mix{k}_shift": np.array(m.shift)} if m is not None else {}
+            for k, h in enumerate(self.exits):
+                out |= {f"exit{k}_w": h.w} | _rq(f"exit{k}_rq", h.rq)
         return out
 
     @classmethod
@@ -159,7 +244,7 @@ class IntMRASNN:
             encoder_attention=_get_att(a, "enc_att"), encoder_neurons=_get_neu(a, "enc_neu"),
             blocks=[Block(_get_conv(a, f"b{k}_conv"), _get_att(a, f"b{k}_att"), _get_neu(a, f"b{k}_neu"))
                     for k in range(n_blocks)],
-            fc_w=a["fc_w"], fc_rq=_get_rq(a, "fc_rq"), lut=a["lut"])
+            fc_w=a["fc_w"], fc_rq=_get_rq(a, "fc_rq"), lut=a["lut"], **_stages(a, n_blocks))
 
     def save(self, path) -> None:
         np.savez_compressed(path, **self.to_arrays())
@@ -182,10 +267,24 @@ class IntMRASNN:
             raise EdgesnnError(f"{path}: integer network missing or its sha256 differs from the card")
         return cls.load(path)
 
-    def q8_logits(self, windows: np.ndarray, stats: dict | None = None, batch: int = 128) -> np.ndarray:
+    def q8_logits(self, windows: np.ndarray, stats: dict | None = None, batch: int = 128,
+                  exit_threshold: float | None = None) -> np.ndarray:
         """Float windows [N, L] in g -> Q8 logits [N, classes], in slices (bounded memory)."""
-        return np.concatenate([self.run(to_int16(windows[i : i + batch]), stats)
+        return np.concatenate([self.run(to_int16(windows[i : i + batch]), stats, exit_threshold)
                                for i in range(0, len(windows), batch)])
+
+def _count(stats: dict, key: str, n: int) -> None:
+    stats[key] = stats.get(key, 0) + n
+
+def _stages(a, n_blocks: int) -> dict:
+    """The shrinking network's fields, if the arrays hold one."""
+    if "stage_timesteps" not in a:
+        return {}
+    return {"stage_timesteps": [int(t) for t in a["stage_timesteps"]], "exit_threshold": float(a["exit_threshold"]),
+            "exp_table": a["exp_table"].astype(np.int64),
+            "mixes": [TimeMix(a[f"mix{k}_q"], int(a[f"mix{k}_shift"])) if f"mix{k}_q" in a else None
+                      for k in range(n_blocks)],
+            "exits": [Head(a[f"exit{k}_w"], _get_rq(a, f"exit{k}_rq")) for k in range(n_blocks - 1)]}
 
 def _rq(name: str, rq: Requant) -> dict:
     return {f"{name}_{f.name}": getattr(rq, f.name) for f in fields(Requant)}

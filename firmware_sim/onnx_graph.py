@@ -29,7 +29,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgesnn.errors import EdgesnnError
-from edgesnn.firmware_sim.arith import GATE_Q, INT16, Q, Requant
+from edgesnn.firmware_sim.arith import EXP_Q, EXP_STEP, GATE_Q, INT16, Q, Requant
 from edgesnn.firmware_sim.network import Attention, Conv, IntMRASNN, Neurons
 
 OPSET = 18  # ReduceMax takes its axes as an input from 18 on
@@ -225,47 +225,106 @@ def _prepare(b: _Builder, x: str, net: IntMRASNN) -> str:
     return b.op("Cast", b.clip(q, -127.0, 127.0, np.float64), to=F32)
 
 
+def _block(b: _Builder, net: IntMRASNN, k: int, spikes: str, tables: dict) -> str:
+    """Block k on the previous stage's uint8 spikes [T_in*N, C, L] -> its pooled uint8 spikes
+    [T_k*N, C, L/2]. The T timesteps are folded into the batch for conv and attention, which
+    treat each (timestep, window) alone; the neurons then step through time."""
+    block, mix, steps = net.blocks[k], net.mixes[k], net.stage_timesteps[k]
+    levels = net.encoder_neurons.levels
+    counts = b.op("DequantizeLinear", spikes, b.const(1.0, "scale", np.float32), b.const(0, "zero_point", np.uint8))
+    if mix is None:  # the residual on the membrane input: spikes << 8
+        frames, in_bound = counts, float(levels)
+        residual = b.op("DequantizeLinear", spikes, b.const(float(1 << Q), "scale", np.float32),
+                        b.const(0, "zero_point", np.uint8))
+    else:  # q @ frames, exact in float32 (|q| <= 127, counts <= 15, T <= 16); residual m << (8 - shift)
+        c, length = block.conv.w.shape[1], net.lengths()[k]
+        flat = b.op("Reshape", counts, b.const([mix.q.shape[1], -1], "shape", np.int64))
+        mixed = b.op("MatMul", b.const(mix.q, "time_mix", np.float32), flat)
+        frames = b.op("Reshape", mixed, b.const([-1, c, length], "shape", np.int64))
+        in_bound = float(np.abs(mix.q.astype(np.float64)).sum(axis=1).max() * levels)
+        residual = b.op("Mul", frames, b.const(2.0 ** (Q - mix.shift), dtype=np.float32))
+    current, bound = _conv(b, frames, [block.conv], in_bound)
+    i = b.op("Add", _attend(b, current, block.attention, tables), residual)
+    if bound + in_bound * 2.0 ** (Q - (mix.shift if mix else 0)) > INT16_MAX:
+        i = b.clip(i, *INT16)
+    s = _neurons(b, [i] if steps == 1 else _split(b, i, steps), block.neurons, tables)
+    # max pool commutes with the clip and the floor; onnxruntime's float32 pooling is fast
+    return _exact_spikes(b, b.op("MaxPool", s, kernel_shape=[2], strides=[2]))
+
+
+def _readout(b: _Builder, net: IntMRASNN, k: int, spikes: str, w: np.ndarray, rq: Requant) -> str:
+    """Q8 logits [N, classes] (float64) of the classifier (w, rq) on block k's spike counts,
+    summed over time and length."""
+    steps, length = net.stage_timesteps[k], net.lengths()[k + 1]
+    counts = b.op("Cast", spikes, to=F64)
+    if steps == 1:
+        counts = b.op("ReduceSum", counts, b.const([-1], "axes", np.int64), keepdims=0)
+    else:
+        per_t = b.op("Reshape", counts, b.const([steps, -1, w.shape[1], length], "shape", np.int64))
+        counts = b.op("ReduceSum", per_t, b.const([0, 3], "axes", np.int64), keepdims=0)
+    return b.dense(counts, w, rq, float(net.encoder_neurons.levels * steps * length))
+
+
+def _stages_from(b: _Builder, net: IntMRASNN, k: int, spikes: str, tables: dict) -> str:
+    """Blocks k, k+1, ... on the previous stage's spikes -> each window's Q8 logits. After a stage
+    with an early classifier, the windows that are not sure (network.py's rule) go on, cut out of
+    the batch; the stages after run in an If branch only when there are such windows, and their
+    logits are scattered back over the early ones."""
+    spikes = _block(b, net, k, spikes, tables)
+    if k == len(net.blocks) - 1:
+        return _readout(b, net, k, spikes, net.fc_w, net.fc_rq)
+    if not net.exits:
+        return _stages_from(b, net, k + 1, spikes, tables)
+    logits = _readout(b, net, k, spikes, net.exits[k].w, net.exits[k].rq)
+    # integer confidence: sum_j table[min((max z - z_j) >> 4, n - 1)], the Cast truncating (>= 0)
+    top = b.op("ReduceMax", logits, b.const([1], "axes", np.int64), keepdims=1)
+    step = b.op("Mul", b.op("Sub", top, logits), b.const(2.0**-EXP_STEP))
+    index = b.op("Cast", b.clip(step, 0.0, float(len(net.exp_table) - 1), np.float64), to=TensorProto.INT64)
+    table = b.once(("exp_table",), lambda: b.const(net.exp_table, "exp_q15", np.float32))
+    total = b.op("ReduceSum", b.op("Gather", table, index), b.const([1], "axes", np.int64), keepdims=0)  # [N]
+    unsure = b.op("Greater", total, "exit_limit")
+    go_on = b.op("Greater", b.op("ReduceMax", total, b.const([0], "axes", np.int64), keepdims=0), "exit_limit")
+
+    start = len(b.nodes)  # the else branch: built in place, then moved into the If
+    steps, c, length = net.stage_timesteps[k], net.blocks[k].conv.w.shape[0], net.lengths()[k + 1]
+    per_t = b.op("Reshape", spikes, b.const([steps, -1, c, length], "shape", np.int64))
+    rest = b.op("Reshape", b.op("Compress", per_t, unsure, axis=1), b.const([-1, c, length], "shape", np.int64))
+    later = _stages_from(b, net, k + 1, rest, tables)
+    where = b.op("Transpose", b.op("NonZero", unsure))  # [M, 1] rows of the unsure windows
+    merged = b.op("ScatterND", logits, where, later)
+    branch, b.nodes[start:] = b.nodes[start:], []
+    out = b.name(f"exit{k}_logits")
+
+    def graph(nodes, result, name):
+        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(result, F64, None)])
+
+    b.op("If", go_on, out=out, then_branch=graph(branch, merged, f"stages_after_{k}"),
+         else_branch=graph([helper.make_node("Identity", [logits], [out + "_early"])], out + "_early", f"exit_{k}"))
+    return out
+
+
 def build_onnx(net: IntMRASNN) -> onnx.ModelProto:
     b = _Builder()
     # sigmoid tables pre-divided by the shift that follows each lookup (exact: powers of two)
     # [256, 1] gathers [N, C] indices into [N, C, 1]; [256] keeps [N, C, 1] indices as they are
     tables = {"attention": b.const((net.lut / 2.0**GATE_Q).reshape(-1, 1), "sigmoid_q8_attention", np.float32),
               "neuron": b.const(net.lut / 2.0 ** (GATE_Q + Q), "sigmoid_q8_neuron", np.float32)}
-    levels = net.encoder_neurons.levels
-    one, zero = b.const(1.0, "scale", np.float32), b.const(0, "zero_point", np.uint8)
-    q8 = b.const(float(1 << Q), "scale", np.float32)
     x = _prepare(b, "acceleration", net)
-    length = net.window // net.encoder[0].stride
+    length = net.lengths()[0]
     assert length * INT16_BOUND < 2.0**24, "sums over length of int16 values are exact in float32"
+    inputs = [helper.make_tensor_value_info("acceleration", F32, ["batch", 1, net.window])]
+    if net.exits:  # the threshold, an optional input: floor(2**15 / p) as network.exit_limit computes it
+        b.inits.append(numpy_helper.from_array(np.array(net.exit_threshold, dtype=np.float32), "exit_threshold"))
+        inputs.append(helper.make_tensor_value_info("exit_threshold", F32, []))
+        b.op("Floor", b.op("Div", b.const(float(1 << EXP_Q), dtype=np.float32), "exit_threshold"), out="exit_limit")
 
     i_enc, _ = _conv(b, x, net.encoder, 127.0)
     i_enc = _attend(b, i_enc, net.encoder_attention, tables)  # |gated| <= |i|: still int16
     spikes = _exact_spikes(b, _neurons(b, [i_enc] * net.timesteps, net.encoder_neurons, tables))
-    # blocks: the T timesteps folded into the batch ([T*N, C, L]) for conv and attention, which
-    # treat each (timestep, window) alone; the neurons then step through time
-    for block in net.blocks:
-        current, bound = _conv(b, b.op("DequantizeLinear", spikes, one, zero), [block.conv], float(levels))
-        i = b.op("Add", _attend(b, current, block.attention, tables), b.op("DequantizeLinear", spikes, q8, zero))
-        if bound + levels * (1 << Q) > INT16_MAX:  # the residual on the membrane input: spikes << 8
-            i = b.clip(i, *INT16)
-        s = _neurons(b, [i] if net.timesteps == 1 else _split(b, i, net.timesteps), block.neurons, tables)
-        # max pool commutes with the clip and the floor; onnxruntime's float32 pooling is fast
-        spikes = _exact_spikes(b, b.op("MaxPool", s, kernel_shape=[2], strides=[2]))
-    # spike counts summed over time and length: [T*N, C, L] -> [N, C]
-    final_length = length // 2 ** len(net.blocks)
-    counts = b.op("Cast", spikes, to=F64)
-    if net.timesteps == 1:
-        counts = b.op("ReduceSum", counts, b.const([-1], "axes", np.int64), keepdims=0)
-    else:
-        channels = sum(c.w.shape[0] for c in net.encoder)
-        per_t = b.op("Reshape", counts, b.const([net.timesteps, -1, channels, final_length], "shape", np.int64))
-        counts = b.op("ReduceSum", per_t, b.const([0, 3], "axes", np.int64), keepdims=0)
-    logits_q8 = b.dense(counts, net.fc_w, net.fc_rq, float(levels * net.timesteps * final_length))
+    logits_q8 = _stages_from(b, net, 0, spikes, tables)
     b.op("Cast", b.op("Mul", logits_q8, b.const(1.0 / (1 << Q))), to=F32, out="logits")
-    graph = helper.make_graph(
-        b.nodes, "edgesnn_int_mra_snn",
-        [helper.make_tensor_value_info("acceleration", F32, ["batch", 1, net.window])],
-        [helper.make_tensor_value_info("logits", F32, ["batch", len(net.classes)])], b.inits)
+    graph = helper.make_graph(b.nodes, "edgesnn_int_mra_snn", inputs,
+                              [helper.make_tensor_value_info("logits", F32, ["batch", len(net.classes)])], b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgesnn")
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -292,15 +351,26 @@ def write_checked(net: IntMRASNN, onnx_path, check_windows: np.ndarray, n_random
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal((n_random, net.window)) * rng.uniform(0.01, 3.0, size=(n_random, 1))
     x = np.concatenate([check_windows, noise]).astype(np.float32)
-    ours = net.q8_logits(x)
     session = onnx_session(str(onnx_path))
-    theirs = np.concatenate([session.run(None, {"acceleration": x[i : i + MAX_BATCH, None]})[0]
-                             for i in range(0, len(x), MAX_BATCH)]) * 256  # Q8 logits, exact in float32
-    exact = np.all(theirs == ours, axis=1)
-    if not exact.all():
+    # a network with early exits is checked at its own threshold (windows leave at every stage),
+    # with none leaving early (2: above any probability) and with all leaving at the first exit (0)
+    thresholds = [net.exit_threshold, 2.0, 0.0] if net.exits else [None]
+    differ = 0
+    for threshold in thresholds:
+        feed = {} if threshold is None else {"exit_threshold": np.array(threshold, dtype=np.float32)}
+        ours = net.q8_logits(x, exit_threshold=threshold)
+        theirs = np.concatenate([session.run(None, {"acceleration": x[i : i + MAX_BATCH, None]} | feed)[0]
+                                 for i in range(0, len(x), MAX_BATCH)]) * 256  # Q8 logits, exact in float32
+        exact = np.all(theirs == ours, axis=1)
+        differ += len(x) - int(exact.sum())
+        if threshold is None or threshold == net.exit_threshold:
+            check = {"reference": "edgesnn.firmware_sim (integer network)", "windows": len(x),
+                     "real_windows": len(check_windows), "bit_exact_windows": int(exact.sum()),
+                     "argmax_agreement": float(np.mean(theirs.argmax(1) == ours.argmax(1)))}
+    if differ:
         onnx_path.unlink()
-        raise EdgesnnError(f"{onnx_path}: onnxruntime and the integer simulator differ on "
-                           f"{len(x) - int(exact.sum())} of {len(x)} windows")
-    return {"reference": "edgesnn.firmware_sim (integer network)", "windows": len(x),
-            "real_windows": len(check_windows), "bit_exact_windows": int(exact.sum()),
-            "argmax_agreement": float(np.mean(theirs.argmax(1) == ours.argmax(1)))}
+        raise EdgesnnError(f"{onnx_path}: onnxruntime and the integer simulator differ on {differ} of "
+                           f"{len(x) * len(thresholds)} windows")
+    if net.exits:
+        check["exit_thresholds_checked"] = thresholds
+    return check

@@ -4,6 +4,9 @@
   requantization (scale and bias per channel), so no float survives into the device.
 - Calibration, on training-region windows only: the input scale 2**-s_in is the finest that
   clips at most 1e-4 of standardized training samples to int8.
+- A shrinking network (ssnn): each time mix becomes int8 with the finest power-of-two scale
+  that holds its largest entry (at most 2**-8, the membrane's Q8, so the residual is a shift);
+  each early classifier is quantized like the last one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import torch
 
 from edgesnn.errors import EdgesnnError
 from edgesnn.firmware_sim.arith import LUT_Q, Q, Requant
-from edgesnn.firmware_sim.network import Attention, Block, Conv, IntMRASNN, Neurons
+from edgesnn.firmware_sim.network import Attention, Block, Conv, Head, IntMRASNN, Neurons, TimeMix
 
 CLIP_SHARE = 1e-4
 
@@ -70,14 +73,33 @@ def calibrate_input_scale(train_windows: np.ndarray) -> int:
     return 2
 
 
-def quantize_mra_snn(model, classes, train_windows: np.ndarray) -> IntMRASNN:
-    """`model`: an eval-mode MRA-SNN; `train_windows` [N, L] float, training region only."""
-    from edgesnn.models.mra_snn import MRASNN
+def _mix(transform) -> TimeMix | None:
+    if isinstance(transform, torch.nn.Identity):
+        return None
+    w = transform.mix.detach().double().numpy()
+    peak = max(float(np.abs(w).max()), 2.0**-Q)
+    shift = min(Q, int(np.floor(np.log2(127 / peak))))
+    return TimeMix(np.clip(np.round(w * 2.0**shift), -127, 127).astype(np.int8), shift)
 
-    # exactly MRASNN: a subclass (ssnn's shrinking stages) computes something else
-    if type(model) is not MRASNN:
+
+def _head(fc: torch.nn.Linear, timesteps: int, length: int) -> Head:
+    """A classifier on spike counts summed over `timesteps` x `length` (a firing rate)."""
+    w, s = _int8_rows(fc.weight)
+    return Head(w, Requant.from_real((1 << Q) * s / (timesteps * length), (1 << Q) * fc.bias.detach().double().numpy()))
+
+
+def quantize_mra_snn(model, classes, train_windows: np.ndarray) -> IntMRASNN:
+    """`model`: an eval-mode MRA-SNN, or ssnn's shrinking one (bare or as deployed, with its
+    early exit); `train_windows` [N, L] float, training region only."""
+    from edgesnn.models.mra_snn import MRASNN
+    from edgesnn.models.ssnn import EarlyExitSSNN, ShrinkingMRASNN
+
+    if isinstance(model, EarlyExitSSNN):
+        model = model.model
+    # exactly these classes: another subclass computes something else
+    if type(model) not in (MRASNN, ShrinkingMRASNN):
         raise EdgesnnError(f"the integer network covers the plain MRA-SNN that the mra_snn, inflor, realspike, "
-                           f"trt, tssd and ltl packs deploy, not {type(model).__name__}")
+                           f"trt, tssd and ltl packs deploy and ssnn's shrinking one, not {type(model).__name__}")
     if getattr(model, "frontend", "raw") != "raw":
         raise EdgesnnError(f"the integer network implements the learned raw-signal encoder, not the "
                            f"{model.frontend} front end; export this model without --quantize")
@@ -91,11 +113,18 @@ def quantize_mra_snn(model, classes, train_windows: np.ndarray) -> IntMRASNN:
         c = slice(start, start + branch.out_channels)
         encoder.append(_conv(branch, bn_a[c], bn_b[c], 2.0**-s_in))
         start += branch.out_channels
-    blocks = [Block(_conv(b.conv, *_bn(b.bn), 1.0), _attention(b.attention), _neurons(b.neurons))
-              for b in model.blocks]
-    final_length = model.window // model.encoder.branches[0].stride[0] // 2 ** len(model.blocks)
-    fc_w, fc_s = _int8_rows(model.classifier.weight)
-    fc_rq = Requant.from_real((1 << Q) * fc_s / (model.timesteps * final_length),
-                              (1 << Q) * model.classifier.bias.detach().double().numpy())
-    return IntMRASNN(list(classes), model.window, model.timesteps, s_in, encoder,
-                     _attention(model.encoder.attention), _neurons(model.encode_neurons), blocks, fc_w, fc_rq)
+    shrinking = isinstance(model, ShrinkingMRASNN)
+    mixes = [_mix(t) for t in model.transforms] if shrinking else [None] * len(model.blocks)
+    # a block's input is spike counts, or time-mixed counts in units of 2**-shift
+    blocks = [Block(_conv(b.conv, *_bn(b.bn), 2.0 ** -(m.shift if m else 0)), _attention(b.attention),
+                    _neurons(b.neurons)) for b, m in zip(model.blocks, mixes)]
+    length = model.window // model.encoder.branches[0].stride[0]  # after block k: length >> (k + 1)
+    steps = list(getattr(model, "stage_timesteps", [model.timesteps] * len(blocks)))
+    fc = _head(model.classifier, steps[-1], length >> len(blocks))
+    stages = {}
+    if shrinking:
+        stages = {"stage_timesteps": steps, "mixes": mixes,
+                  "exits": [_head(e, steps[k], length >> (k + 1)) for k, e in enumerate(model.exits)],
+                  "exit_threshold": model.exit_threshold}
+    return IntMRASNN(list(classes), model.window, model.timesteps, s_in, encoder, _attention(model.encoder.attention),
+                     _neurons(model.encode_neurons), blocks, fc.w, fc.rq, **stages)

@@ -256,3 +256,45 @@ def test_ssnn_onnx_exits_early_with_if_nodes(tmp_path):
     want = stages[1 + sure.index(True)]  # not stage 0: its least sure window is below the threshold
     got = session.run(None, {"acceleration": x.numpy(), "exit_threshold": np.array(between, np.float32)})[0]
     np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
+
+
+def test_ssnn_integer_network_exits_per_window_bit_for_bit_with_onnxruntime(task, tmp_path, cwru_dir):
+    """ssnn's shrinking network with its early exit, as integers: the exported graph gives each
+    window the logits of its own exit stage, whatever batch it comes in, bit for bit with the
+    simulator; firmware-sim reports where windows left; the C export refuses it in one line."""
+    from edgesnn.card import read_card
+    from edgesnn.export import export_measured
+    from edgesnn.firmware_sim.c_export import c_sources
+    from edgesnn.firmware_sim.network import IntMRASNN
+    from edgesnn.runtime import onnx_session
+    from edgesnn.training import TrainConfig, model_from_checkpoint, train
+
+    cfg = TrainConfig(pack="ssnn", epochs=1, steps_per_epoch=3, batch_size=8, timesteps=4, bits=2, threads=1)
+    ckpt = train(cfg, data=task)
+    card_path = export_measured(model_from_checkpoint(ckpt), ckpt, tmp_path, "ssnn-int8", task, quantize=True)
+    card = read_card(card_path)
+    assert card["stage_timesteps"] == [4, 2, 1] and "integer confidence" in card["early_exit"]["rule"]
+    assert card["onnx_check"]["exit_thresholds_checked"] == [0.9, 2.0, 0.0]
+    net = IntMRASNN.from_card(card_path, card)
+    x = task.windows("test").x[::20].astype(np.float32)
+    first = net.q8_logits(x, exit_threshold=0.0)  # every window leaves at the first stage
+    # a threshold between the windows' first-stage confidences: some leave there, some go on
+    sums = net.exp_table[np.minimum((first.max(1, keepdims=True) - first) >> 4, len(net.exp_table) - 1)].sum(1)
+    threshold = float(2**15 / np.median(sums))
+    stats = {}
+    ours = net.q8_logits(x, stats, exit_threshold=threshold)
+    assert 0 < stats["exit0_windows"] < len(x) and sum(stats.get(f"exit{k}_windows", 0) for k in range(3)) == len(x)
+    leave = net.sure(first, net.exit_limit(threshold))
+    assert np.array_equal(ours[leave], first[leave]) and not np.array_equal(ours[~leave], first[~leave])
+    session = onnx_session(str(card_path.with_suffix(".onnx")))
+    feed = {"exit_threshold": np.array(threshold, dtype=np.float32)}
+    batch = session.run(None, {"acceleration": x[:, None]} | feed)[0] * 256
+    one_by_one = np.concatenate([session.run(None, {"acceleration": x[i : i + 1, None]} | feed)[0] for i in range(len(x))]) * 256
+    assert np.array_equal(batch, ours) and np.array_equal(one_by_one, ours)
+    r = run_cli("firmware-sim", "--model", card_path, "--data", cwru_dir, "--limit", "40", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["onnxruntime_bit_exact_windows"] == report["windows"] == 40
+    assert abs(sum(report["operations"]["exit_share"].values()) - 1) < 1e-9
+    with pytest.raises(EdgesnnError, match="plain MRA-SNN"):
+        c_sources(net, "ssnn")
