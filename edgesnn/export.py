@@ -37,14 +37,15 @@ def _to_ship(model: torch.nn.Module) -> tuple[torch.nn.Module, dict]:
 
 def quantizable(model: torch.nn.Module) -> bool:
     """Whether `export_quantized` covers the network `model` deploys: the plain MRA-SNN or ssnn's
-    shrinking one with its early exit, with the learned raw-signal encoder (firmware_sim
-    implements those networks and no other)."""
+    shrinking one with its early exit, with the learned raw-signal encoder, or the esvae
+    detector (firmware_sim implements those networks and no other)."""
+    from edgesnn.models.esvae import ESVAE
     from edgesnn.models.mra_snn import MRASNN
     from edgesnn.models.ssnn import EarlyExitSSNN, ShrinkingMRASNN
 
     net = deployed(model)
     net = net.model if isinstance(net, EarlyExitSSNN) else net
-    return type(net) in (MRASNN, ShrinkingMRASNN) and net.frontend == "raw"
+    return type(net) is ESVAE or (type(net) in (MRASNN, ShrinkingMRASNN) and net.frontend == "raw")
 
 
 def _to_onnx(model: torch.nn.Module, window: int, path: Path) -> None:
@@ -167,12 +168,13 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
     region windows [N, L]. Refuses unless onnxruntime and the simulator agree bit for bit on
     `check_windows` (real windows) and on random ones."""
     from edgesnn.firmware_sim.onnx_graph import spike_encoding, write_checked
-    from edgesnn.firmware_sim.quantize import quantize_mra_snn
+    from edgesnn.firmware_sim.quantize import quantize_esvae, quantize_mra_snn
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, fields = _to_ship(model)
-    net = quantize_mra_snn(model, ckpt["classes"], calibration)
+    detector = fields.get("kind") == "anomaly"
+    net = quantize_esvae(model, calibration) if detector else quantize_mra_snn(model, ckpt["classes"], calibration)
     onnx_path, npz_path = out_dir / f"{name}.onnx", out_dir / f"{name}.npz"
     check = write_checked(net, onnx_path, check_windows, CHECK_WINDOWS, seed)
     net.save(npz_path)
@@ -180,14 +182,18 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
     card["onnx_check"] = check
     card["quantization"] = {
         "weights": "int8, symmetric, per output channel; batch norm folded into the requantization",
-        "spikes": spike_encoding(net.encoder_neurons.levels),
+        "spikes": (f"exact integer counts 0..{net.levels} (the graph's float32 tensors hold them exactly)" if detector
+                   else spike_encoding(net.encoder_neurons.levels)),
         "membrane": "int16 in Q8 (threshold 256), leak 0.5 as an arithmetic shift",
         "input": f"int16 samples per window, standardized to int8 in steps of 2^-{net.s_in} RMS",
+        **({"spectrum": "int8 Hann-windowed cosine and sine kernels (one scale per bin), power summed over frames in "
+                        "int64, log2 in Q8 from the exponent and a 128-entry mantissa table; the score is the exact "
+                        "integer squared error / (bins x 2^16), as float32"} if detector else {}),
         "calibration_windows": int(len(calibration)),
         "firmware": npz_path.name,
         "firmware_sha256": sha256_of(npz_path),
     }
-    if net.exits:  # the integer network decides per window, in integers (firmware_sim/network.py)
+    if getattr(net, "exits", None):  # the integer network decides per window, in integers (firmware_sim/network.py)
         card["early_exit"] |= {"rule": "each window returns the logits of the first stage whose integer confidence "
                                        "sum_j exp_q15[min((max z - z_j) >> 4, 178)] (z: Q8 logits) is at most "
                                        "floor(2^15 / threshold); > 1 runs every stage"}
@@ -232,9 +238,12 @@ def export_measured(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str
             score = AnomalyScorer(card_path, threshold=0.0).scores  # the threshold is set here
             card |= calibrate_threshold(score, task_data)
             card["metrics"] = detector_metrics(score, test, task_data.classes, card["threshold"])
+            if quantize:  # the float detector on the same windows, its threshold set the same way
+                threshold = calibrate_threshold(model.scores, task_data)["threshold"]
+                card["quantization"]["float_metrics"] = detector_metrics(model.scores, test, task_data.classes, threshold)
         else:
             card["metrics"] = card_metrics(evaluate(Diagnoser(card_path).logits, test, task_data.classes))
-        if quantize:  # the float network on the same windows, for the comparison
-            card["quantization"]["float_metrics"] = card_metrics(evaluate(torch_predict(model), test, task_data.classes))
+            if quantize:  # the float network on the same windows, for the comparison
+                card["quantization"]["float_metrics"] = card_metrics(evaluate(torch_predict(model), test, task_data.classes))
         write_card(card_path, card)
     return card_path

@@ -143,3 +143,29 @@ def budget(net: IntMRASNN, stats: dict, sample_rate_hz: float) -> dict:
     return {"flash_bytes": flash_bytes(net), "ram_bytes": ram_bytes(net), "operations": ops,
             "energy_pj": energy_pj(ops), "mcu": cycles(ops, net.window / sample_rate_hz),
             "energy_constants_pj_45nm": ENERGY_PJ}
+
+
+def detector_budget(net, stats: dict, sample_rate_hz: float) -> dict:
+    """The same quantities for the integer ESVAE (firmware_sim/esvae.py), per window. The
+    spectrum's convolution is dense MACs on the int8 signal; a layer fed by binary or small spike
+    counts adds its weights once per unit of count (accumulates); the decoder's first layer, fed
+    by latent spike counts that are the same every step, runs once as MACs."""
+    n, t = stats["windows"], net.timesteps
+    heads = (net.enc_in, net.enc_latent, net.dec_in, net.dec_out)
+    frames = (net.window - net.stft_w.shape[1]) // net.hop + 1
+    hidden, latent = net.enc_in.w.shape[0], net.enc_latent.w.shape[0]
+    weights = net.stft_w.size + sum(h.w.size for h in heads)
+    tables = _requant_bytes(net.bins) + sum(_requant_bytes(h.w.shape[0]) for h in heads) + 2 * len(net.log2)
+    stft_mac = net.stft_w.size * frames
+    mac = stft_mac + net.enc_in.w.size + net.dec_in.w.size
+    ac = (stats["hidden_spikes"] * latent + stats["decoded_spikes"] * net.bins) / n
+    ops = {"snn_mac": int(mac), "snn_ac": int(round(ac)), "neuron_updates": t * (2 * hidden + latent),
+           "ann_mac": int(stft_mac + sum(h.w.size for h in heads))}
+    buffers = {"input window (int16, the caller's)": 2 * net.window, "int8 input": net.window,
+               "power sums (int64)": 8 * net.bins, "target (int16)": 2 * net.bins,
+               "currents and membranes (int16)": 4 * (2 * hidden + latent), "spike counts (uint8)": 2 * hidden + latent}
+    return {"flash_bytes": {"weights": int(weights), "tables": int(tables), "total": int(weights + tables)},
+            "ram_bytes": {"buffers": buffers, "static": sum(buffers.values()) - 2 * net.window,
+                          "peak": sum(buffers.values())},
+            "operations": ops, "energy_pj": energy_pj(ops), "mcu": cycles(ops, net.window / sample_rate_hz),
+            "energy_constants_pj_45nm": ENERGY_PJ}

@@ -111,16 +111,6 @@ class IntMRASNN:
         return [self.window // self.encoder[0].stride >> k for k in range(len(self.blocks) + 1)]
 
     # ------------------------------------------------------------------ the arithmetic
-    def standardize(self, x16: np.ndarray) -> np.ndarray:
-        """int16 samples [N, L] -> int8 [N, L]: zero mean, unit RMS in units of 2**-s_in."""
-        x = x16.astype(np.int64)
-        n = x.shape[1]
-        mean = (x.sum(axis=1, keepdims=True) + n // 2) // n
-        c = x - mean
-        var = (c * c).sum(axis=1) // n
-        rms = np.array([max(math.isqrt(int(v)), 1) for v in var], dtype=np.int64)[:, None]
-        return np.clip(((c << (self.s_in + 1)) + rms) // (2 * rms), -127, 127)  # round half up
-
     def conv(self, x: np.ndarray, layer: Conv) -> np.ndarray:
         """[N, C_in, L] integers -> Q8 currents [N, C_out, L_out]."""
         c_out, c_in, k = layer.w.shape
@@ -139,14 +129,12 @@ class IntMRASNN:
         return (i * gate[:, :, None] + (1 << (GATE_Q - 1))) >> GATE_Q
 
     def neuron_step(self, v: np.ndarray, i: np.ndarray, n: Neurons) -> tuple[np.ndarray, np.ndarray]:
+        if n.gate is None:
+            return lif_step(v, i, n.levels)
         v = sat16((v >> 1) + i)
-        if n.gate is not None:
-            mean = v.sum(axis=2) >> int(math.log2(v.shape[2]))
-            g = self.lut[np.clip(requantize(mean, n.gate) + 128, 0, 255)][:, :, None]
-            u = (v * g + (1 << (GATE_Q - 1))) >> GATE_Q
-        else:
-            u = v
-        s = np.clip(u >> Q, 0, n.levels)
+        mean = v.sum(axis=2) >> int(math.log2(v.shape[2]))
+        g = self.lut[np.clip(requantize(mean, n.gate) + 128, 0, 255)][:, :, None]
+        s = np.clip(((v * g + (1 << (GATE_Q - 1))) >> GATE_Q) >> Q, 0, n.levels)
         return s, v - (s << Q)
 
     def mix(self, spikes: list[np.ndarray], m: TimeMix | None) -> tuple[list[np.ndarray], int]:
@@ -181,7 +169,7 @@ class IntMRASNN:
         the logits of its exit stage (`exit_threshold`, default the network's own; above 1 every
         window runs every stage). `stats`, if given, collects spike, operation and exit counts
         per layer (for the budget)."""
-        x = self.standardize(x16)[:, None, :]
+        x = standardize(x16, self.s_in)[:, None, :]
         i_enc = np.concatenate([self.conv(x, c) for c in self.encoder], axis=1)
         i_enc = sat16(self.attend(i_enc, self.encoder_attention))
         spikes, v = [], np.zeros_like(i_enc)
@@ -256,22 +244,41 @@ class IntMRASNN:
 
     @classmethod
     def from_card(cls, card_path, card: dict) -> "IntMRASNN":
-        """The integer network a quantized model card names, refused unless its sha256 matches."""
-        from edgesnn.errors import EdgesnnError
-        from edgesnn.sensors.cwru import sha256_of
-
-        if "quantization" not in card:
-            raise EdgesnnError(f"{card_path}: not a quantized model; export it with `edgesnn export --quantize`")
-        path = Path(card_path).parent / card["quantization"]["firmware"]
-        if not path.is_file() or sha256_of(path) != card["quantization"]["firmware_sha256"]:
-            raise EdgesnnError(f"{path}: integer network missing or its sha256 differs from the card")
-        return cls.load(path)
+        return cls.load(firmware_path(card_path, card))
 
     def q8_logits(self, windows: np.ndarray, stats: dict | None = None, batch: int = 128,
                   exit_threshold: float | None = None) -> np.ndarray:
         """Float windows [N, L] in g -> Q8 logits [N, classes], in slices (bounded memory)."""
         return np.concatenate([self.run(to_int16(windows[i : i + batch]), stats, exit_threshold)
                                for i in range(0, len(windows), batch)])
+
+def standardize(x16: np.ndarray, s_in: int) -> np.ndarray:
+    """int16 samples [N, L] -> int8 [N, L]: zero mean, unit RMS in units of 2**-s_in."""
+    x = x16.astype(np.int64)
+    n = x.shape[1]
+    mean = (x.sum(axis=1, keepdims=True) + n // 2) // n
+    c = x - mean
+    var = (c * c).sum(axis=1) // n
+    rms = np.array([max(math.isqrt(int(v)), 1) for v in var], dtype=np.int64)[:, None]
+    return np.clip(((c << (s_in + 1)) + rms) // (2 * rms), -127, 127)  # round half up
+
+def lif_step(v: np.ndarray, i: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the plain multi-bit LIF neuron (no dendritic gate): (spike counts, membrane)."""
+    v = sat16((v >> 1) + i)
+    s = np.clip(v >> Q, 0, levels)
+    return s, v - (s << Q)
+
+def firmware_path(card_path, card: dict) -> Path:
+    """The integer network (.npz) a quantized model card names, refused unless its sha256 matches."""
+    from edgesnn.errors import EdgesnnError
+    from edgesnn.sensors.cwru import sha256_of
+
+    if "quantization" not in card:
+        raise EdgesnnError(f"{card_path}: not a quantized model; export it with `edgesnn export --quantize`")
+    path = Path(card_path).parent / card["quantization"]["firmware"]
+    if not path.is_file() or sha256_of(path) != card["quantization"]["firmware_sha256"]:
+        raise EdgesnnError(f"{path}: integer network missing or its sha256 differs from the card")
+    return path
 
 def _count(stats: dict, key: str, n: int) -> None:
     stats[key] = stats.get(key, 0) + n

@@ -331,6 +331,70 @@ def build_onnx(net: IntMRASNN) -> onnx.ModelProto:
     return model
 
 
+def _lif(b: _Builder, currents: list[str], levels: int) -> list[str]:
+    """Plain multi-bit LIF neurons (no gate), one float32 current per timestep -> float32 spike
+    counts per timestep (network.lif_step)."""
+    v, out = None, []
+    for t, i in enumerate(currents):
+        last = t == len(currents) - 1
+        s, v = _neuron_step(b, v, i, Neurons(levels, None), {}, last)
+        out.append(b.op("Floor", s) if last else s)
+    return out
+
+
+def _dense_current(b: _Builder, x64: str, head, in_bound: float) -> str:
+    """A Q8 current from an int8 linear layer, saturated to int16, as float32 (network's dense)."""
+    acc_bound = in_bound * np.abs(head.w.astype(np.float64)).sum(axis=1)
+    out = b.dense(x64, head.w, head.rq, in_bound)
+    if _out_bound(head.rq, acc_bound).max() > INT16_MAX:
+        out = b.clip(out, *INT16, dtype=np.float64)
+    return b.op("Cast", out, to=F32)
+
+
+def build_esvae_onnx(net) -> onnx.ModelProto:
+    """The integer ESVAE (firmware_sim/esvae.py) as a graph: `acceleration` -> `anomaly_score`."""
+    from edgesnn.firmware_sim.esvae import LOG_BITS, MAX_EXPONENT
+
+    b = _Builder()
+    x = _prepare(b, "acceleration", net)  # [N, 1, L] int8 values in float32
+    # spectrum: |y| <= 64 x 127 x 127 < 2**24, exact in float32; its squares in float64
+    frame = net.stft_w.shape[1]
+    y = b.op("Conv", x, b.op("Cast", b.const(net.stft_w[:, None, :], "stft_int8", np.int8), to=F32),
+             strides=[net.hop], kernel_shape=[frame])
+    y = b.op("Cast", y, to=F64)
+    per_part = b.op("ReduceSum", b.op("Mul", y, y), b.const([-1], "axes", np.int64), keepdims=0)  # [N, 2B]
+    halves = b.op("Reshape", per_part, b.const([-1, 2, net.bins], "shape", np.int64))
+    power = b.op("Max", b.op("ReduceSum", halves, b.const([1], "axes", np.int64), keepdims=0), b.const(1.0))
+    # log2 in Q8: exponent = how many of 2**1..2**62 the sum reaches; mantissa in [128, 256)
+    powers = b.const(2.0 ** np.arange(1, MAX_EXPONENT + 1), "powers_of_two")
+    reached = b.op("GreaterOrEqual", b.op("Unsqueeze", power, b.const([-1], "axes", np.int64)), powers)
+    e = b.op("ReduceSum", b.op("Cast", reached, to=F64), b.const([-1], "axes", np.int64), keepdims=0)
+    to_mantissa = b.const(2.0 ** (LOG_BITS - np.arange(MAX_EXPONENT + 1)), "pow2_7_minus_e")
+    m = b.op("Floor", b.op("Mul", power, b.op("Gather", to_mantissa, b.op("Cast", e, to=TensorProto.INT64))))
+    index = b.op("Cast", b.op("Sub", m, b.const(float(1 << LOG_BITS))), to=TensorProto.INT64)
+    log2 = b.op("Add", b.op("Mul", e, b.const(float(1 << Q))), b.op("Gather", b.const(net.log2, "log2_q8"), index))
+    log2_bound = np.full(net.bins, float((MAX_EXPONENT + 1) << Q))
+    target = b.clip(b.requant(log2, net.target_rq, (-1,), log2_bound), *INT16, dtype=np.float64)  # [N, B]
+    # encoder, latent, decoder: spikes are counts 0..levels in float32
+    t, levels = net.timesteps, net.levels
+    hidden = _lif(b, [_dense_current(b, target, net.enc_in, INT16_BOUND)] * t, levels)
+    steps = b.op("Cast", b.op("Concat", *hidden, axis=0), to=F64)  # [T*N, H]: one Gemm for every step
+    latent = b.op("Sum", *_lif(b, _split(b, _dense_current(b, steps, net.enc_latent, float(levels)), t), levels))
+    decoded = b.op("Sum", *_lif(b, [_dense_current(b, b.op("Cast", latent, to=F64), net.dec_in,
+                                                   float(t * levels))] * t, levels))
+    recon = b.dense(b.op("Cast", decoded, to=F64), net.dec_out.w, net.dec_out.rq, float(t * levels))
+    d = b.op("Sub", recon, target)
+    total = b.op("ReduceSum", b.op("Mul", d, d), b.const([1], "axes", np.int64), keepdims=1)  # exact: < 2**53
+    b.op("Cast", b.op("Div", total, b.const(float(net.bins << (2 * Q)))), to=F32, out="anomaly_score")
+    graph = helper.make_graph(b.nodes, "edgesnn_int_esvae",
+                              [helper.make_tensor_value_info("acceleration", F32, ["batch", 1, net.window])],
+                              [helper.make_tensor_value_info("anomaly_score", F32, ["batch", 1])], b.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgesnn")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def _split(b: _Builder, x: str, parts: int) -> list[str]:
     """[T*N, ...] -> T tensors [N, ...] (equal parts along the batch axis)."""
     outs = [b.name("step") for _ in range(parts)]
@@ -338,39 +402,46 @@ def _split(b: _Builder, x: str, parts: int) -> list[str]:
     return outs
 
 
-def write_checked(net: IntMRASNN, onnx_path, check_windows: np.ndarray, n_random: int = 64, seed: int = 0) -> dict:
-    """Write the graph of `net` to `onnx_path` and prove it: onnxruntime and the simulator agree
-    bit for bit on `check_windows` (real windows [N, L]) and on `n_random` random ones of every
-    scale. Returns the card's `onnx_check`; a graph that differs is deleted and refused."""
+def write_checked(net, onnx_path, check_windows: np.ndarray, n_random: int = 64, seed: int = 0) -> dict:
+    """Write the graph of `net` (an IntMRASNN or an IntESVAE) to `onnx_path` and prove it:
+    onnxruntime and the simulator agree bit for bit on `check_windows` (real windows [N, L]) and
+    on `n_random` random ones of every scale. Returns the card's `onnx_check`; a graph that
+    differs is deleted and refused."""
     from pathlib import Path
 
+    from edgesnn.firmware_sim.esvae import IntESVAE
     from edgesnn.runtime import MAX_BATCH, onnx_session
 
     onnx_path = Path(onnx_path)
-    onnx.save(build_onnx(net), str(onnx_path))
+    detector = isinstance(net, IntESVAE)
+    onnx.save(build_esvae_onnx(net) if detector else build_onnx(net), str(onnx_path))
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal((n_random, net.window)) * rng.uniform(0.01, 3.0, size=(n_random, 1))
     x = np.concatenate([check_windows, noise]).astype(np.float32)
     session = onnx_session(str(onnx_path))
     # a network with early exits is checked at its own threshold (windows leave at every stage),
     # with none leaving early (2: above any probability) and with all leaving at the first exit (0)
-    thresholds = [net.exit_threshold, 2.0, 0.0] if net.exits else [None]
+    exits = not detector and bool(net.exits)
+    thresholds = [net.exit_threshold, 2.0, 0.0] if exits else [None]
     differ = 0
     for threshold in thresholds:
         feed = {} if threshold is None else {"exit_threshold": np.array(threshold, dtype=np.float32)}
-        ours = net.q8_logits(x, exit_threshold=threshold)
+        # what the graph must output: the scores, or the Q8 logits / 256 (exact in float32)
+        ours = (net.scores(x)[:, None] if detector
+                else (net.q8_logits(x, exit_threshold=threshold) / (1 << Q)).astype(np.float32))
         theirs = np.concatenate([session.run(None, {"acceleration": x[i : i + MAX_BATCH, None]} | feed)[0]
-                                 for i in range(0, len(x), MAX_BATCH)]) * 256  # Q8 logits, exact in float32
+                                 for i in range(0, len(x), MAX_BATCH)])
         exact = np.all(theirs == ours, axis=1)
         differ += len(x) - int(exact.sum())
         if threshold is None or threshold == net.exit_threshold:
             check = {"reference": "edgesnn.firmware_sim (integer network)", "windows": len(x),
-                     "real_windows": len(check_windows), "bit_exact_windows": int(exact.sum()),
-                     "argmax_agreement": float(np.mean(theirs.argmax(1) == ours.argmax(1)))}
+                     "real_windows": len(check_windows), "bit_exact_windows": int(exact.sum())}
+            if not detector:
+                check["argmax_agreement"] = float(np.mean(theirs.argmax(1) == ours.argmax(1)))
     if differ:
         onnx_path.unlink()
         raise EdgesnnError(f"{onnx_path}: onnxruntime and the integer simulator differ on {differ} of "
                            f"{len(x) * len(thresholds)} windows")
-    if net.exits:
+    if exits:
         check["exit_thresholds_checked"] = thresholds
     return check

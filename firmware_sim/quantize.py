@@ -82,10 +82,11 @@ def _mix(transform) -> TimeMix | None:
     return TimeMix(np.clip(np.round(w * 2.0**shift), -127, 127).astype(np.int8), shift)
 
 
-def _head(fc: torch.nn.Linear, timesteps: int, length: int) -> Head:
-    """A classifier on spike counts summed over `timesteps` x `length` (a firing rate)."""
+def _head(fc: torch.nn.Linear, in_scale: float) -> Head:
+    """A linear layer to Q8 outputs; `in_scale`: the real value of one input unit (a classifier
+    on spike counts summed over T x L timesteps and positions: 1 / (T L), their firing rate)."""
     w, s = _int8_rows(fc.weight)
-    return Head(w, Requant.from_real((1 << Q) * s / (timesteps * length), (1 << Q) * fc.bias.detach().double().numpy()))
+    return Head(w, Requant.from_real((1 << Q) * s * in_scale, (1 << Q) * fc.bias.detach().double().numpy()))
 
 
 def quantize_mra_snn(model, classes, train_windows: np.ndarray) -> IntMRASNN:
@@ -120,11 +121,39 @@ def quantize_mra_snn(model, classes, train_windows: np.ndarray) -> IntMRASNN:
                     _neurons(b.neurons)) for b, m in zip(model.blocks, mixes)]
     length = model.window // model.encoder.branches[0].stride[0]  # after block k: length >> (k + 1)
     steps = list(getattr(model, "stage_timesteps", [model.timesteps] * len(blocks)))
-    fc = _head(model.classifier, steps[-1], length >> len(blocks))
+    fc = _head(model.classifier, 1 / (steps[-1] * (length >> len(blocks))))
     stages = {}
     if shrinking:
         stages = {"stage_timesteps": steps, "mixes": mixes,
-                  "exits": [_head(e, steps[k], length >> (k + 1)) for k, e in enumerate(model.exits)],
+                  "exits": [_head(e, 1 / (steps[k] * (length >> (k + 1)))) for k, e in enumerate(model.exits)],
                   "exit_threshold": model.exit_threshold}
     return IntMRASNN(list(classes), model.window, model.timesteps, s_in, encoder, _attention(model.encoder.attention),
                      _neurons(model.encode_neurons), blocks, fc.w, fc.rq, **stages)
+
+
+def quantize_esvae(model, train_windows: np.ndarray):
+    """The esvae pack's detector (eval mode) -> firmware_sim.esvae.IntESVAE. The spectrum's
+    kernels are int8 with one scale per bin (its cosine and sine share it, so their powers add);
+    the per-bin scale, the frame count, the natural log and the batch norm fold into the target's
+    requantization."""
+    from edgesnn.firmware_sim.esvae import IntESVAE
+
+    for layer in (model.enc_neurons, model.latent_neurons, model.dec_neurons):
+        _neurons(layer)  # refuses neuron parameters the integer network does not implement
+    s_in = calibrate_input_scale(train_windows)
+    k = model.spectrum.kernels[:, 0].double().numpy()  # [2 * bins, frame]
+    bins = model.spectrum.bins
+    scale = np.maximum(np.abs(k[:bins]).max(axis=1), np.abs(k[bins:]).max(axis=1)) / 127  # per bin
+    scale = np.where(scale == 0, 1.0, scale)  # the sine kernels of DC and Nyquist are zero
+    both = np.concatenate([scale, scale])[:, None]
+    stft_w = np.clip(np.round(k / both), -127, 127).astype(np.int8)
+    frames = (model.window - k.shape[1]) // model.spectrum.hop + 1
+    # ln(mean power) = ln2 * log2(power sum) + ln((scale * 2**-s_in)**2 / frames); then (. - mean) / std
+    bn = model.normalize
+    sd = np.sqrt(bn.running_var.double().numpy() + bn.eps)
+    offset = np.log((scale * 2.0**-s_in) ** 2 / frames) - bn.running_mean.double().numpy()
+    target_rq = Requant.from_real(np.log(2) / sd, (1 << Q) * offset / sd)
+    t, levels = model.timesteps, model.levels
+    return IntESVAE(model.window, t, levels, s_in, stft_w, model.spectrum.hop, target_rq,
+                    enc_in=_head(model.enc_in, 2.0**-Q), enc_latent=_head(model.enc_latent, 1.0),
+                    dec_in=_head(model.dec_in, 1 / (t * levels)), dec_out=_head(model.dec_out, 1 / t))

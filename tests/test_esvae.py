@@ -18,8 +18,9 @@ from edgesnn.registry import create_model
 TINY = dict(n_classes=10, window=2048, timesteps=2, bits=1, hidden=16, latent=4)
 
 
-def shipped_esvae():
-    return next(p for p in shipped_cards() if p.parent.name == "esvae")
+def shipped_esvae(quantized: bool = False):
+    """The shipped detector: the float export, or its integer network."""
+    return next(p for p in shipped_cards() if p.parent.name == "esvae" and p.stem.endswith("-int8") == quantized)
 
 
 def test_forward_is_a_deterministic_score_and_training_samples_spikes():
@@ -93,6 +94,22 @@ def test_train_on_normal_only_export_and_onnx_equals_pytorch(cwru_dir, tmp_path)
         theirs = model(torch.from_numpy(x)[:, None, :])[:, 0].numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
+    # the integer network: onnxruntime and the simulator agree bit for bit, firmware-sim says so
+    from edgesnn.firmware_sim.esvae import IntESVAE
+
+    card_path = export_measured(model, ckpt, tmp_path, "tiny-esvae-int8", data, quantize=True)
+    card = json.loads(card_path.read_text())
+    assert card["kind"] == "anomaly" and card["onnx_check"]["bit_exact_windows"] == card["onnx_check"]["windows"]
+    assert "test_auroc" in card["quantization"]["float_metrics"] and card["threshold"] > 0
+    net = IntESVAE.from_card(card_path, card)
+    assert np.array_equal(net.scores(x), AnomalyScorer(card_path).scores(x))
+    r = run_cli("firmware-sim", "--model", card_path, "--data", cwru_dir, "--json")  # every test window
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["onnxruntime_bit_exact_windows"] == report["windows"] == len(test.x)
+    assert report["auroc"] == pytest.approx(card["metrics"]["test_auroc"], abs=1e-9)
+    assert report["operations"]["snn_mac"] > 0 and report["flash_bytes"]["total"] > 0
+
 
 def test_train_command_reports_the_validation_scores(cwru_dir, tmp_path):
     r = run_cli("train", "--pack", "esvae", "--data", cwru_dir, "--epochs", "1", "--steps", "2", "--batch-size", "8",
@@ -101,11 +118,12 @@ def test_train_command_reports_the_validation_scores(cwru_dir, tmp_path):
     assert "val_normal_score" in r.stdout and (tmp_path / "learning_curve.png").is_file()
 
 
-def test_shipped_model_detects_every_fault_as_its_card_says(cwru_dir):
+@pytest.mark.parametrize("quantized", [False, True], ids=["float", "int8"])
+def test_shipped_model_detects_every_fault_as_its_card_says(cwru_dir, quantized):
     from edgesnn.anomaly import detector_metrics
     from edgesnn.dataset import load_task
 
-    path = shipped_esvae()
+    path = shipped_esvae(quantized)
     scorer = AnomalyScorer(path)
     card = scorer.card
     assert card["default"] is False and card["command"].startswith("edgesnn train --pack esvae")

@@ -209,11 +209,12 @@ def test_train_pack_options_from_the_command_line(tmp_path, cwru_dir):
 
 
 def test_shipped_pack_models_run_on_the_integer_simulator_and_in_infer(cwru_dir):
-    """The packs that deploy the plain MRA-SNN ship its integer network: firmware-sim runs it bit
-    for bit with onnxruntime, and `infer` diagnoses a recording with it."""
+    """The packs whose deployed network the integer path covers (the plain MRA-SNN, ssnn's
+    shrinking one) ship it: firmware-sim runs it bit for bit with onnxruntime, and `infer`
+    diagnoses a recording with it."""
     from edgesnn.models import shipped_cards
 
-    cards = [p for p in shipped_cards() if p.parent.name in ("realspike", "tssd") and "-int8" in p.stem]
+    cards = [p for p in shipped_cards() if p.parent.name in ("realspike", "tssd", "ssnn") and "-int8" in p.stem]
     assert cards, "no shipped integer pack model"
     for card in cards:
         r = run_cli("firmware-sim", "--model", card, "--data", cwru_dir, "--limit", "48", "--json")
@@ -225,9 +226,10 @@ def test_shipped_pack_models_run_on_the_integer_simulator_and_in_infer(cwru_dir)
         assert json.loads(r.stdout)["summary"]["label"] == "inner_race_014"
 
 
-def test_ssnn_onnx_exits_early_with_if_nodes(tmp_path):
-    """The exported graph leaves at the first stage where the whole batch is sure; the threshold
-    is an optional input (above 1: every stage, 0: the first)."""
+def test_ssnn_onnx_exits_early_per_window(tmp_path):
+    """The exported graph gives each window the logits of the first stage where it is sure, in
+    any batch, as PyTorch's early_exit does; the threshold is an optional input (above 1: every
+    stage, 0: the first)."""
     import onnx
     import onnxruntime as ort
 
@@ -243,19 +245,20 @@ def test_ssnn_onnx_exits_early_with_if_nodes(tmp_path):
     graph = onnx.load(str(tmp_path / "ssnn.onnx")).graph
     assert [n.op_type for n in graph.node].count("If") == 1 and [i.name for i in graph.input] == ["acceleration", "exit_threshold"]
     session = ort.InferenceSession(str(tmp_path / "ssnn.onnx"), providers=["CPUExecutionProvider"])
-    x = torch.randn(5, 1, 2048)
+    x = torch.randn(6, 1, 2048)
     with torch.no_grad():
         stages = model.stage_logits(x)
+    run = lambda b, t: session.run(None, {"acceleration": b, "exit_threshold": np.array(t, np.float32)})[0]  # noqa: E731
     for threshold, want in ((2.0, stages[-1]), (0.0, stages[0])):
-        got = session.run(None, {"acceleration": x.numpy(), "exit_threshold": np.array(threshold, np.float32)})[0]
-        np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
-    # the exit needs every window sure: one unsure window keeps the batch going
+        np.testing.assert_allclose(run(x.numpy(), threshold), want.numpy(), atol=1e-4)
+    # a threshold between the windows' first-stage confidences: each window its own exit
     p0 = torch.softmax(stages[0], 1).max(1).values
-    between = float((p0.min() + p0.max()) / 2)
-    sure = [bool(torch.softmax(z, 1).max(1).values.min() >= between) for z in stages[1:-1]] + [True]
-    want = stages[1 + sure.index(True)]  # not stage 0: its least sure window is below the threshold
-    got = session.run(None, {"acceleration": x.numpy(), "exit_threshold": np.array(between, np.float32)})[0]
-    np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
+    between = float(p0.median())
+    want, stage = model.early_exit(x, between)
+    assert 0 < int((stage == 0).sum()) < len(x)
+    np.testing.assert_allclose(run(x.numpy(), between), want.numpy(), atol=1e-4)
+    for i in range(len(x)):  # the same alone as in the batch
+        np.testing.assert_allclose(run(x[i : i + 1].numpy(), between)[0], want[i].numpy(), atol=1e-4)
 
 
 def test_ssnn_integer_network_exits_per_window_bit_for_bit_with_onnxruntime(task, tmp_path, cwru_dir):

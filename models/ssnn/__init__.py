@@ -6,12 +6,14 @@ transformation maps T_in spike frames to T_out input frames (a T_out x T_in mixi
 initialised to averaging consecutive frames). Every stage has its own early classifier on its
 firing rate, all trained together, which keeps the shortened stages informative.
 
-At inference a batch may leave early: the deployed network (EarlyExitSSNN) returns a stage's
-logits as soon as every window of the batch has a top softmax probability of at least
-`exit_threshold`, and runs no further stage. Its ONNX file does the same with If nodes (built
-from one exported graph per stage), so onnxruntime skips the later stages too; the threshold is
-an optional graph input with the card's value as default. `early_exit` is the per-window form
-(PyTorch), which `edgesnn bench packs` measures beside the batch form in onnxruntime.
+At inference a window may leave early: the deployed network (EarlyExitSSNN) gives each window
+the logits of the first stage where its top softmax probability reaches `exit_threshold`; only
+the windows not yet sure run the next stage. Its ONNX file does the same (built from one
+exported graph per stage): after each stage the unsure windows are cut out of the batch
+(Compress) and, inside an If that runs only when there are any, go on; their later logits are
+scattered back (ScatterND). So a window's result does not depend on the batch it came in, and
+onnxruntime skips what no window needs. The threshold is an optional graph input with the
+card's value as default. The integer export (firmware_sim) decides the same way, per window.
 """
 
 from __future__ import annotations
@@ -135,12 +137,7 @@ class EarlyExitSSNN(nn.Module):
         self.threshold = model.exit_threshold
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s, last = self.model.encode(x), len(self.model.blocks) - 1
-        for k in range(last + 1):
-            s, logits = self.model._stage(k, s)
-            if k < last and bool(torch.softmax(logits, dim=1).max(dim=1).values.min() >= self.threshold):
-                break
-        return logits
+        return self.model.early_exit(x, self.threshold)[0]
 
     def to_onnx(self, path, opset: int) -> None:
         """One graph per stage (torch.onnx), joined by If nodes on the batch's confidence."""
@@ -151,7 +148,7 @@ class EarlyExitSSNN(nn.Module):
         import onnx
         from onnx import TensorProto, compose, helper, numpy_helper
 
-        stages, last = [], len(self.model.blocks) - 1
+        stages, shapes, last = [], [], len(self.model.blocks) - 1
         inp = torch.zeros(1, 1, self.window)
         with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on the unrolled time loop
@@ -164,24 +161,37 @@ class EarlyExitSSNN(nn.Module):
                 stages.append(compose.add_prefix(onnx.load(str(f)), f"stage{k}/"))
                 if k < last:
                     inp = stage(inp)[1]
+                    shapes.append(list(inp.shape[1:]))  # C, L of its spikes [T_k * N, C, L]
 
         def stage_nodes(k: int, source: str) -> list:
             return [helper.make_node("Identity", [source], [f"stage{k}/input"])] + list(stages[k].graph.node)
 
         def leave_or_go_on(k: int, out: str) -> list:
-            """Nodes that put stage k's logits in `out` if the batch is sure, else run stage k+1 on."""
-            p = f"exit{k}/"
-            then = helper.make_graph([helper.make_node("Identity", [f"stage{k}/logits"], [p + "then"])], p + "then",
-                                     [], [helper.make_tensor_value_info(p + "then", TensorProto.FLOAT, None)])
-            rest = stage_nodes(k + 1, f"stage{k}/spikes")
-            rest += (leave_or_go_on(k + 1, p + "else") if k + 1 < last
-                     else [helper.make_node("Identity", [f"stage{k + 1}/logits"], [p + "else"])])
-            other = helper.make_graph(rest, p + "else", [], [helper.make_tensor_value_info(p + "else", TensorProto.FLOAT, None)])
+            """Nodes that put each window's logits in `out`: stage k's where it is sure, else
+            those of the later stages, run on the unsure windows only (when there are any)."""
+            p, (c, length) = f"exit{k}/", shapes[k]
+            steps = self.model.stage_timesteps[k]
+            shape = lambda name, dims: numpy_helper.from_array(np.array(dims, dtype=np.int64), p + name)  # noqa: E731
+            early = helper.make_graph([helper.make_node("Identity", [f"stage{k}/logits"], [p + "early"])], p + "early",
+                                      [], [helper.make_tensor_value_info(p + "early", TensorProto.FLOAT, None)])
+            rest = [helper.make_node("Reshape", [f"stage{k}/spikes", p + "by_t"], [p + "spikes_t"]),
+                    helper.make_node("Compress", [p + "spikes_t", p + "unsure"], [p + "kept_t"], axis=1),
+                    helper.make_node("Reshape", [p + "kept_t", p + "flat"], [p + "kept"])]
+            rest += stage_nodes(k + 1, p + "kept")
+            later = p + "later"
+            rest += (leave_or_go_on(k + 1, later) if k + 1 < last
+                     else [helper.make_node("Identity", [f"stage{k + 1}/logits"], [later])])
+            rest += [helper.make_node("NonZero", [p + "unsure"], [p + "rows_t"]),
+                     helper.make_node("Transpose", [p + "rows_t"], [p + "rows"]),
+                     helper.make_node("ScatterND", [f"stage{k}/logits", p + "rows", later], [p + "merged"])]
+            go_on = helper.make_graph(rest, p + "go_on", [], [helper.make_tensor_value_info(p + "merged", TensorProto.FLOAT, None)],
+                                      initializer=[shape("by_t", [steps, -1, c, length]), shape("flat", [-1, c, length])])
             return [helper.make_node("Softmax", [f"stage{k}/logits"], [p + "p"], axis=1),
                     helper.make_node("ReduceMax", [p + "p"], [p + "top"], axes=[1], keepdims=0),
-                    helper.make_node("ReduceMin", [p + "top"], [p + "sure"], keepdims=0),
-                    helper.make_node("GreaterOrEqual", [p + "sure", "exit_threshold"], [p + "leave"]),
-                    helper.make_node("If", [p + "leave"], [out], then_branch=then, else_branch=other)]
+                    helper.make_node("Less", [p + "top", "exit_threshold"], [p + "unsure"]),
+                    helper.make_node("ReduceMin", [p + "top"], [p + "least"], keepdims=0),
+                    helper.make_node("Less", [p + "least", "exit_threshold"], [p + "any_unsure"]),
+                    helper.make_node("If", [p + "any_unsure"], [out], then_branch=go_on, else_branch=early)]
 
         threshold = numpy_helper.from_array(np.array(self.threshold, dtype=np.float32), "exit_threshold")
         graph = helper.make_graph(
