@@ -1,12 +1,14 @@
-"""Integer-only reference of what a microcontroller computes for the quantized MRA-SNN.
+"""Integer-only reference of what a microcontroller computes for the quantized networks: the
+MRA-SNN (and ssnn's shrinking form with its early exit) and the esvae anomaly detector.
 
 - arith.py: the integer operations (per-channel requantization, arithmetic shifts, int16
-  saturation, the sigmoid table)
-- network.py: the integer network and its forward pass (numpy, no torch)
-- quantize.py: trained PyTorch MRA-SNN -> integer network (export time; needs the train extra)
-- onnx_graph.py: the integer network as an ONNX graph that onnxruntime runs bit for bit like
-  network.py (export time; needs `onnx`)
+  saturation, the sigmoid and exp tables)
+- network.py: the integer MRA-SNN and its forward pass (numpy, no torch)
+- esvae.py: the integer ESVAE detector (numpy, no torch)
+- quantize.py: trained PyTorch network -> integer network (export time; needs the train extra)
+- onnx_graph.py: an integer network as an ONNX graph that onnxruntime runs bit for bit like
+  the simulator (export time; needs `onnx`)
 - budget.py: flash, RAM, operations, energy and cycle estimates
-- c_export.py: the integer network as self-contained C99 (export --quantize --c), bit for bit
-  the same as network.py
+- c_export.py: the plain integer MRA-SNN as self-contained C99 (export --quantize --c), bit for
+  bit the same as network.py
 """
