@@ -161,8 +161,13 @@ def test_monitor_refuses_an_anomaly_model_of_another_window(tmp_path):
     assert len(lines) == 1 and "takes 1024-sample windows at 12000 Hz, the classifier" in lines[0], r.stderr
 
 
-def test_monitor_adds_the_anomaly_score_to_every_diagnosis(broker, cwru_dir):
+@pytest.mark.parametrize("classifier,quantized", [(None, False), ("ssnn-cwru10-int8", True)],
+                         ids=["default-and-float-detector", "integer-ssnn-and-integer-detector"])
+def test_monitor_adds_the_anomaly_score_to_every_diagnosis(broker, cwru_dir, classifier, quantized):
+    """Also the integer packs off the default path: ssnn's early-exit network as the classifier,
+    the integer detector beside it."""
     from edgesnn.monitor import Monitor
+    from edgesnn.runtime import Diagnoser
     from edgesnn.payloads import encode_waveform
     from edgesnn.sensors import cwru
     from edgesnn.split import region
@@ -182,8 +187,8 @@ def test_monitor_adds_the_anomaly_score_to_every_diagnosis(broker, cwru_dir):
             status.update(json.loads(msg.payload))
 
     listener = mqtt_listener(broker, f"{root}/#", on_message)
-    scorer = AnomalyScorer(shipped_esvae())
-    mon = Monitor(broker, root, anomaly=scorer)
+    scorer = AnomalyScorer(shipped_esvae(quantized))
+    mon = Monitor(broker, root, diagnoser=Diagnoser(classifier) if classifier else None, anomaly=scorer)
     with running_monitor(broker, mon) as pub:
         for label, x in clips.items():
             pub.publish(f"{root}/{label}/waveform", encode_waveform(0, 1_763_800_000.0, 12000, x), qos=1)
@@ -196,6 +201,7 @@ def test_monitor_adds_the_anomaly_score_to_every_diagnosis(broker, cwru_dir):
     for sensor, msg in received:
         assert msg["anomaly_model"] == scorer.model_id and msg["model"] == mon.diagnoser.model_id
         assert isinstance(msg["anomaly_score"], float) and msg["anomaly"] is (sensor == "ball_007"), msg
+        assert msg["label"] == sensor, msg
     assert status["anomaly_model"] == scorer.model_id and status["anomalies"] == 3
 
 
