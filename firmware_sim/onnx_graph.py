@@ -285,22 +285,45 @@ def _stages_from(b: _Builder, net: IntMRASNN, k: int, spikes: str, tables: dict)
     unsure = b.op("Greater", total, "exit_limit")
     go_on = b.op("Greater", b.op("ReduceMax", total, b.const([0], "axes", np.int64), keepdims=0), "exit_limit")
 
-    start = len(b.nodes)  # the else branch: built in place, then moved into the If
-    steps, c, length = net.stage_timesteps[k], net.blocks[k].conv.w.shape[0], net.lengths()[k + 1]
-    per_t = b.op("Reshape", spikes, b.const([steps, -1, c, length], "shape", np.int64))
-    rest = b.op("Reshape", b.op("Compress", per_t, unsure, axis=1), b.const([-1, c, length], "shape", np.int64))
-    later = _stages_from(b, net, k + 1, rest, tables)
-    where = b.op("Transpose", b.op("NonZero", unsure))  # [M, 1] rows of the unsure windows
-    merged = b.op("ScatterND", logits, where, later)
-    branch, b.nodes[start:] = b.nodes[start:], []
+    def later(kept: str) -> tuple[list, str]:  # the later stages, built in place, then moved into the If
+        start = len(b.nodes)
+        result = _stages_from(b, net, k + 1, kept, tables)
+        nodes, b.nodes[start:] = b.nodes[start:], []
+        return nodes, result
+
     out = b.name(f"exit{k}_logits")
-
-    def graph(nodes, result, name):
-        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(result, F64, None)])
-
-    b.op("If", go_on, out=out, then_branch=graph(branch, merged, f"stages_after_{k}"),
-         else_branch=graph([helper.make_node("Identity", [logits], [out + "_early"])], out + "_early", f"exit_{k}"))
+    shape = [net.stage_timesteps[k], net.blocks[k].conv.w.shape[0], net.lengths()[k + 1]]
+    b.nodes += per_window_exit(f"exit{k}/", logits, spikes, shape, unsure, go_on, later, F64, out)
     return out
+
+
+def per_window_exit(prefix: str, logits: str, spikes: str, shape: list[int], unsure: str, any_unsure: str,
+                    later, elem_type: int, out: str) -> list:
+    """The nodes of an early exit decided per window, after one stage of a shrinking network
+    (ssnn; its float export builds its graph with this too). `out` gets the stage's `logits`
+    [N, classes], except for the `unsure` windows ([N] bool): those are cut out of the stage's
+    `spikes` ([T*N, C, L]; `shape` = [T, C, L]) and go on through `later(name of their spikes)`,
+    which returns (its nodes, the name of their logits); those nodes run inside an If on
+    `any_unsure` and their logits are scattered back over the early ones."""
+    steps, c, length = shape
+    dims = lambda name, values: numpy_helper.from_array(np.array(values, dtype=np.int64), prefix + name)  # noqa: E731
+    go_on = [helper.make_node("Reshape", [spikes, prefix + "by_t"], [prefix + "spikes_t"]),
+             helper.make_node("Compress", [prefix + "spikes_t", unsure], [prefix + "kept_t"], axis=1),
+             helper.make_node("Reshape", [prefix + "kept_t", prefix + "flat"], [prefix + "kept"])]
+    nodes, later_logits = later(prefix + "kept")
+    go_on += nodes + [helper.make_node("NonZero", [unsure], [prefix + "rows_t"]),
+                      helper.make_node("Transpose", [prefix + "rows_t"], [prefix + "rows"]),  # [M, 1]
+                      helper.make_node("ScatterND", [logits, prefix + "rows", later_logits], [prefix + "merged"])]
+
+    def graph(nodes: list, result: str, name: str, initializer=()):
+        return helper.make_graph(nodes, prefix + name, [], [helper.make_tensor_value_info(result, elem_type, None)],
+                                 initializer=list(initializer))
+
+    return [helper.make_node("If", [any_unsure], [out],
+                             then_branch=graph(go_on, prefix + "merged", "go_on",
+                                               [dims("by_t", [steps, -1, c, length]), dims("flat", [-1, c, length])]),
+                             else_branch=graph([helper.make_node("Identity", [logits], [prefix + "early"])],
+                                               prefix + "early", "early"))]
 
 
 def build_onnx(net: IntMRASNN) -> onnx.ModelProto:

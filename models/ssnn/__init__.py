@@ -148,6 +148,8 @@ class EarlyExitSSNN(nn.Module):
         import onnx
         from onnx import TensorProto, compose, helper, numpy_helper
 
+        from edgesnn.firmware_sim.onnx_graph import per_window_exit
+
         stages, shapes, last = [], [], len(self.model.blocks) - 1
         inp = torch.zeros(1, 1, self.window)
         with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings.catch_warnings():
@@ -169,29 +171,21 @@ class EarlyExitSSNN(nn.Module):
         def leave_or_go_on(k: int, out: str) -> list:
             """Nodes that put each window's logits in `out`: stage k's where it is sure, else
             those of the later stages, run on the unsure windows only (when there are any)."""
-            p, (c, length) = f"exit{k}/", shapes[k]
-            steps = self.model.stage_timesteps[k]
-            shape = lambda name, dims: numpy_helper.from_array(np.array(dims, dtype=np.int64), p + name)  # noqa: E731
-            early = helper.make_graph([helper.make_node("Identity", [f"stage{k}/logits"], [p + "early"])], p + "early",
-                                      [], [helper.make_tensor_value_info(p + "early", TensorProto.FLOAT, None)])
-            rest = [helper.make_node("Reshape", [f"stage{k}/spikes", p + "by_t"], [p + "spikes_t"]),
-                    helper.make_node("Compress", [p + "spikes_t", p + "unsure"], [p + "kept_t"], axis=1),
-                    helper.make_node("Reshape", [p + "kept_t", p + "flat"], [p + "kept"])]
-            rest += stage_nodes(k + 1, p + "kept")
-            later = p + "later"
-            rest += (leave_or_go_on(k + 1, later) if k + 1 < last
-                     else [helper.make_node("Identity", [f"stage{k + 1}/logits"], [later])])
-            rest += [helper.make_node("NonZero", [p + "unsure"], [p + "rows_t"]),
-                     helper.make_node("Transpose", [p + "rows_t"], [p + "rows"]),
-                     helper.make_node("ScatterND", [f"stage{k}/logits", p + "rows", later], [p + "merged"])]
-            go_on = helper.make_graph(rest, p + "go_on", [], [helper.make_tensor_value_info(p + "merged", TensorProto.FLOAT, None)],
-                                      initializer=[shape("by_t", [steps, -1, c, length]), shape("flat", [-1, c, length])])
+            p = f"exit{k}/"
+
+            def later(kept: str) -> tuple[list, str]:
+                nodes = stage_nodes(k + 1, kept)
+                if k + 1 < last:
+                    return nodes + leave_or_go_on(k + 1, p + "later"), p + "later"
+                return nodes, f"stage{k + 1}/logits"
+
             return [helper.make_node("Softmax", [f"stage{k}/logits"], [p + "p"], axis=1),
                     helper.make_node("ReduceMax", [p + "p"], [p + "top"], axes=[1], keepdims=0),
                     helper.make_node("Less", [p + "top", "exit_threshold"], [p + "unsure"]),
                     helper.make_node("ReduceMin", [p + "top"], [p + "least"], keepdims=0),
                     helper.make_node("Less", [p + "least", "exit_threshold"], [p + "any_unsure"]),
-                    helper.make_node("If", [p + "any_unsure"], [out], then_branch=go_on, else_branch=early)]
+                    *per_window_exit(p, f"stage{k}/logits", f"stage{k}/spikes", [self.model.stage_timesteps[k], *shapes[k]],
+                                     p + "unsure", p + "any_unsure", later, TensorProto.FLOAT, out)]
 
         threshold = numpy_helper.from_array(np.array(self.threshold, dtype=np.float32), "exit_threshold")
         graph = helper.make_graph(
