@@ -35,7 +35,9 @@ def row(card: dict, seed: int, source: str) -> dict:
     if card.get("kind") == "anomaly":
         return out | {k: m[k] for k in ("test_auroc", "test_worst_auroc", "test_false_alarm_rate", "snr_-4db_auroc",
                                         "snr_-4db_detection_rate")}
-    return out | {"clean": m["test_accuracy"], **{f"{s} dB": m[f"snr_{s}db_accuracy"] for s in SNRS}}
+    float_clean = card.get("quantization", {}).get("float_metrics", {}).get("test_accuracy")
+    return out | {"clean": m["test_accuracy"], **{f"{s} dB": m[f"snr_{s}db_accuracy"] for s in SNRS},
+                  "float clean": float_clean if float_clean is not None else "-"}
 
 
 def score(path: Path, data: Path, tmp: Path) -> tuple[dict, dict]:

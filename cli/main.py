@@ -226,7 +226,7 @@ def export(
     need_training_extra()
     from edgesnn.card import read_card
     from edgesnn.dataset import load_task
-    from edgesnn.export import export_measured
+    from edgesnn.export import export_measured, integer_loss
     from edgesnn.training import load_checkpoint
 
     if quantize and data is None:
@@ -239,6 +239,9 @@ def export(
     task_data = load_task(data, cfg["task"], cfg["window"]) if data is not None else None
     card_path = export_measured(model, ckpt, out_dir, name, task_data, quantize, default)
     out.print(f"wrote {card_path.with_suffix('.onnx')} and {card_path}")
+    warning = integer_loss(read_card(card_path)) if quantize else None
+    if warning:
+        err.print(f"[yellow]warning:[/yellow] {card_path.name}: {warning}", soft_wrap=True)
     if c_source:
         from edgesnn.firmware_sim.c_export import write_c
         from edgesnn.firmware_sim.network import IntMRASNN

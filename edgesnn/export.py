@@ -204,6 +204,25 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
     return card_path
 
 
+# The integer network ships where it is as accurate as its float export: within this much clean
+# test-region accuracy (the rule by which the integer network became the default).
+MAX_INTEGER_LOSS = 0.003
+
+
+def integer_loss(card: dict) -> str | None:
+    """A one-line warning when a quantized classifier's card shows its integer network clearly
+    less accurate (clean, test region) than the float network it came from, else None."""
+    float_metrics = card.get("quantization", {}).get("float_metrics", {})
+    if "test_accuracy" not in float_metrics or "test_accuracy" not in card.get("metrics", {}):
+        return None
+    loss = float_metrics["test_accuracy"] - card["metrics"]["test_accuracy"]
+    if loss <= MAX_INTEGER_LOSS:
+        return None
+    return (f"the integer network is {100 * loss:.2f} points less accurate than the float one on the test region "
+            f"({card['metrics']['test_accuracy']:.4f} against {float_metrics['test_accuracy']:.4f}, more than "
+            f"{100 * MAX_INTEGER_LOSS:.1f}); ship the float export (without --quantize) or retrain")
+
+
 def card_metrics(r: dict) -> dict:
     """The card's `metrics` from an evaluation.evaluate result."""
     return {"test_accuracy": r["test_accuracy"], "test_windows": r["n_windows"],
