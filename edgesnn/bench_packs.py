@@ -98,7 +98,8 @@ def train_all(data: Path, out: Path, packs: list[str], progress=None, epochs: di
     import torch
 
     from edgesnn.dataset import load_task
-    from edgesnn.export import export_measured, quantizable
+    from edgesnn.card import read_card
+    from edgesnn.export import export_measured, integer_loss, quantizable
     from edgesnn.registry import pack_shape
     from edgesnn.training import TrainConfig, model_from_checkpoint, train
 
@@ -113,7 +114,8 @@ def train_all(data: Path, out: Path, packs: list[str], progress=None, epochs: di
         model = model_from_checkpoint(ckpt)
         if quantizable(model):
             cards[pack] = export_measured(model, ckpt, out / pack, f"{pack}-cwru10-int8", task, quantize=True)
-        else:  # a network the integer path does not cover ships as float
+        if not quantizable(model) or integer_loss(read_card(cards[pack])):
+            # a network the integer path does not cover, or whose integer form lost accuracy, as float
             cards[pack] = export_measured(model, ckpt, out / pack, f"{pack}-cwru10", task)
         torch.save(ckpt, out / pack / "checkpoint.pt")
     return cards
