@@ -57,7 +57,16 @@ def flash_bytes(net: IntMRASNN) -> dict:
     tables += sum(_requant_bytes(len(n.gate.m)) for n in neurons if n.gate is not None)
     tables += 2 * len(net.lut)  # int16 sigmoid table
     tables += 2 * len(net.exp_table) if net.exits else 0  # uint16 exp table of the early exits
+    return _flash(weights, tables)
+
+
+def _flash(weights: int, tables: int) -> dict:
     return {"weights": int(weights), "tables": int(tables), "total": int(weights + tables)}
+
+
+def _ram(buffers: dict, window: int) -> dict:
+    """RAM from the static buffers; the first is the caller's int16 input window."""
+    return {"buffers": buffers, "static": sum(buffers.values()) - 2 * window, "peak": sum(buffers.values())}
 
 
 def storage_bits(levels: int) -> int:
@@ -88,7 +97,7 @@ def ram_bytes(net: IntMRASNN) -> dict:
     mixed = [2 * c * lengths[k] for k, m in enumerate(net.mixes) if m is not None]
     if mixed:
         buffers["time-mixed input frame (int16)"] = max(mixed)
-    return {"buffers": buffers, "static": sum(buffers.values()) - 2 * net.window, "peak": sum(buffers.values())}
+    return _ram(buffers, net.window)
 
 
 def operations(net: IntMRASNN, stats: dict) -> dict:
@@ -139,10 +148,12 @@ def cycles(ops: dict, window_s: float) -> list[dict]:
 
 
 def budget(net: IntMRASNN, stats: dict, sample_rate_hz: float) -> dict:
-    ops = operations(net, stats)
-    return {"flash_bytes": flash_bytes(net), "ram_bytes": ram_bytes(net), "operations": ops,
-            "energy_pj": energy_pj(ops), "mcu": cycles(ops, net.window / sample_rate_hz),
-            "energy_constants_pj_45nm": ENERGY_PJ}
+    return _report(flash_bytes(net), ram_bytes(net), operations(net, stats), net.window / sample_rate_hz)
+
+
+def _report(flash: dict, ram: dict, ops: dict, window_s: float) -> dict:
+    return {"flash_bytes": flash, "ram_bytes": ram, "operations": ops, "energy_pj": energy_pj(ops),
+            "mcu": cycles(ops, window_s), "energy_constants_pj_45nm": ENERGY_PJ}
 
 
 def detector_budget(net, stats: dict, sample_rate_hz: float) -> dict:
@@ -164,8 +175,4 @@ def detector_budget(net, stats: dict, sample_rate_hz: float) -> dict:
     buffers = {"input window (int16, the caller's)": 2 * net.window, "int8 input": net.window,
                "power sums (int64)": 8 * net.bins, "target (int16)": 2 * net.bins,
                "currents and membranes (int16)": 4 * (2 * hidden + latent), "spike counts (uint8)": 2 * hidden + latent}
-    return {"flash_bytes": {"weights": int(weights), "tables": int(tables), "total": int(weights + tables)},
-            "ram_bytes": {"buffers": buffers, "static": sum(buffers.values()) - 2 * net.window,
-                          "peak": sum(buffers.values())},
-            "operations": ops, "energy_pj": energy_pj(ops), "mcu": cycles(ops, net.window / sample_rate_hz),
-            "energy_constants_pj_45nm": ENERGY_PJ}
+    return _report(_flash(weights, tables), _ram(buffers, net.window), ops, net.window / sample_rate_hz)
