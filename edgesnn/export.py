@@ -167,13 +167,14 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
     (the same network for firmware_sim and the C export) and the card. `calibration`: training-
     region windows [N, L]. Refuses unless onnxruntime and the simulator agree bit for bit on
     `check_windows` (real windows) and on random ones."""
+    from edgesnn.anomaly import is_anomaly_card
     from edgesnn.firmware_sim.onnx_graph import spike_encoding, write_checked
     from edgesnn.firmware_sim.quantize import quantize_esvae, quantize_mra_snn
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, fields = _to_ship(model)
-    detector = fields.get("kind") == "anomaly"
+    detector = is_anomaly_card(fields)
     net = quantize_esvae(model, calibration) if detector else quantize_mra_snn(model, ckpt["classes"], calibration)
     onnx_path, npz_path = out_dir / f"{name}.onnx", out_dir / f"{name}.npz"
     check = write_checked(net, onnx_path, check_windows, CHECK_WINDOWS, seed)

@@ -162,7 +162,7 @@ def detector_budget(net, stats: dict, sample_rate_hz: float) -> dict:
     counts adds its weights once per unit of count (accumulates); the decoder's first layer, fed
     by latent spike counts that are the same every step, runs once as MACs."""
     n, t = stats["windows"], net.timesteps
-    heads = (net.enc_in, net.enc_latent, net.dec_in, net.dec_out)
+    heads = net.heads()
     frames = (net.window - net.stft_w.shape[1]) // net.hop + 1
     hidden, latent = net.enc_in.w.shape[0], net.enc_latent.w.shape[0]
     weights = net.stft_w.size + sum(h.w.size for h in heads)

@@ -30,6 +30,7 @@ from edgesnn.firmware_sim.network import Head, _get_rq, _rq, firmware_path, lif_
 
 LOG_BITS = 7  # mantissa bits that index the log2 table
 MAX_EXPONENT = 62  # powers of two compared for the exponent (the power sum stays below 2**47)
+HEADS = ("enc_in", "enc_latent", "dec_in", "dec_out")  # the int8 linear layers, in the order they run
 
 
 def log2_table() -> np.ndarray:
@@ -59,6 +60,9 @@ class IntESVAE:
     dec_in: Head  # [hidden, latent]: latent spike counts -> Q8 current
     dec_out: Head  # [bins, hidden]: spike counts -> Q8 reconstruction
     log2: np.ndarray = field(default_factory=log2_table)
+
+    def heads(self) -> list[Head]:
+        return [getattr(self, name) for name in HEADS]
 
     @property
     def bins(self) -> int:
@@ -100,10 +104,9 @@ class IntESVAE:
 
     # ------------------------------------------------------------------ storage
     def save(self, path) -> None:
-        heads = {"enc_in": self.enc_in, "enc_latent": self.enc_latent, "dec_in": self.dec_in, "dec_out": self.dec_out}
         arrays = {"meta": np.array([self.window, self.timesteps, self.levels, self.s_in, self.hop]),
                   "stft_w": self.stft_w, "log2": self.log2, **_rq("target_rq", self.target_rq)}
-        for name, h in heads.items():
+        for name, h in zip(HEADS, self.heads()):
             arrays |= {f"{name}_w": h.w} | _rq(f"{name}_rq", h.rq)
         np.savez_compressed(path, **arrays)
 
@@ -111,7 +114,7 @@ class IntESVAE:
     def load(cls, path) -> "IntESVAE":
         with np.load(path) as a:
             window, timesteps, levels, s_in, hop = (int(v) for v in a["meta"])
-            heads = {n: Head(a[f"{n}_w"], _get_rq(a, f"{n}_rq")) for n in ("enc_in", "enc_latent", "dec_in", "dec_out")}
+            heads = {n: Head(a[f"{n}_w"], _get_rq(a, f"{n}_rq")) for n in HEADS}
             return cls(window, timesteps, levels, s_in, a["stft_w"], hop, _get_rq(a, "target_rq"), **heads,
                        log2=a["log2"].astype(np.int64))
 
