@@ -40,13 +40,15 @@ def run_all(args, partial: Path) -> list[dict]:
     from edgesnn.fleet.simulate import simulate
 
     base = FleetConfig(data=args.data, clients=args.clients, rounds=args.rounds, clients_per_round=args.per_round,
-                       local_steps=args.local_steps, credit_weight=args.credit_weight, target=args.target)
+                       local_steps=args.local_steps, credit_weight=args.credit_weight, target=args.target,
+                       explore=args.explore)
     runs = []
     for scenario in args.scenarios.split(","):
         for rule in args.rules.split(","):
             for seed in [int(s) for s in args.seeds.split(",")]:
                 rows = simulate(replace(base, scenario=scenario, selection=rule, seed=seed))["rounds"]
-                run = {"scenario": scenario, "rule": rule, "seed": seed,
+                label = f"{rule}_explore{args.explore}" if rule == "sfedca" and args.explore else rule
+                run = {"scenario": scenario, "rule": label, "seed": seed,
                        "accuracy": [r["test_accuracy"] for r in rows],
                        "bytes": {k: sum(r["bytes"].get(k, 0) for r in rows[1:])
                                  for k in ("model_down", "model_up", "stats_down", "stats_up")},
@@ -133,6 +135,7 @@ def main() -> None:
     ap.add_argument("--per-round", type=int, default=4)
     ap.add_argument("--local-steps", type=int, default=20)
     ap.add_argument("--credit-weight", type=float, default=1.0)
+    ap.add_argument("--explore", type=int, default=0, help="sfedca's places per round filled at random")
     ap.add_argument("--target", default="fleet", help="sfedca's class-mix target: fleet or uniform")
     ap.add_argument("--out", default="benchmarks/results/fleet_selection")
     ap.add_argument("--summarize", help="re-summarize a JSON written by this script (no runs)")

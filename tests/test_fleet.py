@@ -15,7 +15,8 @@ from edgesnn.dataset import load_task  # noqa: E402
 from edgesnn.fleet.activity import credit, firing_state  # noqa: E402
 from edgesnn.fleet.partition import partition, training_windows  # noqa: E402
 from edgesnn.fleet.selection import ClientView, sfedca_scores, sfedca_selection  # noqa: E402
-from edgesnn.fleet.strategy import reported_state, screen_update  # noqa: E402
+from edgesnn.errors import EdgesnnError  # noqa: E402
+from edgesnn.fleet.strategy import SelectionSettings, reported_state, screen_update  # noqa: E402
 from edgesnn.registry import create_model  # noqa: E402
 from conftest import run_cli  # noqa: E402
 
@@ -69,6 +70,19 @@ def test_sfedca_picks_clients_that_together_cover_the_fleet():
     scores = sfedca_scores(views)
     assert scores[6] == 0.0 and scores[7] == max(scores.values())
 
+
+
+def test_sfedca_explore_fills_its_places_from_clients_the_greedy_passed_over():
+    views = {k: _view([1 / 3] * 3, after_mix=np.eye(3)[k % 3]) for k in range(1, 11)}
+    greedy = sfedca_selection(views, 3, target="uniform")
+    drawn = set()
+    for seed in range(20):
+        chosen = sfedca_selection(views, 3, target="uniform", explore=1, rng=np.random.default_rng(seed))
+        assert len(set(chosen)) == 3 and chosen[:2] == greedy[:2]  # the greedy's first two, then a random one
+        drawn.add(chosen[2])
+    assert not drawn & set(greedy[:2]) and len(drawn) > 3
+    with pytest.raises(EdgesnnError, match="explore"):
+        SelectionSettings("sfedca", clients_per_round=4, explore=5)
 
 def test_firing_state_has_one_rate_vector_per_spiking_layer_and_class_probabilities():
     model = create_model("mra_snn", n_classes=10, window=2048, timesteps=1, bits=2)

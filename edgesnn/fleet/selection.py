@@ -16,7 +16,9 @@ Greedily, m times, add the client that maximises
   J(S) = credit_weight * mean_{k in S} c_k / max_j c_j  -  TV(sum_S n_k q_k / sum_S n_k, pi)
 i.e. clients that carry what the global model lacks, chosen so that the round's pooled data has
 the class mix pi. target "fleet": pi = sum_k n_k q_k / sum_k n_k, the whole fleet's estimated
-mix (a round that looks like the fleet); "uniform": every class alike. README "Fleet" has the
+mix (a round that looks like the fleet); "uniform": every class alike. With `explore` = e > 0,
+the greedy fills m - e places and the last e go to clients drawn uniformly from the rest
+(epsilon-greedy: estimates of clients the greedy passes over are refreshed). README "Fleet" has the
 measurements that chose the default. No label or label count reaches the server: q_k comes from
 model outputs (an estimate of the class mix, by design).
 """
@@ -70,7 +72,7 @@ TARGETS = ("fleet", "uniform")
 
 
 def sfedca_selection(views: dict[int, ClientView], m: int, credit_weight: float = 1.0,
-                     target: str = "fleet") -> list[int]:
+                     target: str = "fleet", explore: int = 0, rng: np.random.Generator | None = None) -> list[int]:
     ids = list(views)
     credits = sfedca_scores(views)
     top = max(credits.values()) or 1.0
@@ -82,10 +84,12 @@ def sfedca_selection(views: dict[int, ClientView], m: int, credit_weight: float 
     else:
         pi = np.full(len(mix[ids[0]]), 1.0 / len(mix[ids[0]]))
     chosen: list[int] = []
-    while len(chosen) < min(m, len(ids)):
+    while len(chosen) < min(m - explore, len(ids)):
         def gain(k):
             s = chosen + [k]
             pooled = sum(n[j] * mix[j] for j in s) / sum(n[j] for j in s)
             return credit_weight * np.mean([c[j] for j in s]) - _tv(pooled, pi)
         chosen.append(max((k for k in ids if k not in chosen), key=gain))
+    if explore:
+        chosen += random_selection([k for k in ids if k not in chosen], explore, rng or np.random.default_rng())
     return chosen

@@ -42,6 +42,7 @@ class FleetConfig:
     candidates: int = 8
     credit_weight: float = 1.0
     target: str = "fleet"
+    explore: int = 0  # sfedca: places per round filled at random
     stat_windows: int = 64  # windows a client runs the global model on for its statistics
     round_timeout: float = 600.0  # seconds a round waits for devices; late ones count as no-reply
     # local training
@@ -115,7 +116,7 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
     template = {k: len(v) for k, v in firing_state(eval_model, np.zeros((1, cfg.window), np.float32)).items()}
     strategy = FleetStrategy(
         SelectionSettings(cfg.selection, cfg.clients_per_round, cfg.candidates, cfg.credit_weight, cfg.target,
-                          seed=cfg.seed),
+                          cfg.explore, seed=cfg.seed),
         cfg.client_config(len(data.classes)), min_available_nodes=min(cfg.clients, cfg.clients_per_round),
         timeout=cfg.round_timeout, state_template=template, max_rate=2.0**cfg.bits - 1,
         uniform_weights=cfg.dp_clip > 0)

@@ -36,6 +36,7 @@ class SelectionSettings:
     candidates: int = 8  # power_of_choice's d
     credit_weight: float = 1.0  # sfedca: credit against balance
     target: str = "fleet"  # sfedca: the class mix a round aims at (selection.TARGETS)
+    explore: int = 0  # sfedca: places a round fills at random (epsilon-greedy)
     norm_factor: float = 5.0
     seed: int = 0
 
@@ -44,6 +45,8 @@ class SelectionSettings:
             raise EdgesnnError(f"unknown selection {self.rule!r}; use one of {', '.join(RULES)}")
         if self.target not in TARGETS:
             raise EdgesnnError(f"unknown SFedCA target {self.target!r}; use one of {', '.join(TARGETS)}")
+        if not 0 <= self.explore <= self.clients_per_round:
+            raise EdgesnnError(f"explore must be 0..{self.clients_per_round} (clients per round), not {self.explore}")
 
 
 def reported_state(record: ConfigRecord, template: dict[str, int] | None = None,
@@ -207,7 +210,7 @@ class FleetStrategy(FedAvg):
             answers = self._query(grid, nodes, arrays, cfg, "state", log)
             views = {k: ClientView(a["n"], a["state"], self.after.get(k)) for k, a in answers.items()}
             if views:
-                chosen = sfedca_selection(views, s.clients_per_round, s.credit_weight, s.target)
+                chosen = sfedca_selection(views, s.clients_per_round, s.credit_weight, s.target, s.explore, self.rng)
         if not chosen:  # random selection, or no usable statistics this round
             chosen = random_selection(nodes, s.clients_per_round, self.rng)
         log.selected = chosen
