@@ -100,11 +100,12 @@ def print_table(summary: list[dict], rounds: int) -> None:
               f"{s['mb_models']:9.1f} {s['mb_stats_down']:11.1f} {s['mb_stats_up']:11.2f} {s['stats_cpu_seconds']:11.1f}")
     print(f"('-': not reached in {rounds} rounds; a mean with '-' is inf)")
     for scenario in dict.fromkeys(s["scenario"] for s in summary):
-        ours = next((s for s in summary if s["scenario"] == scenario and s["rule"] == "sfedca"), None)
         rnd = next((s for s in summary if s["scenario"] == scenario and s["rule"] == "random"), None)
-        if ours and rnd:
+        for ours in (s for s in summary if s["scenario"] == scenario and s["rule"].startswith("sfedca")):
+            if rnd is None:
+                break
             for key, name in (("rounds_to_target", "first round"), ("rounds_to_target_mean5", "5-round mean")):
-                print(f"{scenario}: sfedca / random rounds to {TARGET:.0%} ({name}) = "
+                print(f"{scenario}: {ours['rule']} / random rounds to {TARGET:.0%} ({name}) = "
                       f"{_ratio(ours[key], rnd[key], rounds)} (target <= 0.75)")
 
 
