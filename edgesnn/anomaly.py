@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgesnn.card import model_id, read_card, resolve_card
+from edgesnn.card import check_outputs, model_id, read_card, resolve_card
 from edgesnn.errors import EdgesnnError
 from edgesnn.runtime import MAX_BATCH, onnx_session
 from edgesnn.signal import add_noise
@@ -96,14 +96,17 @@ class AnomalyScorer:
             raise EdgesnnError(f"{self.card_path}: not an anomaly model (its card has no \"kind\": \"anomaly\"); "
                                "a classifier goes to --model")
         self.session = onnx_session(self.card["_onnx_path"], threads)
+        check_outputs(self.card_path, self.card, self.session, 1)
         self.input_name = self.session.get_inputs()[0].name
         self.batch = MAX_BATCH
         self.window: int = int(self.card["window"])
         self.sample_rate_hz: float = float(self.card["sample_rate_hz"])
         self.model_id = model_id(self.card)
+        if threshold is not None and not np.isfinite(threshold):
+            raise EdgesnnError(f"anomaly threshold {threshold}: not a finite number")
         self.threshold = float(threshold if threshold is not None else self.card.get("threshold", np.nan))
         if not np.isfinite(self.threshold):
-            raise EdgesnnError(f"{self.card_path}: the card has no threshold; give one")
+            raise EdgesnnError(f"{self.card_path}: the card has no threshold; give one with --anomaly-threshold")
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         """x: [N, L] or [N, 1, L] float32 -> scores [N]."""

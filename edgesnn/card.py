@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from edgesnn.errors import EdgesnnError
 from edgesnn.labels import fault_type
 from edgesnn.sensors.cwru import sha256_of
+from edgesnn.signal import MAX_FS_HZ, MIN_FS_HZ
 
 FORMAT = "edgesnn-model-card/1"
 REQUIRED = ("format", "name", "onnx", "onnx_sha256", "classes", "sample_rate_hz", "window",
@@ -30,11 +32,9 @@ def read_card(path: Path) -> dict:
         raise EdgesnnError(f"{path}: model card lacks {', '.join(missing)}")
     if card["format"] != FORMAT:
         raise EdgesnnError(f"{path}: card format {card['format']!r} is not {FORMAT!r}")
-    try:
-        for label in card["classes"]:
-            fault_type(label)
-    except ValueError as exc:
-        raise EdgesnnError(f"{path}: {exc}") from None
+    _check_fields(path, card)
+    if not isinstance(card["onnx"], str) or Path(card["onnx"]).name != card["onnx"]:
+        raise EdgesnnError(f"{path}: card field onnx must name a file beside the card, not {card['onnx']!r}")
     onnx_path = path.parent / card["onnx"]
     if not onnx_path.is_file():
         raise EdgesnnError(f"{onnx_path}: ONNX file named by the card is missing")
@@ -42,6 +42,49 @@ def read_card(path: Path) -> dict:
         raise EdgesnnError(f"{onnx_path}: sha256 differs from its card; the model is corrupt or replaced")
     card["_onnx_path"] = str(onnx_path)
     return card
+
+
+# A card's numbers size the buffers of every window (a monitor allocates by them), so they are
+# checked before anything runs: the window within what any edgesnn model uses, the rate within
+# what a recording may declare.
+MAX_WINDOW = 1 << 16
+
+
+def _check_fields(path: Path, card: dict) -> None:
+    def whole(key: str, lo: int, hi: int) -> None:
+        value = card[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise EdgesnnError(f"{path}: card field {key} is {value!r}, not a whole number in {lo}..{hi}")
+
+    whole("window", 16, MAX_WINDOW)
+    whole("timesteps", 1, 64)
+    whole("spike_bits", 0, 16)
+    rate = card["sample_rate_hz"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not MIN_FS_HZ <= rate <= MAX_FS_HZ:
+        raise EdgesnnError(f"{path}: card field sample_rate_hz is {rate!r}, not in {MIN_FS_HZ:g}..{MAX_FS_HZ:g} Hz")
+    classes = card["classes"]
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise EdgesnnError(f"{path}: card field classes must be a non-empty list of class names")
+    try:
+        for label in classes:
+            fault_type(label)
+    except ValueError as exc:
+        raise EdgesnnError(f"{path}: {exc}") from None
+    threshold = card.get("threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not math.isfinite(threshold)):
+        raise EdgesnnError(f"{path}: card field threshold is {threshold!r}, not a finite number")
+
+
+def check_outputs(card_path, card: dict, session, outputs: int | None) -> None:
+    """The ONNX graph takes the card's window and gives `outputs` values per window (None: any);
+    a card that says otherwise would fail on the first window, so it fails here, in one line."""
+    shape = session.get_inputs()[0].shape
+    if isinstance(shape[-1], int) and shape[-1] != card["window"]:
+        raise EdgesnnError(f"{card_path}: the card says window {card['window']}, its ONNX graph takes {shape[-1]}")
+    shape = session.get_outputs()[0].shape
+    if outputs is not None and isinstance(shape[-1], int) and shape[-1] != outputs:
+        raise EdgesnnError(f"{card_path}: the card lists {outputs} classes, its ONNX graph gives {shape[-1]} outputs")
 
 
 def write_card(path: Path, card: dict) -> None:

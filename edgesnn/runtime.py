@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgesnn.card import default_card_path, model_id, read_card, resolve_card
+from edgesnn.card import check_outputs, default_card_path, model_id, read_card, resolve_card
 from edgesnn.errors import EdgesnnError
 
 
@@ -40,8 +40,9 @@ class Diagnoser:
         self.card = read_card(self.card_path)
         if self.card.get("kind") == "anomaly":  # scores windows, has no classes to diagnose
             raise EdgesnnError(f"{self.card_path}: an anomaly model, not a classifier; "
-                               "run it beside one with `edgesnn monitor --anomaly-model`")
+                               "run it beside a classifier with --anomaly-model (infer or monitor)")
         self.session = onnx_session(self.card["_onnx_path"], threads)
+        check_outputs(self.card_path, self.card, self.session, len(self.card["classes"]))
         self.input_name = self.session.get_inputs()[0].name
         self.classes: list[str] = list(self.card["classes"])
         self.window: int = int(self.card["window"])

@@ -158,7 +158,10 @@ def test_monitor_refuses_an_anomaly_model_of_another_window(tmp_path):
                 "--broker", "mqtt://127.0.0.1:1")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "takes 1024-sample windows at 12000 Hz, the classifier" in lines[0], r.stderr
+    assert len(lines) == 1 and "the card says window 1024, its ONNX graph takes 2048" in lines[0], r.stderr
+    # a consistent detector of another window than the classifier's is refused beside it
+    with pytest.raises(EdgesnnError, match="takes 2048-sample windows at 12000 Hz, the classifier x 1024 at 12000"):
+        AnomalyScorer(shipped_esvae()).check_matches(1024, 12000, "the classifier x")
 
 
 @pytest.mark.parametrize("classifier,quantized", [(None, False), ("ssnn-cwru10-int8", True)],

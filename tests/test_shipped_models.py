@@ -24,6 +24,22 @@ def test_exactly_one_default_and_every_card_verifies():
         assert card["command"].startswith("edgesnn train")
 
 
+@pytest.mark.parametrize("change,message", [
+    ({"window": 0}, "card field window is 0"),
+    ({"sample_rate_hz": -12000}, "card field sample_rate_hz is -12000"),
+    ({"classes": []}, "card field classes must be a non-empty list"),
+    ({"classes": ["normal", "ball_007"]}, "the card lists 2 classes, its ONNX graph gives 10 outputs"),
+    ({"window": 1024}, "the card says window 1024, its ONNX graph takes 2048"),
+    ({"onnx": "../wdcnn/wdcnn-cwru10.onnx"}, "card field onnx must name a file beside the card"),
+], ids=["window-0", "negative-rate", "no-classes", "classes-vs-outputs", "window-vs-graph", "onnx-elsewhere"])
+def test_an_inconsistent_card_is_refused_in_one_line_before_any_window(tmp_path, change, message):
+    card = json.loads(default_card_path().read_text())
+    (tmp_path / card["onnx"]).write_bytes((default_card_path().parent / card["onnx"]).read_bytes())
+    (tmp_path / "card.json").write_text(json.dumps(card | change))
+    r = run_cli("infer", "--model", tmp_path / "card.json", "missing.npy", "--fs", "12000")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+
+
 CLASSIFIERS = sorted(p.stem for p in shipped_cards() if json.loads(p.read_text()).get("kind", "classifier") == "classifier")
 
 
