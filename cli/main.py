@@ -255,7 +255,7 @@ def infer(
     path: Path = typer.Argument(..., help="recording: .mat, .csv, .npy or .wav"),
     fs: Optional[float] = typer.Option(None, help="sample rate in Hz (a .wav file carries its own)"),
     model: Optional[Path] = typer.Option(None, help="model card (.json); default: the shipped default model"),
-    variable: Optional[str] = typer.Option(None, help="variable (.mat), column name or index (.csv/.npy)"),
+    variable: Optional[str] = typer.Option(None, help="variable (.mat; NAME:INDEX for one channel of a matrix), column name or index (.csv), channel (.npy/.wav)"),
     hop: Optional[int] = typer.Option(None, min=1, help="samples between windows (default: one window)"),
     anomaly_model: Optional[Path] = typer.Option(None, help="card of an anomaly model (e.g. the shipped esvae) "
                                                             "scoring the same windows"),
@@ -578,7 +578,7 @@ def sensors_replay(
     frame_ms: float = typer.Option(100.0, min=1.0, help="milliseconds of signal per frame"),
     speed: float = typer.Option(1.0, min=0.0, help="x real time (0: as fast as possible)"),
     seconds: Optional[float] = typer.Option(None, min=0.0, help="stop after this much signal"),
-    variable: Optional[str] = typer.Option(None, help="variable (.mat) or column (.csv/.npy)"),
+    variable: Optional[str] = typer.Option(None, help="variable (.mat; NAME:INDEX for one channel of a matrix), column name or index (.csv), channel (.npy/.wav)"),
     ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):

@@ -13,6 +13,26 @@ from edgesnn.signal import check_fs, resample
 FORMATS = (".mat", ".csv", ".npy", ".wav")
 
 
+def _channel(x: np.ndarray, index: str | None, where: str) -> np.ndarray:
+    """One channel of `x`: a vector (a [1, N] or [N, 1] matrix too) as it is; of a [N, C] or
+    [C, N] matrix (channels on the shorter axis) the one `index` names. Never several channels
+    run together, which would read as one signal of the wrong length."""
+    if x.dtype.kind not in "fiu":
+        raise EdgesnnError(f"{where}: holds {x.dtype} values, not numbers")
+    if x.ndim <= 1 or sum(n > 1 for n in x.shape) <= 1:
+        if index not in (None, "0"):
+            raise EdgesnnError(f"{where}: one channel; there is no channel {index!r}")
+        return x.ravel()
+    if x.ndim > 2:
+        raise EdgesnnError(f"{where}: a {x.ndim}-D array {x.shape}; give one channel (a vector or a 2-D channel matrix)")
+    channels = min(x.shape)
+    if index is None:
+        raise EdgesnnError(f"{where}: {channels} channels {x.shape}; choose one with --variable")
+    if not index.isdigit() or int(index) >= channels:
+        raise EdgesnnError(f"{where}: channel {index!r} is not one of 0..{channels - 1}")
+    return x[:, int(index)] if x.shape[0] > x.shape[1] else x[int(index)]
+
+
 def _from_mat(path: Path, variable: str | None) -> np.ndarray:
     import scipy.io
 
@@ -24,6 +44,9 @@ def _from_mat(path: Path, variable: str | None) -> np.ndarray:
         raise EdgesnnError(f"{path}: not a readable MATLAB file ({exc})") from None
     arrays = {k: v for k, v in mat.items() if not k.startswith("__") and isinstance(v, np.ndarray)
               and v.dtype.kind in "fiu" and v.size > 1}
+    channel = None
+    if variable is not None and ":" in variable:  # NAME:CHANNEL picks a column of a matrix
+        variable, channel = variable.rsplit(":", 1)
     if variable is None:
         # CWRU convention: the drive-end signal of "..._105.mat" is X105_DE_time.
         if m := re.search(r"(\d+)\.mat$", path.name):
@@ -32,44 +55,67 @@ def _from_mat(path: Path, variable: str | None) -> np.ndarray:
                 variable = own
         if variable is None:
             if len(arrays) != 1:
-                raise EdgesnnError(f"{path}: several signals ({', '.join(sorted(arrays))}); choose one with --variable")
+                raise EdgesnnError(f"{path}: {len(arrays)} numeric variables ({', '.join(sorted(arrays)) or 'none'}); "
+                                   "choose one with --variable" if arrays else f"{path}: no numeric variable")
             variable = next(iter(arrays))
     if variable not in arrays:
         raise EdgesnnError(f"{path}: no numeric variable {variable!r}; it has {', '.join(sorted(arrays)) or 'none'}")
-    return arrays[variable]
+    x = arrays[variable]
+    if channel is None and sum(n > 1 for n in x.shape) > 1:
+        raise EdgesnnError(f"{path}: {variable} holds {min(x.shape)} channels {x.shape}; "
+                           f"choose one with --variable {variable}:CHANNEL")
+    return _channel(x, channel, f"{path}: {variable}")
 
 
 def _is_number(text: str) -> bool:
     try:
-        float(text)
+        float(text.replace(",", "."))
     except ValueError:
         return False
     return True
 
 
 def _from_csv(path: Path, variable: str | None) -> np.ndarray:
-    with open(path) as f:
-        first = f.readline()
-    delimiter = ";" if ";" in first else ","
-    has_header = not all(_is_number(cell) for cell in first.strip().split(delimiter))
+    """A column of a comma-, semicolon- or tab-separated file, by header name or by index; a cell that
+    is not a number is refused where it is, not read as NaN."""
     try:
-        data = np.genfromtxt(path, delimiter=delimiter, names=True if has_header else None, dtype=np.float64)
-    except ValueError as exc:
-        raise EdgesnnError(f"{path}: not a numeric CSV ({exc})") from None
-    if has_header:
-        names = data.dtype.names
-        if variable is None:
-            if len(names) != 1:
-                raise EdgesnnError(f"{path}: several columns ({', '.join(names)}); choose one with --variable")
-            variable = names[0]
-        if variable not in names:
-            raise EdgesnnError(f"{path}: no column {variable!r}; it has {', '.join(names)}")
-        return np.asarray(data[variable])
-    data = np.atleast_2d(data.T).T if data.ndim == 1 else data
-    column = int(variable) if variable is not None else 0
-    if data.ndim == 2 and data.shape[1] > 1 and variable is None:
-        raise EdgesnnError(f"{path}: {data.shape[1]} columns; choose one with --variable INDEX")
-    return data[:, column] if data.ndim == 2 else data
+        with open(path, encoding="utf-8-sig") as f:
+            lines = [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
+    except UnicodeDecodeError:
+        raise EdgesnnError(f"{path}: not a text CSV file (not UTF-8)") from None
+    if not lines:
+        raise EdgesnnError(f"{path}: the CSV file is empty")
+    first = lines[0][1]
+    delimiter = next((d for d in ";\t" if d in first), ",")
+    numbers = [n for n, _ in lines]
+    cells = [[c.strip().strip('"') for c in line.split(delimiter)] for _, line in lines]
+    header = None if all(_is_number(c) for c in cells[0]) else cells.pop(0)
+    if header:
+        numbers.pop(0)
+    if not cells:
+        raise EdgesnnError(f"{path}: the CSV file has a header and no data")
+    width = len(header) if header else len(cells[0])
+    names = header or [str(i) for i in range(width)]
+    if variable is None:
+        if width != 1:
+            raise EdgesnnError(f"{path}: {width} columns ({', '.join(names)}); choose one with --variable NAME or INDEX")
+        column = 0
+    elif variable in names:
+        column = names.index(variable)
+    elif variable.isdigit() and int(variable) < width:
+        column = int(variable)
+    else:
+        raise EdgesnnError(f"{path}: no column {variable!r}; it has {', '.join(names)} (or an index 0..{width - 1})")
+    values = np.empty(len(cells))
+    for i, row in enumerate(cells):
+        try:
+            values[i] = float(row[column].replace(",", ".") if delimiter == ";" else row[column])  # 0,5 where ; separates
+        except (IndexError, ValueError):
+            line = numbers[i]
+            raise EdgesnnError(f"{path}: line {line}, column {names[column]}: "
+                               f"{row[column].strip()[:20]!r} is not a number" if column < len(row) else
+                               f"{path}: line {line} has {len(row)} columns, not {width}") from None
+    return values
 
 
 def _from_npy(path: Path, variable: str | None) -> np.ndarray:
@@ -77,11 +123,7 @@ def _from_npy(path: Path, variable: str | None) -> np.ndarray:
         x = np.load(path, allow_pickle=False)
     except Exception as exc:
         raise EdgesnnError(f"{path}: not a readable .npy file ({exc})") from None
-    if x.ndim == 2 and min(x.shape) > 1:
-        if variable is None:
-            raise EdgesnnError(f"{path}: {x.shape} array; choose a channel with --variable INDEX")
-        x = x[:, int(variable)] if x.shape[0] > x.shape[1] else x[int(variable)]
-    return x
+    return _channel(x, variable, str(path))
 
 
 def read_recording(path: str | Path, fs: float | None = None, target_fs: float | None = None,
@@ -104,8 +146,7 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
         if fs is not None and abs(fs - file_fs) > 1e-6:
             raise EdgesnnError(f"{path}: --fs {fs:g} contradicts the file's own rate {file_fs} Hz")
         fs = float(file_fs)
-        if x.ndim == 2:
-            x = x[:, int(variable or 0)]
+        x = _channel(x, variable, str(path))
         if x.dtype.kind in "iu":  # integer PCM: full scale to +-1
             x = x / float(np.iinfo(x.dtype).max)
     elif suffix == ".mat":

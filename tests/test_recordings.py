@@ -22,8 +22,10 @@ def test_csv_with_header_and_column(tmp_path):
     np.savetxt(p, np.stack([SIGNAL, 2 * SIGNAL], 1), delimiter=",", header="de,fe", comments="")
     x, _ = read_recording(p, fs=12_000, variable="fe")
     np.testing.assert_allclose(x, 2 * SIGNAL, rtol=1e-5, atol=1e-6)
-    with pytest.raises(EdgesnnError, match="several columns"):
+    with pytest.raises(EdgesnnError, match="2 columns"):
         read_recording(p, fs=12_000)
+    x, _ = read_recording(p, fs=12_000, variable="1")  # a column by index, as by name
+    np.testing.assert_allclose(x, 2 * SIGNAL, rtol=1e-5, atol=1e-6)
     with pytest.raises(EdgesnnError, match="no column 'x'"):
         read_recording(p, fs=12_000, variable="x")
 
@@ -74,3 +76,44 @@ def test_nan_unsupported_and_missing(tmp_path):
         read_recording(q, fs=12_000)
     with pytest.raises(EdgesnnError, match="not found"):
         read_recording(tmp_path / "none.npy", fs=12_000)
+
+
+def test_csv_cells_that_are_not_numbers_are_named_where_they_are(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text("t,acc\n0,0.5\n1,oops\n")
+    with pytest.raises(EdgesnnError, match="line 3, column acc: 'oops' is not a number"):
+        read_recording(p, fs=12_000, variable="acc")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(EdgesnnError, match="empty"):
+        read_recording(tmp_path / "empty.csv", fs=12_000)
+    (tmp_path / "bin.csv").write_bytes(bytes(range(128, 256)))
+    with pytest.raises(EdgesnnError, match="not UTF-8"):
+        read_recording(tmp_path / "bin.csv", fs=12_000)
+    # semicolons separate, commas are decimal points (a European spreadsheet's export)
+    (tmp_path / "eu.csv").write_text("acc;rpm\n" + "".join(f"{v:.6f};1797\n".replace(".", ",") for v in SIGNAL[:50]))
+    x, _ = read_recording(tmp_path / "eu.csv", fs=12_000, variable="acc")
+    np.testing.assert_allclose(x, SIGNAL[:50], atol=1e-6)
+
+
+def test_several_channels_are_never_run_together(tmp_path):
+    both = np.stack([SIGNAL, -SIGNAL], 1)
+    scipy.io.savemat(tmp_path / "rec.mat", {"acc": both})
+    with pytest.raises(EdgesnnError, match="acc holds 2 channels .* --variable acc:CHANNEL"):
+        read_recording(tmp_path / "rec.mat", fs=12_000)
+    x, _ = read_recording(tmp_path / "rec.mat", fs=12_000, variable="acc:1")
+    np.testing.assert_allclose(x, -SIGNAL)
+    np.save(tmp_path / "ch.npy", both.T)  # channels first
+    with pytest.raises(EdgesnnError, match="2 channels"):
+        read_recording(tmp_path / "ch.npy", fs=12_000)
+    with pytest.raises(EdgesnnError, match="channel '2' is not one of 0..1"):
+        read_recording(tmp_path / "ch.npy", fs=12_000, variable="2")
+    np.testing.assert_allclose(read_recording(tmp_path / "ch.npy", fs=12_000, variable="1")[0], -SIGNAL)
+    np.save(tmp_path / "cube.npy", np.zeros((2, 100, 2)))
+    with pytest.raises(EdgesnnError, match="3-D array"):
+        read_recording(tmp_path / "cube.npy", fs=12_000)
+    wavfile.write(tmp_path / "st.wav", 12_000, (both / 5 * 32767).astype(np.int16))
+    with pytest.raises(EdgesnnError, match="2 channels"):
+        read_recording(tmp_path / "st.wav")
+    np.save(tmp_path / "text.npy", np.array(["a", "b"]))
+    with pytest.raises(EdgesnnError, match="not numbers"):
+        read_recording(tmp_path / "text.npy", fs=12_000)
