@@ -87,6 +87,8 @@ def compare_with_pytorch(model: torch.nn.Module, onnx_path: Path, x: np.ndarray)
 
 
 def check_export(check: dict, where: Path) -> None:
+    if not np.isfinite(check["max_deviation"]):  # NaN compares false with any tolerance
+        raise EdgesnnError(f"{where}: the model gives NaN or infinite outputs")
     if check["argmax_agreement"] < 1.0:
         raise EdgesnnError(f"{where}: ONNX and PyTorch disagree on the class of "
                            f"{1 - check['argmax_agreement']:.1%} of random windows")

@@ -170,13 +170,25 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     path = Path(path)
     if not path.is_file():
         raise EdgesnnError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # weights_only: a checkpoint is data (tensors, numbers, strings); unpickling code would run it
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise EdgesnnError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+        raise EdgesnnError(f"{path}: not a readable checkpoint, or one holding more than tensors and "
+                           f"plain values ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "edgesnn-checkpoint/1":
         raise EdgesnnError(f"{path}: not an edgesnn checkpoint")
-    return model_from_checkpoint(ckpt), ckpt
+    cfg = ckpt.get("config")
+    if (not isinstance(cfg, dict) or not all(k in cfg for k in ("pack", "window", "timesteps", "bits"))
+            or not isinstance(ckpt.get("classes"), list) or not isinstance(ckpt.get("state_dict"), dict)):
+        raise EdgesnnError(f"{path}: an edgesnn checkpoint without its config, classes or weights")
+    for name, tensor in ckpt["state_dict"].items():
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise EdgesnnError(f"{path}: weights {name} hold NaN or infinite values (did training diverge?)")
+    try:
+        return model_from_checkpoint(ckpt), ckpt
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        raise EdgesnnError(f"{path}: its weights do not fit the {cfg['pack']} network it names "
+                           f"({str(exc).splitlines()[0][:160]})") from None
 
 
 def model_from_checkpoint(ckpt: dict, device: str = "cpu") -> nn.Module:

@@ -65,3 +65,36 @@ def test_bad_input_is_one_line(files, case):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert message in lines[0]
+
+
+class _Payload:
+    """Unpickling this runs code: a checkpoint must never be loaded that way."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_bad_checkpoints_are_refused_and_never_run_code(tmp_path):
+    torch = pytest.importorskip("torch")
+    from edgesnn.registry import create_model
+
+    state = create_model("wdcnn", n_classes=10, window=2048).state_dict()
+    good = {"format": "edgesnn-checkpoint/1", "classes": [f"c{i}" for i in range(10)], "state_dict": state,
+            "config": {"pack": "wdcnn", "window": 2048, "timesteps": 1, "bits": 0}}
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    cases = {
+        "nan.pt": (good | {"state_dict": state | {name: state[name] * float("nan")}}, f"weights {name} hold NaN"),
+        "noconfig.pt": ({k: v for k, v in good.items() if k != "config"}, "without its config, classes or weights"),
+        "misfit.pt": (good | {"classes": ["c0", "c1"]}, "its weights do not fit the wdcnn network"),
+        "code.pt": (good | {"history": _Payload(tmp_path / "ran")}, "holding more than tensors and plain values"),
+    }
+    for file, (ckpt, message) in cases.items():
+        torch.save(ckpt, tmp_path / file)
+        for command in ("export", "eval"):
+            r = run_cli(command, tmp_path / file, "--out", tmp_path / "out")
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 2 and len(lines) == 1 and message in lines[0], (file, r.stderr)
+    assert not (tmp_path / "ran").exists()
