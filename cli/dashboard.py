@@ -7,6 +7,7 @@ import time
 from rich.table import Table
 
 from edgesnn.labels import fault_type
+from edgesnn.signal import NO_SIGNAL
 
 
 def sensor_table(monitor, limit: int = 40) -> Table:
@@ -24,7 +25,8 @@ def sensor_table(monitor, limit: int = 40) -> Table:
         state = monitor.health[sensor].label or "-"
         style = "green" if state == "normal" else ("red" if state != "-" else "")
         table.add_row(sensor, f"[{style}]{state}[/]" if style else state,
-                      f"{last['label']} ({fault_type(last['label'])})", f"{last['confidence']:.2f}",
+                      last["label"] if last["label"] == NO_SIGNAL else f"{last['label']} ({fault_type(last['label'])})",
+                      f"{last['confidence']:.2f}",
                       *((f"[red]{last['anomaly_score']:.3g}[/]" if last["anomaly"] else f"{last['anomaly_score']:.3g}",)
                         if scored and "anomaly_score" in last else ("-",) if scored else ()),
                       f"{last['latency_s'] * 1000:.0f}", f"{now - last['t_end']:.1f}")

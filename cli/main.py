@@ -269,7 +269,7 @@ def infer(
     from edgesnn.labels import fault_type
     from edgesnn.runtime import Diagnoser
     from edgesnn.sensors.recordings import read_recording
-    from edgesnn.signal import frame
+    from edgesnn.signal import NO_SIGNAL, flat, frame
 
     diagnoser = Diagnoser(model)
     anomaly = AnomalyScorer(anomaly_model) if anomaly_model else None
@@ -281,15 +281,20 @@ def infer(
     if len(windows) == 0:
         raise EdgesnnError(f"{path}: {len(x) / rate:.3f} s of signal is shorter than one "
                            f"{diagnoser.window / rate:.3f} s window")
+    quiet = flat(windows)
+    if quiet.all():
+        raise EdgesnnError(f"{path}: no vibration in any window (constant signal): a disconnected sensor, "
+                           "or the wrong variable?")
     probs = diagnoser.probabilities(windows)
-    labels = [diagnoser.classes[i] for i in probs.argmax(axis=1)]
-    counts = {c: labels.count(c) for c in dict.fromkeys(labels)}
+    labels = [NO_SIGNAL if q else diagnoser.classes[i] for q, i in zip(quiet, probs.argmax(axis=1))]
+    diagnosed = [l for l in labels if l != NO_SIGNAL]
+    counts = {c: diagnosed.count(c) for c in dict.fromkeys(diagnosed)}
     verdict = max(counts, key=counts.get)
     summary = {
         "file": str(path), "model": diagnoser.model_id, "windows": len(labels), "label": verdict,
-        "fault_type": fault_type(verdict), "share": counts[verdict] / len(labels),
+        "fault_type": fault_type(verdict), "share": counts[verdict] / len(diagnosed),
         "mean_confidence": float(probs.max(axis=1)[[l == verdict for l in labels]].mean()),
-        "labels": counts,
+        "labels": counts, "no_signal_windows": int(quiet.sum()),
     }
     scores = anomaly.scores(windows) if anomaly else None
     if anomaly:
@@ -297,7 +302,7 @@ def infer(
                     "anomalous_share": float(np.mean(anomaly.alarms(scores))),
                     "max_anomaly_score": float(scores.max())}
     if as_json:
-        rows = [{"start_s": i * hop / rate, "label": l, "confidence": float(p.max()),
+        rows = [{"start_s": i * hop / rate, "label": l, "confidence": None if l == NO_SIGNAL else float(p.max()),
                  **({"anomaly_score": float(scores[i]), "anomaly": bool(scores[i] > anomaly.threshold)}
                     if anomaly else {})}
                 for i, (l, p) in enumerate(zip(labels, probs))]
@@ -307,10 +312,14 @@ def infer(
     for col in ("start (s)", "label", "confidence") + (("anomaly score",) if anomaly else ()):
         table.add_column(col, justify="right")
     for i, (l, p) in enumerate(zip(labels, probs)):
-        table.add_row(f"{i * hop / rate:.3f}", l, f"{p.max():.3f}", *((f"{scores[i]:.3g}",) if anomaly else ()))
+        table.add_row(f"{i * hop / rate:.3f}", l, "-" if l == NO_SIGNAL else f"{p.max():.3f}",
+                      *((f"{scores[i]:.3g}",) if anomaly else ()))
     out.print(table)
-    out.print(f"[bold]{verdict}[/bold] ({summary['fault_type']}) in {summary['share']:.0%} of windows, "
+    out.print(f"[bold]{verdict}[/bold] ({summary['fault_type']}) in {summary['share']:.0%} of diagnosed windows, "
               f"mean confidence {summary['mean_confidence']:.3f}; model {diagnoser.model_id}")
+    if quiet.any():
+        out.print(f"[yellow]{int(quiet.sum())} of {len(labels)} windows had no vibration (constant signal) "
+                  "and were not diagnosed: is the sensor connected?[/yellow]")
     if anomaly:
         out.print(f"anomalous (score > {anomaly.threshold:g}) in {summary['anomalous_share']:.0%} of windows, "
                   f"highest score {summary['max_anomaly_score']:.3g}; anomaly model {anomaly.model_id}")

@@ -27,6 +27,7 @@ from edgesnn.journal import Journal
 from edgesnn.model_watch import ModelWatcher
 from edgesnn.payloads import Rejected, decode_waveform, encode_diagnosis
 from edgesnn.runtime import MAX_BATCH, Diagnoser
+from edgesnn.signal import NO_SIGNAL, flat
 from edgesnn.windowing import SensorWindower
 
 log = logging.getLogger("edgesnn.monitor")
@@ -187,6 +188,14 @@ class Monitor:
         """One onnxruntime batch; a diagnosis per window, a state when a sensor's health changes."""
         if not ready:
             return 0
+        quiet = flat(np.stack([w for _, w, _ in ready]))
+        for (sensor, _, t_end), q in zip(ready, quiet):
+            if q:
+                self._no_signal(sensor, t_end)
+        ready = [r for r, q in zip(ready, quiet) if not q]
+        self.counters["windows"] += int(quiet.sum())
+        if not ready:
+            return int(quiet.sum())
         windows = np.stack([w for _, w, _ in ready])
         probs = self.diagnoser.probabilities(windows)
         scores = self.anomaly.scores(windows) if self.anomaly else [None] * len(ready)
@@ -200,14 +209,25 @@ class Monitor:
             label = self.diagnoser.classes[int(p.argmax())]
             self.latest[sensor] = {"label": label, "confidence": float(p.max()), "t_end": t_end,
                                    "latency_s": time.time() - t_end, **(extra or {})}
-            state = self.health.setdefault(sensor, HealthState())
-            if state.update(label):
-                log.info("%s: state %s", sensor, state.label)
-                self._send(f"{self.root}/{sensor}/state", json.dumps(
-                    {"v": 1, "state": state.label, "since": t_end, "model": self.diagnoser.model_id}).encode(),
-                    retain=True)
+            self._assess(sensor, label, t_end)
         self.counters["windows"] += len(ready)
-        return len(ready)
+        return len(ready) + int(quiet.sum())
+
+    def _no_signal(self, sensor: str, t_end: float) -> None:
+        """A window with no vibration: no diagnosis (it would be noise), counted, and a vote for
+        the sensor's state `no_signal`, so a dead sensor shows as one, not as a fault."""
+        self.counters["no_signal_windows"] += 1
+        self.latest[sensor] = {"label": NO_SIGNAL, "confidence": 0.0, "t_end": t_end,
+                               "latency_s": time.time() - t_end}
+        self._assess(sensor, NO_SIGNAL, t_end)
+
+    def _assess(self, sensor: str, label: str, t_end: float) -> None:
+        state = self.health.setdefault(sensor, HealthState())
+        if state.update(label):
+            log.info("%s: state %s", sensor, state.label)
+            self._send(f"{self.root}/{sensor}/state", json.dumps(
+                {"v": 1, "state": state.label, "since": t_end, "model": self.diagnoser.model_id}).encode(),
+                retain=True)
 
     # store and forward ------------------------------------------------------------------------
     def _publish_row(self, row: int, topic: str, payload: bytes, retain: bool) -> bool:
@@ -259,7 +279,8 @@ class Monitor:
         dropped = dict(self.inbox.dropped)
         return {"v": 1, "online": not self.stop_event.is_set(), "model": self.diagnoser.model_id,
                 "sensors": len(self.windowers), "frames": self.counters["frames"],
-                "windows": self.counters["windows"], "dropped": sum(dropped.values()),
+                "windows": self.counters["windows"], "no_signal_windows": self.counters["no_signal_windows"],
+                "dropped": sum(dropped.values()),
                 "dropped_by_reason": dropped, "rejected": dict(self.rejected),
                 "reconnects": max(self.counters["connects"] - 1, 0),
                 "restarts": self.counters["restarts_forgotten"] + sum(w.restarts for w in self.windowers.values()),

@@ -40,6 +40,18 @@ def frame(x: np.ndarray, window: int, hop: int) -> np.ndarray:
     return np.stack([x[s : s + window] for s in starts]).astype(np.float32)
 
 
+# A window this still carries no vibration: a disconnected or dead sensor sends a constant, which
+# per-window standardization would otherwise blow up into a confident, meaningless diagnosis.
+# 1 micro-g is below the noise floor of any industrial accelerometer.
+FLAT_STD_G = 1e-6
+NO_SIGNAL = "no_signal"  # what infer and the monitor say of such a window, in place of a diagnosis
+
+
+def flat(windows: np.ndarray) -> np.ndarray:
+    """[N, L] -> [N] bool: the windows with no vibration (standard deviation below FLAT_STD_G)."""
+    return np.asarray(windows, dtype=np.float64).std(axis=-1) < FLAT_STD_G
+
+
 def add_noise(windows: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
     """Additive white Gaussian noise at `snr_db`, signal power measured per window (CONTRACTS 1)."""
     power = np.mean(windows.astype(np.float64) ** 2, axis=-1, keepdims=True)

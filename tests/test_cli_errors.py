@@ -16,6 +16,7 @@ def files(tmp_path_factory):
     nan[7] = np.nan
     np.save(d / "nan.npy", nan)
     np.save(d / "short.npy", sig[:1000])
+    np.save(d / "dead.npy", np.zeros(12_000, np.float32))
     scipy.io.savemat(d / "two.mat", {"a": sig[:, None], "b": sig[:, None]})
     (d / "data.xlsx").write_bytes(b"PK\x03\x04")
     (d / "broken.json").write_text("{not json")
@@ -29,6 +30,7 @@ CASES = {
     "ambiguous variable": (["infer", "{d}/two.mat", "--fs", "12000"], "choose one with --variable"),
     "NaN samples": (["infer", "{d}/nan.npy", "--fs", "12000"], "NaN or infinite samples (first at index 7)"),
     "no sample rate": (["infer", "{d}/ok.npy"], "no sample rate"),
+    "dead sensor": (["infer", "{d}/dead.npy", "--fs", "12000"], "no vibration in any window (constant signal)"),
     "absurd sample rate": (["infer", "{d}/ok.npy", "--fs", "12"], "outside"),
     "too short": (["infer", "{d}/short.npy", "--fs", "12000"], "shorter than one"),
     "broken card": (["infer", "{d}/ok.npy", "--fs", "12000", "--model", "{d}/broken.json"], "not valid JSON"),
@@ -98,3 +100,20 @@ def test_bad_checkpoints_are_refused_and_never_run_code(tmp_path):
             lines = r.stderr.strip().splitlines()
             assert r.returncode == 2 and len(lines) == 1 and message in lines[0], (file, r.stderr)
     assert not (tmp_path / "ran").exists()
+
+
+def test_windows_without_vibration_are_not_diagnosed(tmp_path, cwru_dir):
+    """A sensor that drops out mid-recording: its constant stretch gets no diagnosis."""
+    import json
+
+    from edgesnn.sensors import cwru
+
+    rec = next(r for r in cwru.load(cwru_dir, loads=[1]) if r.entry.file.startswith("12k_Drive_End_IR021"))
+    x = rec.signal[: 4 * 2048].copy()
+    x[2 * 2048 :] = 0.0
+    np.save(tmp_path / "dropout.npy", x)
+    r = run_cli("infer", tmp_path / "dropout.npy", "--fs", "12000", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [w["label"] for w in out["windows"]][2:] == ["no_signal", "no_signal"]
+    assert out["summary"]["no_signal_windows"] == 2 and out["summary"]["label"] == "inner_race_021"

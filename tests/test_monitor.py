@@ -20,6 +20,8 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
         if rec.entry.file.startswith(("12k_Drive_End_OR014", "12k_Drive_End_IR021", "normal")):
             clips[rec.entry.label()] = region(rec.signal, "test")[: 6 * 2048]
     assert set(clips) == {"normal", "outer_race_014", "inner_race_021"}
+    diagnosed = list(clips)
+    clips["dead"] = np.full(6 * 2048, 0.012, dtype=np.float32)  # a disconnected sensor: a constant
 
     received, states, status = [], {}, {}
 
@@ -54,12 +56,14 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
         by_sensor.setdefault(sensor, []).append(msg)
         assert msg["model"] == mon.diagnoser.model_id and "t_end" in msg
     # 12000 samples per sensor in 1000-sample frames: 5 windows of 2048 each
-    assert {s: len(m) for s, m in by_sensor.items()} == {label: 5 for label in clips}
+    assert {s: len(m) for s, m in by_sensor.items()} == {label: 5 for label in diagnosed}
     for label, msgs in by_sensor.items():
         assert sum(m["label"] == label for m in msgs) >= 4, (label, [m["label"] for m in msgs])
         assert states[label]["state"] == label
+    # the dead sensor gets no diagnosis, and its state says why
+    assert states["dead"]["state"] == "no_signal" and status["no_signal_windows"] == 5
     assert status["rejected"] == {"not_json": 1, "missing_key": 1}
-    assert status["windows"] == 15 and status["dropped"] == 0 and status["online"] is False
+    assert status["windows"] == 20 and status["dropped"] == 0 and status["online"] is False
 
 
 def test_replay_streams_a_recording_frame_by_frame(broker, cwru_dir):
