@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from edgesnn.cli.extras import need_training_extra
+from edgesnn.cli.options import finite
 from edgesnn.errors import EdgesnnError
 
 fleet_app = typer.Typer(no_args_is_help=True, help="Federated retraining of a fleet on Flower, with SFedCA "
@@ -49,15 +50,15 @@ def simulate(
                                                               "the clients' local data", envvar="EDGESNN_CWRU"),
     clients: int = typer.Option(20, min=2, help="simulated devices"),
     scenario: str = typer.Option("dirichlet", help="dirichlet (skewed classes) or load (one motor load each)"),
-    alpha: float = typer.Option(0.1, help="Dirichlet concentration: small = each device sees few classes"),
+    alpha: float = typer.Option(0.1, callback=finite, help="Dirichlet concentration: small = each device sees few classes"),
     rounds: int = typer.Option(30, min=1),
     selection: str = typer.Option("sfedca", help="sfedca, random (FedAvg) or power_of_choice"),
     per_round: int = typer.Option(4, min=1, help="devices that train and upload a model per round"),
     local_steps: int = typer.Option(20, min=1, help="optimizer steps of local training per round"),
     seed: int = typer.Option(0),
-    dp_clip: float = typer.Option(0.0, min=0.0, help="differential privacy: clip each update to this L2 norm on "
+    dp_clip: float = typer.Option(0.0, callback=finite, min=0.0, help="differential privacy: clip each update to this L2 norm on "
                                                      "the device (Flower's fixedclipping_mod); 0: off"),
-    dp_noise: float = typer.Option(0.0, min=0.0, help="with --dp-clip: Gaussian noise multiplier on the aggregate"),
+    dp_noise: float = typer.Option(0.0, callback=finite, min=0.0, help="with --dp-clip: Gaussian noise multiplier on the aggregate"),
     out_dir: Path = typer.Option(Path("runs/fleet"), "--out", help="folder for history, PNG, checkpoint, model"),
     export: bool = typer.Option(True, help="export the final global model as the default is: integer ONNX + card"),
 ):
@@ -154,16 +155,16 @@ def server(
     selection: str = typer.Option("sfedca", help="sfedca, random (FedAvg) or power_of_choice"),
     per_round: int = typer.Option(4, min=1, help="devices that train and upload a model per round"),
     local_steps: int = typer.Option(20, min=1),
-    dp_clip: float = typer.Option(0.0, min=0.0, help="differential privacy: clip each update to this L2 norm on "
+    dp_clip: float = typer.Option(0.0, callback=finite, min=0.0, help="differential privacy: clip each update to this L2 norm on "
                                                      "the device (Flower's fixedclipping_mod); 0: off"),
-    dp_noise: float = typer.Option(0.0, min=0.0, help="with --dp-clip: Gaussian noise multiplier on the aggregate"),
+    dp_noise: float = typer.Option(0.0, callback=finite, min=0.0, help="with --dp-clip: Gaussian noise multiplier on the aggregate"),
     wait_devices: int = typer.Option(0, min=0, help="devices that must be online before round 1 "
                                                     "(default: all registered)"),
     out_dir: Path = typer.Option(Path("runs/fleet-server"), "--out", help="history, checkpoint, SuperLink state"),
     export_dir: Optional[Path] = typer.Option(None, help="export each round's model here (integer ONNX + card); "
                                                          "point `edgesnn monitor --model-dir` at it"),
-    timeout: float = typer.Option(3600.0, help="seconds to wait for the devices to come online"),
-    round_timeout: float = typer.Option(600.0, help="seconds a round waits for the selected devices; "
+    timeout: float = typer.Option(3600.0, callback=finite, help="seconds to wait for the devices to come online"),
+    round_timeout: float = typer.Option(600.0, callback=finite, help="seconds a round waits for the selected devices; "
                                                     "late ones are counted as not answering"),
 ):
     """Run a retraining campaign: a TLS SuperLink that admits only registered devices, then the

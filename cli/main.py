@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
 
 from edgesnn.cli.extras import need_training_extra
+from edgesnn.cli.options import finite
 from edgesnn.cli.fleet import fleet_app
 from edgesnn.errors import EdgesnnError
 
@@ -80,13 +82,13 @@ def train(
     epochs: int = typer.Option(60, min=1),
     steps: int = typer.Option(100, min=1, help="optimizer steps per epoch"),
     batch_size: int = typer.Option(64, min=1),
-    lr: float = typer.Option(3e-3, min=0.0),
+    lr: float = typer.Option(3e-3, callback=finite, min=0.0),
     bits: Optional[int] = typer.Option(None, min=1, max=8, help="spike bits (multi-bit neurons emit 0..2^bits-1); "
                                                                "default: the pack's (mra_snn: 2)"),
     timesteps: Optional[int] = typer.Option(None, min=1, max=64, help="timesteps T; default: the pack's "
                                                                       "(mra_snn: 1, see README)"),
     noise: bool = typer.Option(True, help="additive white noise augmentation in training"),
-    speed_jitter: float = typer.Option(0.0, min=0.0, max=0.5,
+    speed_jitter: float = typer.Option(0.0, callback=finite, min=0.0, max=0.5,
                                        help="time-stretch augmentation: each training window stretched by a "
                                             "random factor in 1 +- this, as a shaft-speed change would; better "
                                             "load transfer, worse accuracy under noise (README)"),
@@ -233,6 +235,8 @@ def export(
         raise EdgesnnError("--quantize calibrates on the training region: give --data")
     if c_source and not quantize:
         raise EdgesnnError("--c writes the integer network: add --quantize")
+    if name is not None and (Path(name).name != name or name in (".", "..")):
+        raise EdgesnnError(f"--name {name!r}: a model name, not a path (the files go to --out)")
     model, ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
     name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}" + ("-int8" if quantize else "")
@@ -452,12 +456,12 @@ def monitor(
     root: str = typer.Option("edgesnn", help="topic root (CONTRACTS section 3)"),
     model: Optional[Path] = typer.Option(None, help="model card (.json); default: the shipped default model"),
     hop: Optional[int] = typer.Option(None, min=1, help="samples between windows at the model's rate (default: one window)"),
-    duration: float = typer.Option(0.0, min=0.0, help="stop after this many seconds (0: until Ctrl-C / SIGTERM)"),
+    duration: float = typer.Option(0.0, callback=finite, min=0.0, help="stop after this many seconds (0: until Ctrl-C / SIGTERM)"),
     journal: Path = typer.Option(Path("edgesnn-monitor.sqlite"),
                                  help="SQLite store-and-forward journal of diagnoses and state changes"),
     metrics_port: int = typer.Option(0, min=0, max=65535, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: off)"),
-    inbox_mb: float = typer.Option(64.0, min=0.1, help="MiB of frames that may wait for diagnosis; beyond it frames are dropped and counted"),
-    sensor_inbox_mb: float = typer.Option(4.0, min=0.1, help="MiB of frames one sensor may have waiting (<= --inbox-mb)"),
+    inbox_mb: float = typer.Option(64.0, callback=finite, min=0.1, help="MiB of frames that may wait for diagnosis; beyond it frames are dropped and counted"),
+    sensor_inbox_mb: float = typer.Option(4.0, callback=finite, min=0.1, help="MiB of frames one sensor may have waiting (<= --inbox-mb)"),
     max_sensors: int = typer.Option(2000, min=1, help="sensors tracked at once; frames of more are rejected and counted"),
     threads: int = typer.Option(1, min=1, max=64, help="onnxruntime threads for diagnosis"),
     model_dir: Optional[Path] = typer.Option(None, help="watch this folder for newer model cards (fleet exports); "
@@ -466,7 +470,7 @@ def monitor(
     anomaly_model: Optional[Path] = typer.Option(None, help="card of an anomaly model (e.g. the shipped esvae) run "
                                                             "beside the classifier: each diagnosis gains "
                                                             "anomaly_score and anomaly (see README)"),
-    anomaly_threshold: Optional[float] = typer.Option(None, help="alarm above this anomaly score instead of the "
+    anomaly_threshold: Optional[float] = typer.Option(None, callback=finite, help="alarm above this anomaly score instead of the "
                                                                  "card's threshold (calibrated on this machine)"),
     ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
@@ -538,7 +542,7 @@ def _dashboard():
 
 @app.command()
 def demo(
-    seconds: float = typer.Option(20.0, min=1.0, help="how long the sensors stream"),
+    seconds: float = typer.Option(20.0, callback=finite, min=1.0, help="how long the sensors stream"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ):
     """The whole job on this machine: an embedded MQTT broker on 127.0.0.1, ten sensors replaying
@@ -584,9 +588,9 @@ def sensors_replay(
     fs: Optional[float] = typer.Option(None, help="sample rate in Hz of the recordings (a .wav carries its own)"),
     broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker, mqtt://HOST:PORT"),
     root: str = typer.Option("edgesnn", help="topic root"),
-    frame_ms: float = typer.Option(100.0, min=1.0, help="milliseconds of signal per frame"),
-    speed: float = typer.Option(1.0, min=0.0, help="x real time (0: as fast as possible)"),
-    seconds: Optional[float] = typer.Option(None, min=0.0, help="stop after this much signal"),
+    frame_ms: float = typer.Option(100.0, callback=finite, min=1.0, help="milliseconds of signal per frame"),
+    speed: float = typer.Option(1.0, callback=finite, min=0.0, help="x real time (0: as fast as possible)"),
+    seconds: Optional[float] = typer.Option(None, callback=finite, min=0.0, help="stop after this much signal"),
     variable: Optional[str] = typer.Option(None, help="variable (.mat; NAME:INDEX for one channel of a matrix), column name or index (.csv), channel (.npy/.wav)"),
     ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
@@ -602,11 +606,11 @@ def sensors_replay(
 @sensors_app.command("simulate")
 def sensors_simulate(
     count: int = typer.Option(4, min=1, max=10_000, help="number of synthetic bearings"),
-    seconds: float = typer.Option(60.0, min=0.1, help="seconds of signal per sensor"),
+    seconds: float = typer.Option(60.0, callback=finite, min=0.1, help="seconds of signal per sensor"),
     broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker, mqtt://HOST:PORT"),
     root: str = typer.Option("edgesnn", help="topic root"),
-    frame_ms: float = typer.Option(100.0, min=1.0, help="milliseconds of signal per frame"),
-    speed: float = typer.Option(1.0, min=0.0, help="x real time (0: as fast as possible)"),
+    frame_ms: float = typer.Option(100.0, callback=finite, min=1.0, help="milliseconds of signal per frame"),
+    speed: float = typer.Option(1.0, callback=finite, min=0.0, help="x real time (0: as fast as possible)"),
     seed: int = typer.Option(0),
     ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
@@ -780,9 +784,28 @@ def packs():
 def main() -> None:
     """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     try:
-        app()
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help, or a command's own exit code
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:  # a bad option or argument: one line too, not a usage box
+        hint = f" ({exc.ctx.command_path} --help lists the options)" if getattr(exc, "ctx", None) else ""
+        err.print(f"error: {exc.format_message()}{hint}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
     except EdgesnnError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:  # a path given that cannot be read or written (exists, permissions, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"error: {where}{exc.strerror or exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except Exception as exc:  # a case no check foresaw: still one line, and the way to the details
+        if os.environ.get("EDGESNN_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        err.print(f"error: unexpected {type(exc).__name__}: {first} (a bug in edgesnn; EDGESNN_DEBUG=1 "
+                  "shows the traceback)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -22,6 +22,16 @@ class Broker:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+def check_root(root: str) -> str:
+    """A topic root (CONTRACTS section 3) is one or more plain topic levels: MQTT wildcards or
+    empty levels in it would subscribe to, or publish under, other topics than meant."""
+    levels = root.strip("/").split("/")
+    if any(not level or "+" in level or "#" in level for level in levels) or root.startswith("$"):
+        raise EdgesnnError(f"topic root {root!r}: give plain topic levels, e.g. plant1/edgesnn (no +, #, "
+                           "empty levels or leading $)")
+    return root.strip("/")
+
+
 def parse_broker(url: str) -> Broker:
     """mqtt://[user[:password]@]HOST[:PORT] or mqtts://... (TLS, default port 8883)."""
     parsed = urlparse(url if "://" in url else f"mqtt://{url}")

@@ -20,7 +20,7 @@ def read_card(path: Path) -> dict:
     """Load and check a card; refuses an ONNX file whose sha256 differs from the card's."""
     path = Path(path)
     if not path.is_file():
-        raise EdgesnnError(f"{path}: model card not found")
+        raise EdgesnnError(f"{path}: {'a folder, not a model card (.json)' if path.is_dir() else 'model card not found'}")
     try:
         card = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

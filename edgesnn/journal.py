@@ -11,16 +11,21 @@ import sqlite3
 import time
 from pathlib import Path
 
+from edgesnn.errors import EdgesnnError
+
 
 class Journal:
     def __init__(self, path: str | Path = ":memory:", keep_sent: int = 100_000):
         # Used by one thread at a time (the monitor's worker), which need not be the creating one.
-        self.db = sqlite3.connect(str(path), check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, "
-                        "payload BLOB NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL, "
-                        "sent INTEGER NOT NULL DEFAULT 0)")
-        self.db.execute("CREATE INDEX IF NOT EXISTS unsent ON outbox (sent, id)")
+        try:
+            self.db = sqlite3.connect(str(path), check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, "
+                            "payload BLOB NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL, "
+                            "sent INTEGER NOT NULL DEFAULT 0)")
+            self.db.execute("CREATE INDEX IF NOT EXISTS unsent ON outbox (sent, id)")
+        except sqlite3.Error as exc:  # not a database, a folder, a folder that does not exist, ...
+            raise EdgesnnError(f"{path}: cannot use it as the journal ({exc})") from None
         self.keep_sent = keep_sent
 
     def add(self, topic: str, payload: bytes, retain: bool) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesnn.anomaly import AnomalyScorer
-from edgesnn.broker import connect, mqtt_client, parse_broker
+from edgesnn.broker import check_root, connect, mqtt_client, parse_broker
 from edgesnn.errors import EdgesnnError
 from edgesnn.health import HealthState
 from edgesnn.inbox import Inbox
@@ -51,7 +51,7 @@ class Monitor:
         `anomaly`: an anomaly model run on the same windows; its score and alarm join each diagnosis.
         `tls_and_auth`: ca_file, cert_file, key_file, username, password (see mqtt_client)."""
         self.broker = parse_broker(broker)
-        self.root = root.strip("/")
+        self.root = check_root(root)
         self.diagnoser = diagnoser or Diagnoser()
         self.hop = hop or self.diagnoser.window
         self.anomaly = anomaly

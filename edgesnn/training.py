@@ -169,7 +169,7 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     """Rebuild the model of a checkpoint written by `edgesnn train`, in eval mode."""
     path = Path(path)
     if not path.is_file():
-        raise EdgesnnError(f"{path}: checkpoint not found")
+        raise EdgesnnError(f"{path}: {'a folder, not a checkpoint' if path.is_dir() else 'checkpoint not found'}")
     try:  # weights_only: a checkpoint is data (tensors, numbers, strings); unpickling code would run it
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -178,7 +178,7 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != "edgesnn-checkpoint/1":
         raise EdgesnnError(f"{path}: not an edgesnn checkpoint")
     cfg = ckpt.get("config")
-    if (not isinstance(cfg, dict) or not all(k in cfg for k in ("pack", "window", "timesteps", "bits"))
+    if (not isinstance(cfg, dict) or not all(k in cfg for k in ("pack", "task", "window", "timesteps", "bits"))
             or not isinstance(ckpt.get("classes"), list) or not isinstance(ckpt.get("state_dict"), dict)):
         raise EdgesnnError(f"{path}: an edgesnn checkpoint without its config, classes or weights")
     for name, tensor in ckpt["state_dict"].items():

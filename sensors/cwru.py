@@ -12,8 +12,8 @@ import numpy as np
 import scipy.io
 
 from edgesnn.errors import EdgesnnError
-from edgesnn.labels import label_for
-from edgesnn.signal import resample
+from edgesnn.labels import FAULT_TYPES as FAULTS, label_for
+from edgesnn.signal import check_fs, resample
 
 MODEL_FS_HZ = 12_000.0
 
@@ -45,15 +45,28 @@ def read_manifest(root: Path) -> list[Entry]:
     path = Path(root) / "MANIFEST.csv"
     if not path.is_file():
         raise EdgesnnError(f"{root}: no MANIFEST.csv; point --data at the CWRU folder")
-    with open(path, newline="") as f:
-        return [
-            Entry(
-                file=r["file"], variable=r["variable"], fault=r["fault"],
-                diameter_in=float(r["diameter_in"]), load_hp=int(r["load_hp"]),
-                rpm=float(r["rpm"]), fs_hz=float(r["fs_hz"]), sha256=r["sha256"] or None,
-            )
-            for r in csv.DictReader(f)
-        ]
+    columns = ("file", "variable", "fault", "diameter_in", "load_hp", "rpm", "fs_hz", "sha256")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise EdgesnnError(f"{path}: not a readable CSV manifest ({exc})") from None
+    missing = [c for c in columns if rows and c not in rows[0]]
+    if not rows or missing:
+        raise EdgesnnError(f"{path}: a manifest needs the columns {', '.join(columns)}"
+                           + (f"; it lacks {', '.join(missing)}" if rows else "; it has no rows"))
+    entries = []
+    for line, r in enumerate(rows, 2):
+        try:
+            entry = Entry(file=r["file"], variable=r["variable"], fault=r["fault"],
+                          diameter_in=float(r["diameter_in"]), load_hp=int(r["load_hp"]), rpm=float(r["rpm"]),
+                          fs_hz=check_fs(float(r["fs_hz"]), f"{path} line {line}"), sha256=r["sha256"] or None)
+        except (TypeError, ValueError) as exc:
+            raise EdgesnnError(f"{path} line {line}: {exc}") from None
+        if entry.fault not in FAULTS:
+            raise EdgesnnError(f"{path} line {line}: fault {entry.fault!r} is not one of {', '.join(FAULTS)}")
+        entries.append(entry)
+    return entries
 
 
 # Standard CWRU names: "12k_Drive_End_IR007_0_105.mat", "12k_Drive_End_OR014@6_1_198.mat",
@@ -101,7 +114,10 @@ def read_entry(root: Path, entry: Entry, verify: bool = True) -> Recording:
         raise EdgesnnError(f"{path}: file listed in the manifest is missing")
     if verify and entry.sha256 and sha256_of(path) != entry.sha256:
         raise EdgesnnError(f"{path}: sha256 differs from the manifest; the file is corrupt or replaced")
-    mat = scipy.io.loadmat(path)
+    try:
+        mat = scipy.io.loadmat(path)
+    except Exception as exc:
+        raise EdgesnnError(f"{path}: not a readable MATLAB file ({exc})") from None
     if entry.variable not in mat:
         raise EdgesnnError(f"{path}: no variable {entry.variable!r} (the file's own drive-end signal)")
     x = np.asarray(mat[entry.variable], dtype=np.float64).ravel()
@@ -116,7 +132,7 @@ def load(root: Path, verify: bool = True, loads=None, sizes=None) -> list[Record
     """
     root = Path(root)
     if not root.is_dir():
-        raise EdgesnnError(f"{root}: data folder not found")
+        raise EdgesnnError(f"{root}: {'a file, not a data folder' if root.exists() else 'data folder not found'}")
     entries = read_manifest(root) if (root / "MANIFEST.csv").is_file() else index_download(root)
     keep = [
         e for e in entries

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesnn.broker import check_root
 from edgesnn.errors import EdgesnnError
 from edgesnn.payloads import encode_waveform
 from edgesnn.sensors.recordings import read_recording
@@ -36,7 +37,8 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
     client = mqtt_client(target, **(tls_and_auth or {}))
     connect(client, target)
     # samples per frame at each sensor's own rate
-    plan = [(f"{root.strip('/')}/{s}/waveform", x, rate, max(1, int(round(frame_ms / 1000 * rate))))
+    root = check_root(root)
+    plan = [(f"{root}/{s}/waveform", x, rate, max(1, int(round(frame_ms / 1000 * rate))))
             for s, (x, rate) in streams.items()]
     start = time.time()
     sent, i, last = 0, 0, []
@@ -71,7 +73,12 @@ def replay(paths: list[Path], fs: float | None, broker: str, root: str = "edgesn
            speed: float = 1.0, seconds: float | None = None, variable: str | None = None,
            tls_and_auth: dict | None = None) -> int:
     """Stream each recording as one sensor named after its file."""
-    streams = {sensor_id(p): read_recording(p, fs=fs, variable=variable) for p in paths}
+    ids = [sensor_id(p) for p in paths]
+    if len(set(ids)) < len(ids):
+        twice = next(i for i in ids if ids.count(i) > 1)
+        raise EdgesnnError(f"{', '.join(str(p) for p, i in zip(paths, ids) if i == twice)}: these files would "
+                           f"stream as the one sensor {twice!r}; rename one")
+    streams = {i: read_recording(p, fs=fs, variable=variable) for i, p in zip(ids, paths)}
     return publish_streams(streams, broker, root, frame_ms, speed, seconds, tls_and_auth)
 
 

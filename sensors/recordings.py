@@ -134,7 +134,7 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
     """
     path = Path(path)
     if not path.is_file():
-        raise EdgesnnError(f"{path}: file not found")
+        raise EdgesnnError(f"{path}: {'a folder, not a recording' if path.is_dir() else 'file not found'}")
     suffix = path.suffix.lower()
     if suffix == ".wav":
         from scipy.io import wavfile

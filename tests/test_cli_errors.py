@@ -85,7 +85,7 @@ def test_bad_checkpoints_are_refused_and_never_run_code(tmp_path):
 
     state = create_model("wdcnn", n_classes=10, window=2048).state_dict()
     good = {"format": "edgesnn-checkpoint/1", "classes": [f"c{i}" for i in range(10)], "state_dict": state,
-            "config": {"pack": "wdcnn", "window": 2048, "timesteps": 1, "bits": 0}}
+            "config": {"pack": "wdcnn", "task": "cwru10", "window": 2048, "timesteps": 1, "bits": 0}}
     name = next(k for k, v in state.items() if v.is_floating_point())
     cases = {
         "nan.pt": (good | {"state_dict": state | {name: state[name] * float("nan")}}, f"weights {name} hold NaN"),
@@ -117,3 +117,23 @@ def test_windows_without_vibration_are_not_diagnosed(tmp_path, cwru_dir):
     out = json.loads(r.stdout)
     assert [w["label"] for w in out["windows"]][2:] == ["no_signal", "no_signal"]
     assert out["summary"]["no_signal_windows"] == 2 and out["summary"]["label"] == "inner_race_021"
+
+
+def test_paths_names_and_roots_that_would_misplace_data_are_refused(files, tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros(10))
+    (tmp_path / "b").mkdir()
+    np.save(tmp_path / "b" / "a.npy", np.zeros(10))
+    cases = [
+        (["infer", files, "--fs", "12000"], "a folder, not a recording"),
+        (["infer", files / "ok.npy", "--fs", "12000", "--model", files], "a folder, not a model card"),
+        (["export", files / "none.pt", "--name", "../elsewhere"], "a model name, not a path"),
+        (["monitor", "--root", "plant/#", "--journal", tmp_path / "j.sqlite"], "topic root 'plant/#'"),
+        (["monitor", "--journal", files / "ok.npy"], "cannot use it as the journal"),
+        (["demo", "--seconds", "nan"], "nan is not a finite number"),
+        (["sensors", "replay", tmp_path / "a.npy", tmp_path / "b" / "a.npy", "--fs", "12000"],
+         "would stream as the one sensor 'a'"),
+    ]
+    for args, message in cases:
+        r = run_cli(*args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and message in lines[0], (args, r.stderr)
