@@ -189,6 +189,9 @@ def server(
                       dp_clip=dp_clip, dp_noise=dp_noise, round_timeout=round_timeout,
                       export_dir=str(export_dir.resolve()) if export_dir else "")
     _check(cfg)
+    from edgesnn.fleet.pki import check_ca
+
+    check_ca(ca)
     load_task(data)  # a missing reference dataset fails before anything starts
     srv = Server(work, ca, cert, key, port, listen)
 
@@ -251,9 +254,11 @@ def client(
     from edgesnn.dataset import load_task
     from edgesnn.fleet.deploy import flower_env, supernode_command
 
-    for name, path in (("CA certificate", ca), ("device key", key)):
-        if not path.is_file():
-            raise EdgesnnError(f"{path}: {name} not found")
+    from edgesnn.fleet.pki import check_ca
+
+    check_ca(ca)
+    if not key.is_file():
+        raise EdgesnnError(f"{key}: device key not found")
     load_task(data, all_classes=False)  # unreadable recordings fail here, not in a round
     cmd = supernode_command(superlink, ca, key, data) + (["--max-retries", str(retries)] if retries is not None else [])
     err.print(f"joining {superlink} with {len(list(data.iterdir()))} files of local recordings", markup=False)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
+import ssl
 from pathlib import Path
 
 from cryptography import x509
@@ -31,9 +33,24 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> Path:
     return path
 
 
+def check_ca(path: Path) -> None:
+    """One line now for a CA file that is missing or holds no certificate, where Flower would
+    fail deep inside a connection attempt (or keep retrying)."""
+    if not Path(path).is_file():
+        raise EdgesnnError(f"{path}: CA certificate not found")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, ValueError, UnicodeDecodeError):
+        raise EdgesnnError(f"{path}: not a PEM CA certificate") from None
+
+
 def _pem_key(key) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
+
+
+_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def make_certificates(folder: Path, hosts: list[str], days: int = 365) -> dict[str, Path]:
@@ -42,6 +59,12 @@ def make_certificates(folder: Path, hosts: list[str], days: int = 365) -> dict[s
     The SuperLink's own ServerApp process connects to it on 127.0.0.1, so that address is
     always among the certificate's names.
     """
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not _HOST.match(host):
+                raise EdgesnnError(f"--host {host!r}: not a host name or IP address") from None
     folder = Path(folder)
     now = dt.datetime.now(dt.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -76,6 +99,8 @@ def make_certificates(folder: Path, hosts: list[str], days: int = 365) -> dict[s
 
 def make_node_key(folder: Path, name: str) -> tuple[Path, Path]:
     """A SuperNode's key pair: `<name>` (private, OpenSSH ECDSA P-384) and `<name>.pub`."""
+    if not _NAME.match(name):
+        raise EdgesnnError(f"device name {name!r}: use letters, digits, '.', '_' or '-' (it names files in --out)")
     key = ec.generate_private_key(ec.SECP384R1())
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                 serialization.NoEncryption())
