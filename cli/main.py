@@ -352,6 +352,8 @@ def firmware_sim(
     from edgesnn.runtime import Diagnoser
     from edgesnn.signal import frame
 
+    if fs is not None and recording is None:
+        raise EdgesnnError("--fs is the rate of --recording: give the recording too")
     card_path = resolve_card(model) if model else _shipped_quantized_card()
     card = read_card(card_path)
     detector = is_anomaly_card(card)

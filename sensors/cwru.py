@@ -100,6 +100,21 @@ def index_download(root: Path) -> list[Entry]:
     return entries
 
 
+def known_rate(path: Path) -> float | None:
+    """The sample rate a CWRU recording is known to have: from a MANIFEST.csv beside it, else
+    from its standard name (12k_/48k_, and the 48 kHz normal baselines); None for other files."""
+    path = Path(path)
+    try:
+        listed = {e.file: e.fs_hz for e in read_manifest(path.parent)} if (path.parent / "MANIFEST.csv").is_file() else {}
+    except EdgesnnError:
+        listed = {}
+    if path.name in listed:
+        return listed[path.name]
+    if m := _FAULT_NAME.match(path.name):
+        return float(m["k"]) * 1000
+    return 48_000.0 if _NORMAL_NAME.match(path.name) else None
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

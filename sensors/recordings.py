@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesnn.errors import EdgesnnError
+from edgesnn.sensors.cwru import known_rate
 from edgesnn.signal import check_fs, resample
 
 FORMATS = (".mat", ".csv", ".npy", ".wav")
@@ -139,8 +140,12 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
     if suffix == ".wav":
         from scipy.io import wavfile
 
+        import warnings
+
         try:
-            file_fs, x = wavfile.read(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", wavfile.WavFileWarning)  # a truncated file is not read in part
+                file_fs, x = wavfile.read(path)
         except Exception as exc:
             raise EdgesnnError(f"{path}: not a readable WAV file ({exc})") from None
         if fs is not None and abs(fs - file_fs) > 1e-6:
@@ -151,6 +156,10 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
             x = x / float(np.iinfo(x.dtype).max)
     elif suffix == ".mat":
         x = _from_mat(path, variable)
+        known = known_rate(path)  # a CWRU file's rate is known: a 48 kHz one read as 12 kHz misleads
+        if known is not None and fs is not None and abs(fs - known) > 1e-6:
+            raise EdgesnnError(f"{path}: --fs {fs:g} contradicts the {known:g} Hz this CWRU recording was made at")
+        fs = known if fs is None else fs
     elif suffix == ".csv":
         x = _from_csv(path, variable)
     elif suffix == ".npy":

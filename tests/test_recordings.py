@@ -117,3 +117,16 @@ def test_several_channels_are_never_run_together(tmp_path):
     np.save(tmp_path / "text.npy", np.array(["a", "b"]))
     with pytest.raises(EdgesnnError, match="not numbers"):
         read_recording(tmp_path / "text.npy", fs=12_000)
+
+
+def test_a_cwru_recording_brings_its_own_rate(cwru_dir, tmp_path):
+    """The 48 kHz normal baseline read as 12 kHz would be diagnosed as a fault: refused."""
+    with pytest.raises(EdgesnnError, match="--fs 12000 contradicts the 48000 Hz"):
+        read_recording(cwru_dir / "normal_0_97.mat", fs=12_000)
+    x, fs = read_recording(cwru_dir / "normal_0_97.mat", target_fs=12_000)  # no --fs needed
+    assert fs == 12_000 and abs(len(x) - 243_938 / 4) <= 1
+    wavfile.write(tmp_path / "cut.wav", 12_000, (SIGNAL * 1000).astype(np.int16))
+    data = (tmp_path / "cut.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
+    with pytest.raises(EdgesnnError, match="not a readable WAV file"):
+        read_recording(tmp_path / "cut.wav")
