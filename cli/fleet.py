@@ -189,9 +189,11 @@ def server(
                       dp_clip=dp_clip, dp_noise=dp_noise, round_timeout=round_timeout,
                       export_dir=str(export_dir.resolve()) if export_dir else "")
     _check(cfg)
-    from edgesnn.fleet.pki import check_ca
+    from edgesnn.fleet.pki import check_ca, check_public_key
 
     check_ca(ca)
+    for pub in register:
+        check_public_key(pub)
     load_task(data)  # a missing reference dataset fails before anything starts
     srv = Server(work, ca, cert, key, port, listen)
 

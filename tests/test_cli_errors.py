@@ -49,10 +49,27 @@ CASES = {
     "sensor inbox over total": (["monitor", "--inbox-mb", "1", "--sensor-inbox-mb", "2", "--journal", "{d}/j.sqlite"],
                                 "--sensor-inbox-mb 2 exceeds --inbox-mb 1"),
     "C without quantize": (["export", "{d}/none.pt", "--c"], "--c writes the integer network: add --quantize"),
+    "certificate for a bad host": (["fleet", "certs", "--out", "{d}/pki", "--host", "a b/.."], "not a host name"),
+    "device name with a path": (["fleet", "keys", "../x", "--out", "{d}/pki"], "device name '../x'"),
+    "client with a bad CA": (["fleet", "client", "--superlink", "127.0.0.1:1", "--ca", "{d}/ok.npy", "--key",
+                              "{d}/ok.npy", "--data", "{d}"], "ok.npy: not a PEM CA certificate"),
+    "server registering a non-key": (["fleet", "server", "--ca", "{ca}", "--cert", "{d}/c", "--key", "{d}/k",
+                                      "--register", "{d}/ok.npy", "--out", "{d}/srv"], "ok.npy: not an OpenSSH public key"),
     "firmware-sim on a float model": (["firmware-sim", "--model", "{wdcnn}"], "not a quantized model"),
     "firmware-sim recording missing": (["firmware-sim", "--recording", "{d}/none.npy", "--fs", "12000"],
                                        "none.npy: file not found"),
 }
+
+
+def _ca(folder) -> str:
+    """A real CA certificate, made once (the server checks its CA before the device keys)."""
+    ca = folder / "pki-ok" / "ca.crt"
+    if not ca.exists():
+        pytest.importorskip("cryptography")
+        from edgesnn.fleet.pki import make_certificates
+
+        make_certificates(folder / "pki-ok", ["localhost"])
+    return str(ca)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -61,7 +78,8 @@ def test_bad_input_is_one_line(files, case):
     from edgesnn.models import shipped_cards
 
     wdcnn = next(p for p in shipped_cards() if p.parent.name == "wdcnn")
-    r = run_cli(*[a.format(d=files, wdcnn=wdcnn) for a in args])
+    ca = _ca(files) if any("{ca}" in a for a in args) else ""
+    r = run_cli(*[a.format(d=files, wdcnn=wdcnn, ca=ca) for a in args])
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()

@@ -15,6 +15,7 @@ import ssl
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -42,6 +43,16 @@ def check_ca(path: Path) -> None:
         ssl.create_default_context(cafile=str(path))
     except (ssl.SSLError, ValueError, UnicodeDecodeError):
         raise EdgesnnError(f"{path}: not a PEM CA certificate") from None
+
+
+def check_public_key(path: Path) -> None:
+    """A device's registered key must be the OpenSSH public key that `fleet keys` wrote (.pub)."""
+    try:
+        serialization.load_ssh_public_key(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise EdgesnnError(f"{path}: device public key not found") from None
+    except (ValueError, TypeError, OSError, UnsupportedAlgorithm):
+        raise EdgesnnError(f"{path}: not an OpenSSH public key (register the .pub from `edgesnn fleet keys`)") from None
 
 
 def _pem_key(key) -> bytes:
