@@ -11,6 +11,7 @@ from rich.console import Console
 
 from edgesnn.cli.extras import need_training_extra
 from edgesnn.cli.options import finite
+from edgesnn.fleet.selection import EXPLORE
 from edgesnn.errors import EdgesnnError
 
 fleet_app = typer.Typer(no_args_is_help=True, help="Federated retraining of a fleet on Flower, with SFedCA "
@@ -32,7 +33,8 @@ def _check(cfg) -> None:
     from edgesnn.fleet.strategy import SelectionSettings
     from edgesnn.registry import get_factory
 
-    SelectionSettings(cfg.selection, target=cfg.target)  # refuses an unknown rule or target
+    SelectionSettings(cfg.selection, cfg.clients_per_round, target=cfg.target,
+                      explore=cfg.explore)  # refuses an unknown rule or target, a bad explore
     if cfg.scenario not in SCENARIOS:
         raise EdgesnnError(f"unknown scenario {cfg.scenario!r}; use one of {', '.join(SCENARIOS)}")
     if cfg.clients_per_round > cfg.clients:
@@ -54,6 +56,8 @@ def simulate(
     rounds: int = typer.Option(30, min=1),
     selection: str = typer.Option("sfedca", help="sfedca, random (FedAvg) or power_of_choice"),
     per_round: int = typer.Option(4, min=1, help="devices that train and upload a model per round"),
+    explore: int = typer.Option(EXPLORE, min=0, help="sfedca: of the devices per round, this many are drawn at "
+                                                      "random instead of by credit (see README)"),
     local_steps: int = typer.Option(20, min=1, help="optimizer steps of local training per round"),
     seed: int = typer.Option(0),
     dp_clip: float = typer.Option(0.0, callback=finite, min=0.0, help="differential privacy: clip each update to this L2 norm on "
@@ -77,7 +81,7 @@ def simulate(
     from edgesnn.training import model_from_checkpoint
 
     cfg = FleetConfig(data=str(data), clients=clients, scenario=scenario, alpha=alpha, rounds=rounds,
-                      selection=selection, clients_per_round=per_round, local_steps=local_steps, seed=seed,
+                      selection=selection, clients_per_round=per_round, explore=explore, local_steps=local_steps, seed=seed,
                       dp_clip=dp_clip, dp_noise=dp_noise, out=str(out_dir))
     _check(cfg)
     task = load_task(data)  # a missing or broken dataset fails here, with its own message
@@ -154,6 +158,8 @@ def server(
     rounds: int = typer.Option(30, min=1),
     selection: str = typer.Option("sfedca", help="sfedca, random (FedAvg) or power_of_choice"),
     per_round: int = typer.Option(4, min=1, help="devices that train and upload a model per round"),
+    explore: int = typer.Option(EXPLORE, min=0, help="sfedca: of the devices per round, this many are drawn at "
+                                                      "random instead of by credit (see README)"),
     local_steps: int = typer.Option(20, min=1),
     dp_clip: float = typer.Option(0.0, callback=finite, min=0.0, help="differential privacy: clip each update to this L2 norm on "
                                                      "the device (Flower's fixedclipping_mod); 0: off"),
@@ -185,7 +191,8 @@ def server(
         raise EdgesnnError(f"--wait-devices {devices} is more than the {len(register)} registered device keys")
     _writable(work)
     cfg = FleetConfig(data=str(Path(data).resolve()), clients=devices, rounds=rounds, selection=selection,
-                      clients_per_round=min(per_round, devices), local_steps=local_steps, out=str(work),
+                      clients_per_round=min(per_round, devices), explore=min(explore, per_round, devices),
+                      local_steps=local_steps, out=str(work),
                       dp_clip=dp_clip, dp_noise=dp_noise, round_timeout=round_timeout,
                       export_dir=str(export_dir.resolve()) if export_dir else "")
     _check(cfg)

@@ -23,6 +23,7 @@ from edgesnn.dataset import load_task
 from edgesnn.evaluation import predict_labels
 from edgesnn.fleet.activity import firing_state
 from edgesnn.fleet.model import build, load_arrays, to_arrays
+from edgesnn.fleet.selection import EXPLORE
 from edgesnn.fleet.strategy import FleetStrategy, SelectionSettings
 from edgesnn.training import TrainConfig, torch_predict
 
@@ -42,7 +43,7 @@ class FleetConfig:
     candidates: int = 8
     credit_weight: float = 1.0
     target: str = "fleet"
-    explore: int = 0  # sfedca: places per round filled at random
+    explore: int = EXPLORE  # sfedca: places per round filled at random
     stat_windows: int = 64  # windows a client runs the global model on for its statistics
     round_timeout: float = 600.0  # seconds a round waits for devices; late ones count as no-reply
     # local training

@@ -27,7 +27,7 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 from edgesnn.errors import EdgesnnError
-from edgesnn.fleet.selection import RULES, TARGETS, ClientView, power_of_choice, random_selection, sfedca_selection
+from edgesnn.fleet.selection import EXPLORE, RULES, TARGETS, ClientView, power_of_choice, random_selection, sfedca_selection
 
 @dataclass
 class SelectionSettings:
@@ -36,7 +36,7 @@ class SelectionSettings:
     candidates: int = 8  # power_of_choice's d
     credit_weight: float = 1.0  # sfedca: credit against balance
     target: str = "fleet"  # sfedca: the class mix a round aims at (selection.TARGETS)
-    explore: int = 0  # sfedca: places a round fills at random (epsilon-greedy)
+    explore: int = EXPLORE  # sfedca: places a round fills at random (epsilon-greedy)
     norm_factor: float = 5.0
     seed: int = 0
 
