@@ -14,7 +14,7 @@ from edgesnn.signal import check_fs, resample
 FORMATS = (".mat", ".csv", ".npy", ".wav")
 
 
-def _channel(x: np.ndarray, index: str | None, where: str) -> np.ndarray:
+def _channel(x: np.ndarray, index: str | None, where: str, choose: str = "--variable INDEX") -> np.ndarray:
     """One channel of `x`: a vector (a [1, N] or [N, 1] matrix too) as it is; of a [N, C] or
     [C, N] matrix (channels on the shorter axis) the one `index` names. Never several channels
     run together, which would read as one signal of the wrong length."""
@@ -28,7 +28,7 @@ def _channel(x: np.ndarray, index: str | None, where: str) -> np.ndarray:
         raise EdgesnnError(f"{where}: a {x.ndim}-D array {x.shape}; give one channel (a vector or a 2-D channel matrix)")
     channels = min(x.shape)
     if index is None:
-        raise EdgesnnError(f"{where}: {channels} channels {x.shape}; choose one with --variable")
+        raise EdgesnnError(f"{where}: {channels} channels {x.shape}; choose one with {choose}")
     if not index.isdigit() or int(index) >= channels:
         raise EdgesnnError(f"{where}: channel {index!r} is not one of 0..{channels - 1}")
     return x[:, int(index)] if x.shape[0] > x.shape[1] else x[int(index)]
@@ -55,17 +55,15 @@ def _from_mat(path: Path, variable: str | None) -> np.ndarray:
             if own in arrays:
                 variable = own
         if variable is None:
-            if len(arrays) != 1:
-                raise EdgesnnError(f"{path}: {len(arrays)} numeric variables ({', '.join(sorted(arrays)) or 'none'}); "
-                                   "choose one with --variable" if arrays else f"{path}: no numeric variable")
+            if not arrays:
+                raise EdgesnnError(f"{path}: no numeric variable")
+            if len(arrays) > 1:
+                raise EdgesnnError(f"{path}: {len(arrays)} numeric variables ({', '.join(sorted(arrays))}); "
+                                   "choose one with --variable")
             variable = next(iter(arrays))
     if variable not in arrays:
         raise EdgesnnError(f"{path}: no numeric variable {variable!r}; it has {', '.join(sorted(arrays)) or 'none'}")
-    x = arrays[variable]
-    if channel is None and sum(n > 1 for n in x.shape) > 1:
-        raise EdgesnnError(f"{path}: {variable} holds {min(x.shape)} channels {x.shape}; "
-                           f"choose one with --variable {variable}:CHANNEL")
-    return _channel(x, channel, f"{path}: {variable}")
+    return _channel(arrays[variable], channel, f"{path}: {variable}", f"--variable {variable}:INDEX")
 
 
 def _is_number(text: str) -> bool:
@@ -86,16 +84,12 @@ def _from_csv(path: Path, variable: str | None) -> np.ndarray:
         raise EdgesnnError(f"{path}: not a text CSV file (not UTF-8)") from None
     if not lines:
         raise EdgesnnError(f"{path}: the CSV file is empty")
-    first = lines[0][1]
-    delimiter = next((d for d in ";\t" if d in first), ",")
-    numbers = [n for n, _ in lines]
-    cells = [[c.strip().strip('"') for c in line.split(delimiter)] for _, line in lines]
-    header = None if all(_is_number(c) for c in cells[0]) else cells.pop(0)
-    if header:
-        numbers.pop(0)
-    if not cells:
+    delimiter = next((d for d in ";\t" if d in lines[0][1]), ",")
+    rows = [(n, [c.strip().strip('"') for c in line.split(delimiter)]) for n, line in lines]
+    header = None if all(_is_number(c) for c in rows[0][1]) else rows.pop(0)[1]
+    if not rows:
         raise EdgesnnError(f"{path}: the CSV file has a header and no data")
-    width = len(header) if header else len(cells[0])
+    width = len(header) if header else len(rows[0][1])
     names = header or [str(i) for i in range(width)]
     if variable is None:
         if width != 1:
@@ -107,12 +101,11 @@ def _from_csv(path: Path, variable: str | None) -> np.ndarray:
         column = int(variable)
     else:
         raise EdgesnnError(f"{path}: no column {variable!r}; it has {', '.join(names)} (or an index 0..{width - 1})")
-    values = np.empty(len(cells))
-    for i, row in enumerate(cells):
+    values = np.empty(len(rows))
+    for i, (line, row) in enumerate(rows):
         try:
             values[i] = float(row[column].replace(",", ".") if delimiter == ";" else row[column])  # 0,5 where ; separates
         except (IndexError, ValueError):
-            line = numbers[i]
             raise EdgesnnError(f"{path}: line {line}, column {names[column]}: "
                                f"{row[column].strip()[:20]!r} is not a number" if column < len(row) else
                                f"{path}: line {line} has {len(row)} columns, not {width}") from None

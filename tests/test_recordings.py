@@ -98,7 +98,7 @@ def test_csv_cells_that_are_not_numbers_are_named_where_they_are(tmp_path):
 def test_several_channels_are_never_run_together(tmp_path):
     both = np.stack([SIGNAL, -SIGNAL], 1)
     scipy.io.savemat(tmp_path / "rec.mat", {"acc": both})
-    with pytest.raises(EdgesnnError, match="acc holds 2 channels .* --variable acc:CHANNEL"):
+    with pytest.raises(EdgesnnError, match="acc: 2 channels .* --variable acc:INDEX"):
         read_recording(tmp_path / "rec.mat", fs=12_000)
     x, _ = read_recording(tmp_path / "rec.mat", fs=12_000, variable="acc:1")
     np.testing.assert_allclose(x, -SIGNAL)
