@@ -20,8 +20,8 @@ import typer
 from rich.console import Console
 
 from edgesnn.cli.extras import need_training_extra
-from edgesnn.cli.options import finite
 from edgesnn.cli.fleet import fleet_app
+from edgesnn.cli.options import finite
 from edgesnn.errors import EdgesnnError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
