@@ -11,7 +11,7 @@ from rich.console import Console
 
 from edgesnn.cli.extras import need_training_extra
 from edgesnn.cli.options import finite
-from edgesnn.fleet.selection import EXPLORE
+from edgesnn.fleet import EXPLORE
 from edgesnn.errors import EdgesnnError
 
 fleet_app = typer.Typer(no_args_is_help=True, help="Federated retraining of a fleet on Flower, with SFedCA "

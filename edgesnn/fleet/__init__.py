@@ -7,3 +7,7 @@
   client_app.py the Flower ClientApp (query / train messages) a device runs
   server_app.py the Flower ServerApp (strategy + test-region evaluation + model export)
 """
+
+# SFedCA's places per round drawn at random by default (README "Fleet" has the measurements).
+# Here, not in selection.py, so the command line reads it without importing torch.
+EXPLORE = 0

@@ -32,7 +32,6 @@ import numpy as np
 from edgesnn.fleet.activity import credit
 
 RULES = ("sfedca", "random", "power_of_choice")
-EXPLORE = 0  # sfedca's places per round drawn at random by default (README "Fleet" has the measurements)
 
 
 @dataclass

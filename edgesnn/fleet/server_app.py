@@ -21,9 +21,9 @@ from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
 
 from edgesnn.dataset import load_task
 from edgesnn.evaluation import predict_labels
+from edgesnn.fleet import EXPLORE
 from edgesnn.fleet.activity import firing_state
 from edgesnn.fleet.model import build, load_arrays, to_arrays
-from edgesnn.fleet.selection import EXPLORE
 from edgesnn.fleet.strategy import FleetStrategy, SelectionSettings
 from edgesnn.training import TrainConfig, torch_predict
 

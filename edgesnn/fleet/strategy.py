@@ -27,7 +27,8 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 from edgesnn.errors import EdgesnnError
-from edgesnn.fleet.selection import EXPLORE, RULES, TARGETS, ClientView, power_of_choice, random_selection, sfedca_selection
+from edgesnn.fleet import EXPLORE
+from edgesnn.fleet.selection import RULES, TARGETS, ClientView, power_of_choice, random_selection, sfedca_selection
 
 @dataclass
 class SelectionSettings:
