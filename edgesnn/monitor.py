@@ -188,15 +188,15 @@ class Monitor:
         """One onnxruntime batch; a diagnosis per window, a state when a sensor's health changes."""
         if not ready:
             return 0
-        quiet = flat(np.stack([w for _, w, _ in ready]))
+        windows = np.stack([w for _, w, _ in ready])
+        quiet = flat(windows)
+        self.counters["windows"] += len(ready)
         for (sensor, _, t_end), q in zip(ready, quiet):
             if q:
                 self._no_signal(sensor, t_end)
-        ready = [r for r, q in zip(ready, quiet) if not q]
-        self.counters["windows"] += int(quiet.sum())
+        ready, windows = [r for r, q in zip(ready, quiet) if not q], windows[~quiet]
         if not ready:
-            return int(quiet.sum())
-        windows = np.stack([w for _, w, _ in ready])
+            return len(quiet)
         probs = self.diagnoser.probabilities(windows)
         scores = self.anomaly.scores(windows) if self.anomaly else [None] * len(ready)
         for (sensor, _, t_end), p, score in zip(ready, probs, scores):
@@ -210,8 +210,7 @@ class Monitor:
             self.latest[sensor] = {"label": label, "confidence": float(p.max()), "t_end": t_end,
                                    "latency_s": time.time() - t_end, **(extra or {})}
             self._assess(sensor, label, t_end)
-        self.counters["windows"] += len(ready)
-        return len(ready) + int(quiet.sum())
+        return len(quiet)
 
     def _no_signal(self, sensor: str, t_end: float) -> None:
         """A window with no vibration: no diagnosis (it would be noise), counted, and a vote for
