@@ -16,7 +16,7 @@ from edgesnn.fleet.activity import credit, firing_state  # noqa: E402
 from edgesnn.fleet.partition import partition, training_windows  # noqa: E402
 from edgesnn.fleet.selection import ClientView, sfedca_scores, sfedca_selection  # noqa: E402
 from edgesnn.errors import EdgesnnError  # noqa: E402
-from edgesnn.fleet.strategy import SelectionSettings, reported_state, screen_update  # noqa: E402
+from edgesnn.fleet.strategy import SelectionSettings, norm_outliers, reported_state, screen_update  # noqa: E402
 from edgesnn.registry import create_model  # noqa: E402
 from conftest import run_cli  # noqa: E402
 
@@ -102,23 +102,32 @@ def test_bad_updates_are_rejected_with_a_reason():
     ref_np = {"w": np.zeros((3, 2), np.float32), "b": np.zeros(2, np.float32)}
     ref = ArrayRecord({k: Array(v) for k, v in ref_np.items()})
     ok = {"w": np.full((3, 2), 0.1, np.float32), "b": np.zeros(2, np.float32)}
-    assert screen_update(ref, _reply(ok), [], 5.0)[0] is None
+    assert screen_update(ref, _reply(ok))[0] is None
     nan = {**ok, "b": np.array([np.nan, 0], np.float32)}
-    assert screen_update(ref, _reply(nan), [], 5.0)[0] == "non-finite"
-    assert screen_update(ref, _reply({**ok, "b": np.zeros(3, np.float32)}), [], 5.0)[0] == "shape"
-    assert screen_update(ref, _reply({"w": ok["w"]}), [], 5.0)[0] == "tensors"
-    assert screen_update(ref, _reply({**ok, "b": np.zeros(2, np.float64)}), [], 5.0)[0] == "dtype"
+    assert screen_update(ref, _reply(nan))[0] == "non-finite"
+    assert screen_update(ref, _reply({**ok, "b": np.zeros(3, np.float32)}))[0] == "shape"
+    assert screen_update(ref, _reply({"w": ok["w"]}))[0] == "tensors"
+    assert screen_update(ref, _reply({**ok, "b": np.zeros(2, np.float64)}))[0] == "dtype"
     for n in (0, -5, 2.5, 10**9):  # no weight, a fractional weight or an absurd one: not believed
         bad = RecordDict({"arrays": ArrayRecord({k: Array(v) for k, v in ok.items()}),
                           "metrics": MetricRecord({"num-examples": n})})
-        assert screen_update(ref, bad, [], 5.0)[0] == "num-examples"
+        assert screen_update(ref, bad)[0] == "num-examples"
     extra = _reply(ok)
     extra["smuggled"] = ArrayRecord({"w": Array(np.full((3, 2), 1e30, np.float32))})  # a second ArrayRecord
-    assert screen_update(ref, extra, [], 5.0)[0] == "records"
-    huge = {**ok, "w": np.full((3, 2), 100.0, np.float32)}
+    assert screen_update(ref, extra)[0] == "records"
+    assert screen_update(ref, _reply(ok))[1] == pytest.approx(np.sqrt(6 * 0.01))
+
+
+def test_norm_outliers_follow_the_round_so_a_moved_model_does_not_lock_the_fleet_out():
     history = [0.24, 0.25, 0.26, 0.25]
-    assert screen_update(ref, _reply(huge), history, 5.0)[0] == "norm-outlier"
-    assert screen_update(ref, _reply(ok), history, 5.0)[0] is None
+    # One scaled update among honest ones is refused, against history or against its round.
+    assert norm_outliers([0.25, 245.0, 0.3], history, 5.0) == [False, True, False]
+    assert norm_outliers([1.0, 1.1, 0.9, 900.0], [], 5.0) == [False, False, False, True]
+    assert norm_outliers([245.0], history, 5.0) == [True]  # alone, only history can judge it
+    # After the global model has moved far every honest update is long: the round's own
+    # median speaks for them, where the history alone refused them all, round after round.
+    assert norm_outliers([3.0, 2.5, 3.5, 2.8], history, 5.0) == [False] * 4
+    assert norm_outliers([3.0, 2.5], [], 5.0) == [False, False]  # nothing typical known yet
 
 
 def test_malformed_statistics_from_a_device_are_refused():

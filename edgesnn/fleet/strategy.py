@@ -6,8 +6,7 @@ Each round:
   2. select   at most `clients_per_round` clients (selection.py);
   3. train    only those clients train and upload a model, whatever the rule: equal budget;
   4. screen   updates that miss or add tensors, change a shape, hold NaN/Inf or whose distance
-              to the global model is a norm outlier (> norm_factor x the median accepted
-              distance so far) are rejected and counted;
+              to the global model is a norm outlier (norm_outliers) are rejected and counted;
   5. average  the accepted updates, weighted by their number of windows (FedAvg).
 Bytes moved (model payloads and statistics) and the clients' compute for statistics are counted
 per round in `self.rounds`.
@@ -81,13 +80,11 @@ def _bytes(content: RecordDict) -> int:
 MAX_EXAMPLES = 10_000_000  # a device claiming more windows than this is not believed
 
 
-def screen_update(reference: ArrayRecord, content: RecordDict, accepted_norms: list[float],
-                  norm_factor: float) -> tuple[str | None, float, int]:
+def screen_update(reference: ArrayRecord, content: RecordDict) -> tuple[str | None, float, int]:
     """(reason to reject or None, distance of the update to the global model `reference`,
     its number of windows). Anything a device sends is checked: exactly the tensors of the
-    global model with their shapes and dtypes, all finite, one MetricRecord with a plausible
-    `num-examples`, and a distance that is not an outlier (over norm_factor x the median of
-    the last 50 accepted distances, once 4 have been accepted)."""
+    global model with their shapes and dtypes, all finite, and one MetricRecord with a
+    plausible `num-examples`. Whether the distance is an outlier is norm_outliers' call."""
     if list(content.array_records) != ["arrays"] or list(content.metric_records) != ["metrics"]:
         return "records", 0.0, 0
     arrays, n = content["arrays"], content["metrics"].get("num-examples")
@@ -109,11 +106,23 @@ def screen_update(reference: ArrayRecord, content: RecordDict, accepted_norms: l
         if not np.all(np.isfinite(new)):
             return "non-finite", 0.0, 0
         sq += float(np.sum((new.astype(np.float64) - old) ** 2))
-    norm = float(np.sqrt(sq))
+    return None, float(np.sqrt(sq)), n
+
+
+def norm_outliers(norms: list[float], accepted_norms: list[float], norm_factor: float) -> list[bool]:
+    """Which of this round's update distances are outliers: over norm_factor x a typical
+    distance. Typical is the larger of two medians: of the last 50 accepted distances (once 4
+    have been accepted) and of this round's own distances (when at least 3 arrived).
+    The history alone would lock the fleet out: once the global model has moved far (a round
+    of skewed devices), every honest device's update is long, and the history, made of short
+    ones, would refuse them all, for ever. This round's median follows the model, and one
+    device among 3 or more cannot move it (a majority of honest devices per round assumed)."""
     history = accepted_norms[-50:]
-    if len(history) >= 4 and norm > norm_factor * float(np.median(history)):
-        return "norm-outlier", norm, n
-    return None, norm, n
+    medians = ([float(np.median(history))] if len(history) >= 4 else []) + \
+              ([float(np.median(norms))] if len(norms) >= 3 else [])
+    if not medians:  # too little seen to call anything typical
+        return [False] * len(norms)
+    return [bool(norm > norm_factor * max(medians)) for norm in norms]
 
 
 def _arrived(replies: Iterable[Message], expected: int, log: "RoundLog", kind: str, byte_key: str):
@@ -233,11 +242,18 @@ class FleetStrategy(FedAvg):
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         log = self.rounds[-1]
-        accepted, losses = [], []
+        screened = []  # (node, content, norm, windows) of the well-formed updates
         for node, content in _arrived(replies, len(log.selected), log, "train", "model_up"):
-            reason, norm, n = screen_update(self._global, content, self.accepted_norms, self.settings.norm_factor)
+            reason, norm, n = screen_update(self._global, content)
             if reason:
                 log.rejected[reason] += 1
+            else:
+                screened.append((node, content, norm, n))
+        outliers = norm_outliers([norm for _, _, norm, _ in screened], self.accepted_norms, self.settings.norm_factor)
+        accepted, losses = [], []
+        for (node, content, norm, n), outlier in zip(screened, outliers):
+            if outlier:
+                log.rejected["norm-outlier"] += 1
                 continue
             self.accepted_norms.append(norm)
             log.update_norms.append(norm)
