@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -66,27 +67,43 @@ def _from_mat(path: Path, variable: str | None) -> np.ndarray:
     return _channel(arrays[variable], channel, f"{path}: {variable}", f"--variable {variable}:INDEX")
 
 
-def _is_number(text: str) -> bool:
+def _number(cell: str) -> float:
+    """A CSV cell as a number; one comma and no point is a decimal comma (`-0,5`), which a cell
+    can only hold when `;` or a tab separates the columns, or the cell is quoted. ValueError else."""
+    cell = cell.strip()
+    if cell.count(",") == 1 and "." not in cell:
+        cell = cell.replace(",", ".")
+    return float(cell)
+
+
+def _is_number(cell: str) -> bool:
     try:
-        float(text.replace(",", "."))
+        _number(cell)
     except ValueError:
         return False
     return True
 
 
 def _from_csv(path: Path, variable: str | None) -> np.ndarray:
-    """A column of a comma-, semicolon- or tab-separated file, by header name or by index; a cell that
-    is not a number is refused where it is, not read as NaN."""
+    """A column of a comma-, semicolon-, tab- or space-separated file, by header name or by index.
+    Every row must have the header's columns and every cell of the column must be a number; any
+    other row is refused where it is, never read in part or as NaN."""
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            lines = [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            text = f.read()
     except UnicodeDecodeError:
         raise EdgesnnError(f"{path}: not a text CSV file (not UTF-8)") from None
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         raise EdgesnnError(f"{path}: the CSV file is empty")
-    delimiter = next((d for d in ";\t" if d in lines[0][1]), ",")
-    rows = [(n, [c.strip().strip('"') for c in line.split(delimiter)]) for n, line in lines]
-    header = None if all(_is_number(c) for c in rows[0][1]) else rows.pop(0)[1]
+    first = lines[0][1]
+    delimiter = next((d for d in ";\t," if d in first), " ")
+    try:  # each line is one row (no quoted line breaks), so that an error names its line
+        cells = csv.reader((line.strip() for _, line in lines), delimiter=delimiter, skipinitialspace=True)
+        rows = [(n, row) for (n, _), row in zip(lines, cells)]
+    except csv.Error as exc:
+        raise EdgesnnError(f"{path}: not a readable CSV file ({exc})") from None
+    header = None if all(_is_number(c) for c in rows[0][1]) else [c.strip() for c in rows.pop(0)[1]]
     if not rows:
         raise EdgesnnError(f"{path}: the CSV file has a header and no data")
     width = len(header) if header else len(rows[0][1])
@@ -103,12 +120,15 @@ def _from_csv(path: Path, variable: str | None) -> np.ndarray:
         raise EdgesnnError(f"{path}: no column {variable!r}; it has {', '.join(names)} (or an index 0..{width - 1})")
     values = np.empty(len(rows))
     for i, (line, row) in enumerate(rows):
+        if len(row) != width:
+            hint = " (decimal commas need ; or tabs between columns, or quotes)" \
+                if delimiter == "," and len(row) > width else ""
+            raise EdgesnnError(f"{path}: line {line} has {len(row)} column{'s' * (len(row) != 1)}, not {width}{hint}")
         try:
-            values[i] = float(row[column].replace(",", ".") if delimiter == ";" else row[column])  # 0,5 where ; separates
-        except (IndexError, ValueError):
+            values[i] = _number(row[column])
+        except ValueError:
             raise EdgesnnError(f"{path}: line {line}, column {names[column]}: "
-                               f"{row[column].strip()[:20]!r} is not a number" if column < len(row) else
-                               f"{path}: line {line} has {len(row)} columns, not {width}") from None
+                               f"{row[column].strip()[:20]!r} is not a number") from None
     return values
 
 

@@ -95,6 +95,24 @@ def test_csv_cells_that_are_not_numbers_are_named_where_they_are(tmp_path):
     np.testing.assert_allclose(x, SIGNAL[:50], atol=1e-6)
 
 
+def test_csv_rows_are_read_whole_or_refused(tmp_path):
+    # decimal commas between comma separators: the row has more cells than the header, refused
+    # (it was read as its first cell, silently)
+    (tmp_path / "a.csv").write_text("t,acc\n0,0,5\n1,0,7\n")
+    with pytest.raises(EdgesnnError, match="line 2 has 3 columns, not 2 .decimal commas"):
+        read_recording(tmp_path / "a.csv", fs=12_000, variable="acc")
+    (tmp_path / "short.csv").write_text("t,acc\n0,0.5\n1\n")
+    with pytest.raises(EdgesnnError, match="line 3 has 1 column, not 2$"):
+        read_recording(tmp_path / "short.csv", fs=12_000, variable="acc")
+    # quoted decimal commas, one column with decimal commas, spaces between columns: all read
+    (tmp_path / "q.csv").write_text('t,acc\n"0,001","0,125"\n"0,002","-0,5"\n')
+    np.testing.assert_allclose(read_recording(tmp_path / "q.csv", fs=12_000, variable="acc")[0], [0.125, -0.5])
+    (tmp_path / "one.csv").write_text("acc\n0,125\n-0,5\n1,25\n")
+    np.testing.assert_allclose(read_recording(tmp_path / "one.csv", fs=12_000)[0], [0.125, -0.5, 1.25])
+    np.savetxt(tmp_path / "sp.csv", np.stack([SIGNAL[:20], -SIGNAL[:20]], 1))  # numpy's default: spaces
+    np.testing.assert_allclose(read_recording(tmp_path / "sp.csv", fs=12_000, variable="1")[0], -SIGNAL[:20], atol=1e-6)
+
+
 def test_several_channels_are_never_run_together(tmp_path):
     both = np.stack([SIGNAL, -SIGNAL], 1)
     scipy.io.savemat(tmp_path / "rec.mat", {"acc": both})
