@@ -77,9 +77,9 @@ class ModelWatcher:
                 continue
             try:
                 new = Diagnoser(card, threads=self.current.threads)  # as many threads as the model in use
-                # one silent window through it: a card whose classes do not match its graph fails here
-                width = new.logits(np.zeros((1, 1, new.window), np.float32)).shape
-                if width != (1, len(new.classes)):
+                # two silent windows through it: a card whose classes do not match its graph fails here
+                width = new.logits(np.zeros((2, 1, new.window), np.float32)).shape
+                if width != (2, len(new.classes)):
                     raise EdgesnnError(f"{card}: the model gives {width[1]} outputs for {len(new.classes)} classes")
             except Exception as exc:  # whatever a card holds, the monitor goes on with its model
                 self.rejected += 1

@@ -25,7 +25,7 @@ from edgesnn.health import HealthState
 from edgesnn.inbox import Inbox
 from edgesnn.journal import Journal
 from edgesnn.model_watch import ModelWatcher
-from edgesnn.payloads import Rejected, decode_waveform, encode_diagnosis
+from edgesnn.payloads import MAX_FRAME_S, MAX_PAYLOAD_BYTES, Rejected, decode_waveform, encode_diagnosis
 from edgesnn.runtime import MAX_BATCH, Diagnoser
 from edgesnn.signal import NO_SIGNAL, flat
 from edgesnn.windowing import SensorWindower
@@ -82,6 +82,7 @@ class Monitor:
         self._next_status = 0.0
         self._started = False
         self._last_log: dict[str, float] = {}  # rejection reason -> time of its last log line
+        self._oversized = 0  # payloads over MAX_PAYLOAD_BYTES, refused by _on_message
         self.latest: dict[str, dict] = {}  # sensor -> its last diagnosis, for dashboards
         self.last_status: dict = {}
         self.client = mqtt_client(self.broker, client_id or "", **tls_and_auth)
@@ -136,7 +137,21 @@ class Monitor:
     def _on_message(self, client, userdata, msg):
         if not msg.topic.endswith("/waveform"):
             return  # our own diagnoses, states and status come back on the same wildcard
+        if len(msg.payload) > MAX_PAYLOAD_BYTES:  # refused here, before it takes room in the inbox
+            with self._lock:
+                self._oversized += 1
+            self._warn("oversized", f"rejected frame on {msg.topic}: oversized: {len(msg.payload)} bytes > "
+                                    f"{MAX_PAYLOAD_BYTES}")
+            return
         self.inbox.put(msg.topic, msg.payload)  # refusals are counted by the inbox
+
+    def _warn(self, reason: str, message: str) -> None:
+        """A log line for a rejection, at most one per reason and second: a flood of bad frames
+        must not flood the log."""
+        now = time.monotonic()
+        if now - self._last_log.get(reason, -1.0) >= 1.0:
+            self._last_log[reason] = now
+            log.warning("%s", message)
 
     # prepare, infer, assess, publish -----------------------------------------------------------
     def _sensor_of(self, topic: str) -> str | None:
@@ -150,7 +165,11 @@ class Monitor:
         ready: list[tuple[str, np.ndarray, float]] = []
         done = 0
         for topic, payload in items:
-            ready += self._windows_of(topic, payload)
+            try:
+                ready += self._windows_of(topic, payload)
+            except Exception as exc:  # a frame no check foresaw: counted, and the others go on
+                self.rejected["unreadable"] += 1
+                log.exception("frame on %s could not be read (%s); counted as unreadable", topic, exc)
             if len(ready) >= MAX_BATCH:
                 done += self._diagnose(ready)
                 ready = []
@@ -163,26 +182,28 @@ class Monitor:
         self.counters["frames"] += 1
         sensor = self._sensor_of(topic)
         if sensor is None:
-            self.rejected["bad_topic"] += 1
-            return []
+            return self._reject(topic, "bad_topic", "not <root>/<sensor>/waveform with a sensor id")
         try:
             frame = decode_waveform(payload)
         except Rejected as exc:
-            self.rejected[exc.reason] += 1
-            # one line per reason and second: a flood of bad frames must not flood the log
-            if time.monotonic() - self._last_log.get(exc.reason, -1.0) >= 1.0:
-                self._last_log[exc.reason] = time.monotonic()
-                log.warning("rejected frame on %s: %s (%d so far)", topic, exc, self.rejected[exc.reason])
-            return []
+            return self._reject(topic, exc.reason, str(exc).split(": ", 1)[1])
+        if len(frame.samples) / frame.fs > MAX_FRAME_S:
+            return self._reject(topic, "oversized", f"{len(frame.samples) / frame.fs:.1f} s of signal in one "
+                                                    f"frame; at most {MAX_FRAME_S:g} s")
         windower = self.windowers.get(sensor)
         if windower is None:
             if len(self.windowers) >= self.max_sensors:
-                self.rejected["too_many_sensors"] += 1
-                return []
+                return self._reject(topic, "too_many_sensors", f"{self.max_sensors} sensors tracked already "
+                                                               "(--max-sensors)")
             windower = self.windowers[sensor] = SensorWindower(
                 self.diagnoser.sample_rate_hz, self.diagnoser.window, self.hop)
         self._heard[sensor] = time.monotonic()
         return [(sensor, w, t_end) for w, t_end in windower.push(frame)]
+
+    def _reject(self, topic: str, reason: str, detail: str) -> list:
+        self.rejected[reason] += 1
+        self._warn(reason, f"rejected frame on {topic}: {reason}: {detail} ({self.rejected[reason]} so far)")
+        return []
 
     def _diagnose(self, ready: list[tuple[str, np.ndarray, float]]) -> int:
         """One onnxruntime batch; a diagnosis per window, a state when a sensor's health changes."""
@@ -200,6 +221,11 @@ class Monitor:
         probs = self.diagnoser.probabilities(windows)
         scores = self.anomaly.scores(windows) if self.anomaly else [None] * len(ready)
         for (sensor, _, t_end), p, score in zip(ready, probs, scores):
+            if not np.all(np.isfinite(p)):  # no diagnosis is better than a NaN one
+                self.counters["non_finite_outputs"] += 1
+                self._warn("non_finite_output", f"{sensor}: the model gave non-finite probabilities; "
+                                                "window not diagnosed")
+                continue
             extra = None if score is None else {
                 "anomaly_score": round(float(score), 6), "anomaly": bool(score > self.anomaly.threshold),
                 "anomaly_model": self.anomaly.model_id}
@@ -279,8 +305,9 @@ class Monitor:
         return {"v": 1, "online": not self.stop_event.is_set(), "model": self.diagnoser.model_id,
                 "sensors": len(self.windowers), "frames": self.counters["frames"],
                 "windows": self.counters["windows"], "no_signal_windows": self.counters["no_signal_windows"],
+                "non_finite_outputs": self.counters["non_finite_outputs"],
                 "dropped": sum(dropped.values()),
-                "dropped_by_reason": dropped, "rejected": dict(self.rejected),
+                "dropped_by_reason": dropped, "rejected": self._rejected(),
                 "reconnects": max(self.counters["connects"] - 1, 0),
                 "restarts": self.counters["restarts_forgotten"] + sum(w.restarts for w in self.windowers.values()),
                 "inbox_bytes": self.inbox.bytes_waiting, "journal_unsent": self.journal.count_unsent(),
@@ -288,6 +315,12 @@ class Monitor:
                    if self.watcher else {}),
                 **({"anomaly_model": self.anomaly.model_id, "anomaly_threshold": self.anomaly.threshold,
                     "anomalies": self.counters["anomalies"]} if self.anomaly else {})}
+
+    def _rejected(self) -> dict:
+        rejected = Counter(self.rejected)
+        with self._lock:
+            rejected["oversized"] += self._oversized  # refused on arrival, by the network thread
+        return {k: v for k, v in rejected.items() if v}
 
     def _publish_status(self, status: dict | None = None):
         info = self.client.publish(f"{self.root}/_monitor/status", json.dumps(status or self.status()), retain=True)

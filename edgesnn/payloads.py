@@ -18,9 +18,15 @@ from edgesnn.labels import fault_type
 from edgesnn.signal import MAX_FS_HZ, MIN_FS_HZ
 
 MAX_PAYLOAD_BYTES = 1 << 20  # 1 MiB: a minute of 4 kHz float32 as base64 JSON, far above any frame
+# A frame is a fraction of a second of signal (typically 256 to 8192 samples). A longer one is
+# refused: at a low rate a 1 MiB frame would hold minutes, resampled into thousands of windows.
+MAX_FRAME_S = 10.0
+# Shock accelerometers reach about 1e5 g; a larger value is a unit or encoding error (and, squared
+# by a float32 model's standardization, would overflow to NaN probabilities).
+MAX_ABS_G = 1e6
 REQUIRED_KEYS = ("v", "seq", "t0", "fs", "dtype", "data")
 REASONS = ("oversized", "not_json", "missing_key", "bad_version", "bad_seq", "bad_t0", "bad_fs",
-           "bad_unit", "bad_dtype", "bad_base64", "empty", "non_finite")
+           "bad_unit", "bad_dtype", "bad_base64", "empty", "non_finite", "out_of_range")
 
 
 class Rejected(ValueError):
@@ -44,20 +50,22 @@ def decode_waveform(payload: bytes) -> WaveformFrame:
         raise Rejected("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
         msg = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected("not_json", str(exc)) from None
+    # ValueError covers a bad encoding and an integer too long to convert; RecursionError a
+    # deeply nested array
+    except (ValueError, RecursionError) as exc:
+        raise Rejected("not_json", str(exc)[:200]) from None
     if not isinstance(msg, dict):
         raise Rejected("not_json", "payload is not a JSON object")
     missing = [k for k in REQUIRED_KEYS if k not in msg]
     if missing:
         raise Rejected("missing_key", ", ".join(missing))
-    if msg["v"] != 1:
+    if type(msg["v"]) is not int or msg["v"] != 1:  # not true, not 1.0
         raise Rejected("bad_version", f"v={msg['v']!r}")
     seq, t0, fs = msg["seq"], msg["t0"], msg["fs"]
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise Rejected("bad_seq", f"seq={seq!r}")
-    if not isinstance(t0, (int, float)) or isinstance(t0, bool) or not math.isfinite(t0):
-        raise Rejected("bad_t0", f"t0={t0!r}")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
+        raise Rejected("bad_seq", f"seq={str(seq)[:40]}")
+    if not isinstance(t0, (int, float)) or isinstance(t0, bool) or not _finite(t0):
+        raise Rejected("bad_t0", f"t0={str(t0)[:40]}")
     if not isinstance(fs, (int, float)) or isinstance(fs, bool) or not (MIN_FS_HZ <= fs <= MAX_FS_HZ):
         raise Rejected("bad_fs", f"fs={fs!r} outside {MIN_FS_HZ:g}..{MAX_FS_HZ:g} Hz")
     if msg.get("unit", "g") != "g":
@@ -73,7 +81,17 @@ def decode_waveform(payload: bytes) -> WaveformFrame:
     samples = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     if not np.isfinite(samples).all():
         raise Rejected("non_finite", f"{int((~np.isfinite(samples)).sum())} NaN or Inf samples")
+    if np.abs(samples).max() > MAX_ABS_G:
+        raise Rejected("out_of_range", f"a sample of {np.abs(samples).max():.3g} g; no accelerometer "
+                                       f"measures more than {MAX_ABS_G:g} g")
     return WaveformFrame(seq, float(t0), float(fs), samples)
+
+
+def _finite(number: int | float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def encode_waveform(seq: int, t0: float, fs: float, samples: np.ndarray) -> bytes:

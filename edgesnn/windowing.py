@@ -28,7 +28,8 @@ class SensorWindower:
     restarts: int = 0
     _fs: float | None = field(default=None, repr=False)
     _buffer: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32), repr=False)
-    _t_start: float = 0.0  # time of _buffer[0]
+    _t_start: float = 0.0  # time of _buffer[0] (with _skip: of the first sample after the skip)
+    _skip: int = 0  # samples still to drop before the next window starts (a hop longer than a window)
     _next_seq: int | None = None
 
     def _native(self, n: int) -> int:
@@ -36,7 +37,7 @@ class SensorWindower:
 
     def push(self, frame: WaveformFrame) -> list[tuple[np.ndarray, float]]:
         """Add a frame; return the windows now complete, each with the time of its last sample."""
-        t_expected = self._t_start + len(self._buffer) / self._fs if self._fs else None
+        t_expected = self._t_start + (len(self._buffer) - self._skip) / self._fs if self._fs else None
         contiguous = (
             self._fs == frame.fs
             and frame.seq == self._next_seq
@@ -45,9 +46,11 @@ class SensorWindower:
         if not contiguous:
             if self._next_seq is not None:
                 self.restarts += 1
-            self._fs, self._buffer, self._t_start = frame.fs, frame.samples.copy(), frame.t0
+            self._fs, self._buffer, self._t_start, self._skip = frame.fs, frame.samples.copy(), frame.t0, 0
         else:
-            self._buffer = np.concatenate([self._buffer, frame.samples])
+            dropped = min(self._skip, len(frame.samples))
+            self._skip -= dropped
+            self._buffer = np.concatenate([self._buffer, frame.samples[dropped:]])
         self._next_seq = frame.seq + 1
 
         span, step = self._native(self.window), self._native(self.hop)
@@ -60,7 +63,8 @@ class SensorWindower:
                 chunk = np.pad(chunk, (0, self.window - len(chunk)), mode="edge")
             out.append((chunk.astype(np.float32), self._t_start + (start + span - 1) / self._fs))
             start += step
-        if start:  # drop what no later window needs
+        if start:  # drop what no later window needs; past the buffer's end, later samples too
+            self._skip = max(start - len(self._buffer), 0)
             self._buffer = self._buffer[start:]
             self._t_start += start / self._fs
         return out

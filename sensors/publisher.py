@@ -10,11 +10,12 @@ import numpy as np
 
 from edgesnn.broker import check_root
 from edgesnn.errors import EdgesnnError
-from edgesnn.payloads import encode_waveform
+from edgesnn.payloads import MAX_FRAME_S, MAX_PAYLOAD_BYTES, encode_waveform
 from edgesnn.sensors.recordings import read_recording
 from edgesnn.sensors.synthetic import bearing_signal
 
 FAULTS = ("normal", "ball", "inner_race", "outer_race")
+ACK_TIMEOUT_S = 10.0  # how long the last frames may wait for the broker's acknowledgement
 
 
 def sensor_id(path: Path) -> str:
@@ -33,6 +34,13 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
     `tls_and_auth`: ca_file, cert_file, key_file, username, password for the broker."""
     from edgesnn.broker import connect, mqtt_client, parse_broker
 
+    if seconds is not None and not seconds > 0:
+        raise EdgesnnError(f"seconds {seconds:g}: give a positive duration, or none for the whole signal")
+    for sensor, (_, rate) in streams.items():
+        n = max(1, int(round(frame_ms / 1000 * rate)))
+        if n / rate > MAX_FRAME_S or len(encode_waveform(0, 0.0, rate, np.zeros(n, np.float32))) > MAX_PAYLOAD_BYTES:
+            raise EdgesnnError(f"{sensor}: a {frame_ms:g} ms frame at {rate:g} Hz is larger than a monitor takes "
+                               f"(at most {MAX_FRAME_S:g} s and {MAX_PAYLOAD_BYTES >> 20} MiB); use a shorter --frame-ms")
     target = parse_broker(broker)
     client = mqtt_client(target, **(tls_and_auth or {}))
     connect(client, target)
@@ -60,7 +68,11 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
         i += 1
     try:  # the broker acknowledges in order: the last round acknowledged, all are
         for info in last:
-            info.wait_for_publish(10)
+            info.wait_for_publish(ACK_TIMEOUT_S)
+        unacknowledged = sum(not info.is_published() for info in last)
+        if unacknowledged:
+            raise EdgesnnError(f"{target}: the broker did not acknowledge the last {unacknowledged} frame(s) "
+                               f"within {ACK_TIMEOUT_S:g} s; they may be lost")
     except RuntimeError as exc:  # paho: the connection is gone
         raise EdgesnnError(f"{target}: connection lost before the last frames were acknowledged ({exc})") from None
     finally:

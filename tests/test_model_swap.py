@@ -1,5 +1,6 @@
 """A running monitor picks up a newer model from a watched folder, verified before the swap."""
 
+import hashlib
 import json
 import shutil
 import threading
@@ -7,10 +8,12 @@ import time
 import uuid
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from conftest import mqtt_listener, wait_for
 from edgesnn.broker import parse_broker
 from edgesnn.card import default_card_path
+from edgesnn.errors import EdgesnnError
 from edgesnn.model_watch import ModelWatcher
 from edgesnn.monitor import Monitor
 from edgesnn.payloads import encode_waveform
@@ -60,6 +63,21 @@ def test_watcher_takes_the_newest_verified_model_and_counts_refusals(tmp_path):
     time.sleep(0.02)
     (tmp_path / "fleet-r5-junk.json").write_text(json.dumps({"format": "edgesnn-model-card/1", "onnx": None}))
     assert watcher.poll() is None and watcher.rejected == 4  # refused, counted, and no exception
+
+
+def test_a_model_that_takes_one_window_at_a_time_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    card_path = drop_model(tmp_path, "fixed-batch")
+    graph = onnx.load(tmp_path / "fixed-batch.onnx")
+    graph.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # the monitor batches sensors
+    onnx.save(graph, tmp_path / "fixed-batch.onnx")
+    card = json.loads(card_path.read_text())
+    card["onnx_sha256"] = hashlib.sha256((tmp_path / "fixed-batch.onnx").read_bytes()).hexdigest()
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(EdgesnnError, match="fixed batch of 1"):
+        Diagnoser(card_path)
+    watcher = ModelWatcher(tmp_path, Diagnoser())
+    assert watcher.poll() is None and watcher.rejected == 1
 
 
 def test_running_monitor_swaps_models_between_batches(broker, cwru_dir, tmp_path):

@@ -8,6 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -81,3 +82,37 @@ def test_nothing_is_lost_across_a_broker_restart(tmp_path, clips):
         mon.close()
         broker.terminate()
         broker.wait(10)
+
+
+@pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="no mosquitto binary to run a private broker")
+def test_replay_says_so_when_the_broker_never_acknowledges_its_last_frames(tmp_path, monkeypatch):
+    import signal
+    import threading
+
+    from edgesnn.errors import EdgesnnError
+    from edgesnn.sensors import publisher
+
+    port = free_port()
+    broker = start_mosquitto(port, tmp_path)
+    monkeypatch.setattr(publisher, "ACK_TIMEOUT_S", 1.0)
+    # the broker freezes (SIGSTOP) while frames are on their way: exit with an error, not "sent"
+    threading.Timer(0.3, lambda: broker.send_signal(signal.SIGSTOP)).start()
+    try:
+        with pytest.raises(EdgesnnError, match="did not acknowledge"):
+            publisher.publish_streams({"s": (np.ones(12_000, np.float32), 12_000.0)}, f"mqtt://127.0.0.1:{port}",
+                                      "edgesnn-ack", frame_ms=100, speed=1.0)
+    finally:
+        broker.send_signal(signal.SIGCONT)
+        broker.terminate()
+        broker.wait(10)
+
+
+def test_replay_refuses_frames_no_monitor_would_take():
+    from edgesnn.errors import EdgesnnError
+    from edgesnn.sensors.publisher import publish_streams
+
+    signal_ = {"s": (np.ones(600_000, np.float32), 12_000.0)}
+    with pytest.raises(EdgesnnError, match="larger than a monitor takes"):
+        publish_streams(signal_, "mqtt://127.0.0.1:1", frame_ms=30_000)  # refused before any connection
+    with pytest.raises(EdgesnnError, match="positive duration"):
+        publish_streams(signal_, "mqtt://127.0.0.1:1", seconds=0)

@@ -41,6 +41,14 @@ def test_round_trip():
     (good(data=""), "empty"),
     (good(data=base64.b64encode(np.array([1, np.nan], "<f4").tobytes()).decode()), "non_finite"),
     (b" " * (MAX_PAYLOAD_BYTES + 1), "oversized"),
+    # the JSON parser's own limits: a number too long to convert, an array nested too deep
+    (b'{"v": 1, "seq": ' + b"9" * 5000 + b"}", "not_json"),
+    (b"[" * 200_000 + b"]" * 200_000, "not_json"),
+    (good(v=True), "bad_version"),
+    (good(v=1.0), "bad_version"),
+    (good(t0=10**400), "bad_t0"),  # a JSON integer beyond any float
+    (good(seq=10**30), "bad_seq"),
+    (good(data=base64.b64encode(np.array([1, 3e38], "<f4").tobytes()).decode()), "out_of_range"),
 ])
 def test_each_bad_payload_has_its_reason(payload, reason):
     with pytest.raises(Rejected) as info:

@@ -29,6 +29,18 @@ def test_windows_span_frames_like_offline_framing():
     assert w.restarts == 0
 
 
+def test_a_hop_longer_than_the_window_skips_signal_without_restarting():
+    x = rng.standard_normal(40_000).astype(np.float32)
+    w = SensorWindower(12_000, 2048, 5000)
+    got = [win for f in frames_of(x, 12_000, [2048] * 19 + [1088]) for win in w.push(f)]
+    expected = frame(x, 2048, 5000)
+    assert len(got) == len(expected) == 8
+    for (win, t_end), (i, exp) in zip(got, enumerate(expected)):
+        np.testing.assert_array_equal(win, exp)
+        assert abs(t_end - (1000.0 + (i * 5000 + 2047) / 12_000)) < 1e-6
+    assert w.restarts == 0
+
+
 def test_seq_gap_and_time_gap_restart_the_window():
     x = rng.standard_normal(6000).astype(np.float32)
     w = SensorWindower(12_000, 2048, 2048)
