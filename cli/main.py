@@ -7,6 +7,7 @@ commands (infer) run on the plain install.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import sys
@@ -55,14 +56,20 @@ def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dic
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        words = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+        if value.strip().lower() in words:  # False, off, no: not the (truthy) text "False"
+            options[key] = words[value.strip().lower()]
+            continue
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
             options[key] = value
+        if isinstance(options[key], float) and not math.isfinite(options[key]):
+            raise typer.BadParameter(f"{pair!r}: not a finite number", param_hint="--option")
     try:
         create_model(pack, n_classes=10, window=2048, timesteps=timesteps, bits=bits, **options)
-    except (TypeError, ValueError) as exc:
-        raise typer.BadParameter(f"pack {pack}: {exc}", param_hint="--option") from None
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise typer.BadParameter(f"pack {pack}: {str(exc).splitlines()[0]}", param_hint="--option") from None
     return options
 
 
@@ -78,11 +85,11 @@ def train(
     pack: str = typer.Option("mra_snn", help="model pack (see `edgesnn packs`)"),
     data: Path = typer.Option(DEFAULT_DATA, help=DATA_HELP),
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="folder for checkpoint, history and PNG"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1),
     epochs: int = typer.Option(60, min=1),
     steps: int = typer.Option(100, min=1, help="optimizer steps per epoch"),
-    batch_size: int = typer.Option(64, min=1),
-    lr: float = typer.Option(3e-3, callback=finite, min=0.0),
+    batch_size: int = typer.Option(64, min=1, max=4096),
+    lr: float = typer.Option(3e-3, callback=finite, min=1e-8, max=1.0),
     bits: Optional[int] = typer.Option(None, min=1, max=8, help="spike bits (multi-bit neurons emit 0..2^bits-1); "
                                                                "default: the pack's (mra_snn: 2)"),
     timesteps: Optional[int] = typer.Option(None, min=1, max=64, help="timesteps T; default: the pack's "
@@ -95,7 +102,7 @@ def train(
     task: str = typer.Option("cwru10", help="cwru10 (fault and size) or fault_type (4 classes)"),
     loads: Optional[str] = typer.Option(None, help="train only on these motor loads, e.g. 0 or 1,2"),
     sizes: Optional[str] = typer.Option(None, help="train only on these fault sizes (in), e.g. 0.007,0.014"),
-    threads: int = typer.Option(0, min=0, help="torch threads (0: torch's default)"),
+    threads: int = typer.Option(0, min=0, max=256, help="torch threads (0: torch's default)"),
     option: Optional[list[str]] = typer.Option(None, "--option", "-o",
                                                help="pack option KEY=VALUE, repeatable (e.g. frontend=cwt; "
                                                     "see README, model packs)"),
@@ -110,6 +117,10 @@ def train(
     from edgesnn.training import TrainConfig, train as run_training
 
     get_factory(pack)  # an unknown pack fails before any data is read
+    try:  # and an --out that cannot hold the results, before an hour of training
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgesnnError(f"{out_dir}: cannot write the results there ({exc.strerror})") from None
     timesteps, bits = pack_shape(pack, timesteps, bits)
     extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
@@ -239,6 +250,9 @@ def export(
         raise EdgesnnError(f"--name {name!r}: a model name, not a path (the files go to --out)")
     model, ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
+    if c_source and hasattr(model, "scores"):
+        raise EdgesnnError(f"{checkpoint}: --c writes a classifier's C; this {cfg['pack']} model is an anomaly "
+                           "detector (its integer network is in firmware_sim/esvae.py)")
     name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}" + ("-int8" if quantize else "")
     task_data = load_task(data, cfg["task"], cfg["window"]) if data is not None else None
     card_path = export_measured(model, ckpt, out_dir, name, task_data, quantize, default)
@@ -290,6 +304,9 @@ def infer(
         raise EdgesnnError(f"{path}: no vibration in any window (constant signal): a disconnected sensor, "
                            "or the wrong variable?")
     probs = diagnoser.probabilities(windows)
+    if not np.isfinite(probs[~quiet]).all():
+        raise EdgesnnError(f"{path}: the model {diagnoser.model_id} gave non-finite probabilities for "
+                           f"{int((~np.isfinite(probs[~quiet]).all(axis=1)).sum())} windows; no diagnosis")
     labels = [NO_SIGNAL if q else diagnoser.classes[i] for q, i in zip(quiet, probs.argmax(axis=1))]
     diagnosed = [l for l in labels if l != NO_SIGNAL]
     counts = {c: diagnosed.count(c) for c in dict.fromkeys(diagnosed)}
@@ -300,14 +317,16 @@ def infer(
         "mean_confidence": float(probs.max(axis=1)[[l == verdict for l in labels]].mean()),
         "labels": counts, "no_signal_windows": int(quiet.sum()),
     }
-    scores = anomaly.scores(windows) if anomaly else None
+    # windows without vibration are not scored either: a dead sensor is not an anomaly of the machine
+    scores = np.where(quiet, np.nan, anomaly.scores(windows)) if anomaly else None
     if anomaly:
         summary |= {"anomaly_model": anomaly.model_id, "anomaly_threshold": anomaly.threshold,
-                    "anomalous_share": float(np.mean(anomaly.alarms(scores))),
-                    "max_anomaly_score": float(scores.max())}
+                    "anomalous_share": float(np.mean(anomaly.alarms(scores[~quiet]))),
+                    "max_anomaly_score": float(scores[~quiet].max())}
     if as_json:
         rows = [{"start_s": i * hop / rate, "label": l, "confidence": None if l == NO_SIGNAL else float(p.max()),
-                 **({"anomaly_score": float(scores[i]), "anomaly": bool(scores[i] > anomaly.threshold)}
+                 **({"anomaly_score": None if l == NO_SIGNAL else float(scores[i]),
+                     "anomaly": None if l == NO_SIGNAL else bool(scores[i] > anomaly.threshold)}
                     if anomaly else {})}
                 for i, (l, p) in enumerate(zip(labels, probs))]
         print(json.dumps({"summary": summary, "windows": rows}, indent=1))
@@ -317,7 +336,7 @@ def infer(
         table.add_column(col, justify="right")
     for i, (l, p) in enumerate(zip(labels, probs)):
         table.add_row(f"{i * hop / rate:.3f}", l, "-" if l == NO_SIGNAL else f"{p.max():.3f}",
-                      *((f"{scores[i]:.3g}",) if anomaly else ()))
+                      *(("-" if l == NO_SIGNAL else f"{scores[i]:.3g}",) if anomaly else ()))
     out.print(table)
     out.print(f"[bold]{verdict}[/bold] ({summary['fault_type']}) in {summary['share']:.0%} of diagnosed windows, "
               f"mean confidence {summary['mean_confidence']:.3f}; model {diagnoser.model_id}")
@@ -335,6 +354,7 @@ def firmware_sim(
                                                     "--quantize); default: the shipped default model"),
     recording: Optional[Path] = typer.Option(None, help="run on this recording instead of the CWRU test region"),
     fs: Optional[float] = typer.Option(None, help="sample rate of --recording in Hz"),
+    variable: Optional[str] = typer.Option(None, help="--recording's variable, column or channel, as for infer"),
     data: Path = typer.Option(DEFAULT_DATA, help=DATA_HELP),
     limit: int = typer.Option(0, min=0, help="use at most this many windows (0: all)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
@@ -352,8 +372,8 @@ def firmware_sim(
     from edgesnn.runtime import Diagnoser
     from edgesnn.signal import frame
 
-    if fs is not None and recording is None:
-        raise EdgesnnError("--fs is the rate of --recording: give the recording too")
+    if (fs is not None or variable is not None) and recording is None:
+        raise EdgesnnError("--fs and --variable describe --recording: give the recording too")
     card_path = resolve_card(model) if model else _shipped_quantized_card()
     card = read_card(card_path)
     detector = is_anomaly_card(card)
@@ -362,7 +382,7 @@ def firmware_sim(
     if recording is not None:
         from edgesnn.sensors.recordings import read_recording
 
-        x, _ = read_recording(recording, fs=fs, target_fs=card["sample_rate_hz"])
+        x, _ = read_recording(recording, fs=fs, target_fs=card["sample_rate_hz"], variable=variable)
         windows, where = frame(x, net.window, net.window), str(recording)
         if len(windows) == 0:
             raise EdgesnnError(f"{recording}: shorter than one {net.window}-sample window")
@@ -776,7 +796,14 @@ def packs():
         doc = (inspect.getmodule(factory).__doc__ or "").strip().splitlines()
         options = [k for k in defaults if k not in ("n_classes", "window", "timesteps", "bits")]
         if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values()):
-            options.append("the MRA-SNN backbone's (frontend=raw|cwt, channels, blocks, dendritic)")
+            # the factory passes options on to the network it builds: name that network's
+            built = factory()
+            if "frontend" in getattr(built, "config", {}):
+                options.append("the MRA-SNN backbone's (frontend=raw|cwt, channels, blocks, dendritic)")
+            else:
+                options += [k for k, p in inspect.signature(type(built).__init__).parameters.items()
+                            if p.default is not p.empty and k not in ("n_classes", "window", "timesteps", "bits")
+                            and k not in options]
         steps = defaults.get("stage_timesteps") or defaults.get("timesteps", "-")
         t.add_row(name, ",".join(map(str, steps)) if isinstance(steps, tuple) else str(steps),
                   str(defaults.get("bits", "-")), ", ".join(options) or "-", doc[0] if doc else "")

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from edgesnn.dataset import Windows
+from edgesnn.errors import EdgesnnError
 from edgesnn.signal import add_noise
 
 SNR_SWEEP_DB = (-10, -8, -6, -4, -2, 0, 2, 4)
@@ -18,7 +19,14 @@ Predict = Callable[[np.ndarray], np.ndarray]
 
 
 def predict_labels(predict: Predict, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    out = [predict(x[i : i + batch, None, :]).argmax(axis=1) for i in range(0, len(x), batch)]
+    """The class of each window; a model giving NaN or infinite logits is refused (argmax would
+    read them as class 0, and score it)."""
+    out = []
+    for i in range(0, len(x), batch):
+        logits = predict(x[i : i + batch, None, :])
+        if not np.isfinite(logits).all():
+            raise EdgesnnError("the model gives NaN or infinite outputs (a diverged training?); not scored")
+        out.append(logits.argmax(axis=1))
     return np.concatenate(out) if out else np.empty(0, dtype=int)
 
 

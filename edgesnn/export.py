@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -237,14 +240,32 @@ def export_measured(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str
                     quantize: bool = False, default: bool = False) -> Path:
     """Export (float, or the integer network with `quantize`) and, given `task_data`, write the
     card's metrics measured on the exported ONNX file itself through the edge runtime."""
+
+    if quantize and task_data is None:
+        raise EdgesnnError("the integer export calibrates on the training region: give the data")
+    # Every file is made and checked in a staging folder beside its destination and moved in only
+    # when all succeeded, the card last: a failed export leaves no half-written model, and does not
+    # destroy a model of the same name already there (a watching monitor never sees half a model).
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out_dir))
+    try:
+        card_path = _export_measured(model, ckpt, staging, name, task_data, quantize, default)
+        files = sorted(staging.iterdir(), key=lambda f: f == card_path)  # the card last
+        for f in files:
+            os.replace(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir / card_path.name
+
+
+def _export_measured(model, ckpt: dict, out_dir: Path, name: str, task_data, quantize: bool, default: bool) -> Path:
     from edgesnn.card import read_card
     from edgesnn.evaluation import evaluate
     from edgesnn.runtime import Diagnoser
     from edgesnn.training import torch_predict
 
     if quantize:
-        if task_data is None:
-            raise EdgesnnError("the integer export calibrates on the training region: give the data")
         calibration, _ = task_data.sample_train(4096, np.random.default_rng(ckpt["config"]["seed"]))
         card_path = export_quantized(model, ckpt, out_dir, name, calibration, task_data.windows("val").x,
                                      default=default, command=ckpt.get("command"))

@@ -133,6 +133,9 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
             x, y = x.to(cfg.device), y.to(cfg.device)
             progress_share = ((epoch - 1) * cfg.steps_per_epoch + step) / total
             loss, logits = _loss(model, x, y, loss_fn, progress_share)
+            if not torch.isfinite(loss):  # nothing after this step would mean anything
+                raise EdgesnnError(f"training diverged at epoch {epoch}, step {step + 1}: the loss is "
+                                   f"{loss.item()}; try a smaller --lr (now {cfg.lr:g})")
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -178,9 +181,15 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != "edgesnn-checkpoint/1":
         raise EdgesnnError(f"{path}: not an edgesnn checkpoint")
     cfg = ckpt.get("config")
-    if (not isinstance(cfg, dict) or not all(k in cfg for k in ("pack", "task", "window", "timesteps", "bits"))
-            or not isinstance(ckpt.get("classes"), list) or not isinstance(ckpt.get("state_dict"), dict)):
-        raise EdgesnnError(f"{path}: an edgesnn checkpoint without its config, classes or weights")
+    if (not isinstance(cfg, dict) or not all(k in cfg for k in ("pack", "task", "window", "timesteps", "bits", "seed"))
+            or not isinstance(ckpt.get("classes"), list) or not isinstance(ckpt.get("state_dict"), dict)
+            or not isinstance(ckpt.get("history", []), list)):
+        raise EdgesnnError(f"{path}: an edgesnn checkpoint without its config, classes, history or weights")
+    bad = [k for k in ("window", "timesteps", "seed") if isinstance(cfg[k], bool) or not isinstance(cfg[k], int)
+           or cfg[k] < (0 if k == "seed" else 1)]
+    bad += [k for k in ("bits",) if isinstance(cfg[k], bool) or not isinstance(cfg[k], int) or cfg[k] < 0]
+    if bad or not isinstance(cfg.get("extra", {}), dict) or not all(isinstance(c, str) for c in ckpt["classes"]):
+        raise EdgesnnError(f"{path}: its config holds impossible values ({', '.join(f'{k}={cfg[k]!r}' for k in bad) or 'extra or classes'})")
     for name, tensor in ckpt["state_dict"].items():
         if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise EdgesnnError(f"{path}: weights {name} hold NaN or infinite values (did training diverge?)")

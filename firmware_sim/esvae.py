@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgesnn.firmware_sim.arith import Q, Requant, int_matmul, requantize, sat16
-from edgesnn.firmware_sim.network import Head, _get_rq, _rq, firmware_path, lif_step, standardize, to_int16
+from edgesnn.firmware_sim.network import Head, _get_rq, _rq, lif_step, load_firmware, standardize, to_int16
 
 LOG_BITS = 7  # mantissa bits that index the log2 table
 MAX_EXPONENT = 62  # powers of two compared for the exponent (the power sum stays below 2**47)
@@ -120,5 +120,5 @@ class IntESVAE:
 
     @classmethod
     def from_card(cls, card_path, card: dict) -> "IntESVAE":
-        return cls.load(firmware_path(card_path, card))
+        return load_firmware(cls, card_path, card)
 

@@ -244,7 +244,7 @@ class IntMRASNN:
 
     @classmethod
     def from_card(cls, card_path, card: dict) -> "IntMRASNN":
-        return cls.load(firmware_path(card_path, card))
+        return load_firmware(cls, card_path, card)
 
     def q8_logits(self, windows: np.ndarray, stats: dict | None = None, batch: int = 128,
                   exit_threshold: float | None = None) -> np.ndarray:
@@ -275,10 +275,28 @@ def firmware_path(card_path, card: dict) -> Path:
 
     if "quantization" not in card:
         raise EdgesnnError(f"{card_path}: not a quantized model; export it with `edgesnn export --quantize`")
-    path = Path(card_path).parent / card["quantization"]["firmware"]
-    if not path.is_file() or sha256_of(path) != card["quantization"]["firmware_sha256"]:
+    q = card["quantization"]
+    if not isinstance(q, dict) or not isinstance(q.get("firmware"), str) or not isinstance(q.get("firmware_sha256"), str):
+        raise EdgesnnError(f"{card_path}: its quantization names no integer network (firmware, firmware_sha256)")
+    if Path(q["firmware"]).name != q["firmware"]:
+        raise EdgesnnError(f"{card_path}: firmware {q['firmware']!r} must be a file beside the card")
+    path = Path(card_path).parent / q["firmware"]
+    if not path.is_file() or sha256_of(path) != q["firmware_sha256"]:
         raise EdgesnnError(f"{path}: integer network missing or its sha256 differs from the card")
     return path
+
+
+def load_firmware(cls, card_path, card: dict):
+    """`cls.load` of the card's integer network; a file that holds another network, or is
+    damaged, is one line."""
+    from edgesnn.errors import EdgesnnError
+
+    path = firmware_path(card_path, card)
+    try:
+        return cls.load(path)
+    except Exception as exc:
+        raise EdgesnnError(f"{path}: not an integer network of the kind its card describes "
+                           f"({cls.__name__}; {type(exc).__name__}: {str(exc)[:120]})") from None
 
 def _count(stats: dict, key: str, n: int) -> None:
     stats[key] = stats.get(key, 0) + n

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesnn.errors import EdgesnnError
+from edgesnn.payloads import MAX_ABS_G
 from edgesnn.sensors.cwru import known_rate
 from edgesnn.signal import check_fs, resample
 
@@ -186,6 +187,10 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
     bad = ~np.isfinite(x)
     if bad.any():
         raise EdgesnnError(f"{path}: {int(bad.sum())} NaN or infinite samples (first at index {int(np.argmax(bad))})")
+    huge = np.abs(x) > MAX_ABS_G
+    if huge.any():
+        raise EdgesnnError(f"{path}: a sample of {np.abs(x).max():.3g} g (first at index {int(np.argmax(huge))}); no "
+                           f"accelerometer measures more than {MAX_ABS_G:g} g: the wrong unit or variable?")
     if target_fs is not None:
         x = resample(x, fs, target_fs)
         fs = target_fs

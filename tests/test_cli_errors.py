@@ -1,10 +1,13 @@
 """Bad input to any command: one line on stderr naming what and where, exit code 2, no traceback."""
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import scipy.io
 
 from conftest import run_cli
+from edgesnn.errors import EdgesnnError
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +106,13 @@ def test_bad_checkpoints_are_refused_and_never_run_code(tmp_path):
 
     state = create_model("wdcnn", n_classes=10, window=2048).state_dict()
     good = {"format": "edgesnn-checkpoint/1", "classes": [f"c{i}" for i in range(10)], "state_dict": state,
-            "config": {"pack": "wdcnn", "task": "cwru10", "window": 2048, "timesteps": 1, "bits": 0}}
+            "config": {"pack": "wdcnn", "task": "cwru10", "window": 2048, "timesteps": 1, "bits": 0, "seed": 0}}
     name = next(k for k, v in state.items() if v.is_floating_point())
     cases = {
         "nan.pt": (good | {"state_dict": state | {name: state[name] * float("nan")}}, f"weights {name} hold NaN"),
-        "noconfig.pt": ({k: v for k, v in good.items() if k != "config"}, "without its config, classes or weights"),
+        "noconfig.pt": ({k: v for k, v in good.items() if k != "config"}, "without its config, classes, history or weights"),
+        "nohistory.pt": (good | {"history": None}, "without its config, classes, history or weights"),
+        "window.pt": (good | {"config": good["config"] | {"window": -5}}, "impossible values (window=-5)"),
         "misfit.pt": (good | {"classes": ["c0", "c1"]}, "its weights do not fit the wdcnn network"),
         "code.pt": (good | {"history": _Payload(tmp_path / "ran")}, "holding more than tensors and plain values"),
     }
@@ -135,6 +140,43 @@ def test_windows_without_vibration_are_not_diagnosed(tmp_path, cwru_dir):
     out = json.loads(r.stdout)
     assert [w["label"] for w in out["windows"]][2:] == ["no_signal", "no_signal"]
     assert out["summary"]["no_signal_windows"] == 2 and out["summary"]["label"] == "inner_race_021"
+    # nor an anomaly score: a dead sensor is not an anomaly of the machine
+    r = run_cli("infer", tmp_path / "dropout.npy", "--fs", "12000", "--json", "--anomaly-model", "esvae-cwru-normal")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [w["anomaly_score"] for w in out["windows"]][2:] == [None, None]
+    assert out["summary"]["anomalous_share"] == 1.0  # of the two diagnosed inner-race windows
+
+
+def test_a_failed_export_leaves_the_model_of_that_name_as_it_was(tmp_path):
+    torch = pytest.importorskip("torch")
+    from edgesnn.card import read_card
+    from edgesnn.export import export_measured
+    from edgesnn.registry import create_model
+    from edgesnn.runtime import Diagnoser
+    from edgesnn.training import TrainConfig
+
+    model = create_model("wdcnn", n_classes=10, window=2048).eval()
+    ckpt = {"config": asdict(TrainConfig(pack="wdcnn", timesteps=1, bits=0)),
+            "classes": ["normal"] + [f"ball_{s}" for s in ("007", "014", "021")]
+            + [f"inner_race_{s}" for s in ("007", "014", "021")] + [f"outer_race_{s}" for s in ("007", "014", "021")],
+            "history": []}
+    card = export_measured(model, ckpt, tmp_path, "m")
+    before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(1e30)  # finite weights, infinite outputs
+    with pytest.raises(EdgesnnError, match="NaN or infinite outputs"):
+        export_measured(model, ckpt, tmp_path, "m")
+    assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before  # no staging folder left either
+    assert Diagnoser(card).model_id == f"m@{read_card(card)['onnx_sha256'][:8]}"
+
+
+def test_a_model_giving_nan_is_not_scored():
+    from edgesnn.evaluation import predict_labels
+
+    with pytest.raises(EdgesnnError, match="NaN or infinite outputs"):
+        predict_labels(lambda x: np.full((len(x), 10), np.nan, np.float32), np.zeros((4, 2048), np.float32))
 
 
 def test_paths_names_and_roots_that_would_misplace_data_are_refused(files, tmp_path):
@@ -155,3 +197,31 @@ def test_paths_names_and_roots_that_would_misplace_data_are_refused(files, tmp_p
         r = run_cli(*args)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and message in lines[0], (args, r.stderr)
+
+
+def test_firmware_sim_refuses_a_card_whose_integer_network_is_not_its_own(tmp_path):
+    import hashlib
+    import json
+    import shutil
+
+    from edgesnn.card import default_card_path
+
+    src = default_card_path()
+    card = json.loads(src.read_text())
+    shutil.copy(src.parent / card["onnx"], tmp_path / card["onnx"])
+    detector = json.loads((src.parent.parent / "esvae" / "esvae-cwru-normal-int8.json").read_text())
+    other = src.parent.parent / "esvae" / detector["quantization"]["firmware"]  # another network's arrays
+    shutil.copy(other, tmp_path / other.name)
+    cases = {
+        "word.json": (card | {"quantization": "int8"}, "names no integer network"),
+        "foreign.json": (card | {"quantization": card["quantization"] | {
+            "firmware": other.name, "firmware_sha256": hashlib.sha256(other.read_bytes()).hexdigest()}},
+            "not an integer network of the kind its card describes"),
+        "elsewhere.json": (card | {"quantization": card["quantization"] | {"firmware": str(other)}},
+                           "must be a file beside the card"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_text(json.dumps(content))
+        r = run_cli("firmware-sim", "--model", tmp_path / name, "--recording", tmp_path / "x.npy", "--fs", "12000")
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and message in lines[0], (name, r.stderr)

@@ -96,6 +96,13 @@ class MRASNN(nn.Module):
                            rectifier=rectifier)
         if frontend not in FRONTENDS:
             raise ValueError(f"frontend must be one of {', '.join(FRONTENDS)}, not {frontend!r}")
+        for name, value, least in (("channels", channels, 1), ("blocks", blocks, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be a whole number from {least}, not {value!r}")
+        if not isinstance(dendritic, bool):
+            raise ValueError(f"dendritic must be true or false, not {dendritic!r}")
+        if isinstance(rectifier, bool) or not isinstance(rectifier, (int, float)) or not 0 <= rectifier < float("inf"):
+            raise ValueError(f"rectifier must be a number from 0, not {rectifier!r}")
         self.timesteps, self.spike_bits, self.window = timesteps, bits, window
         self.frontend = frontend
         params = LIFParams(rectifier=float(rectifier))
