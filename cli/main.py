@@ -274,7 +274,8 @@ def infer(
     fs: Optional[float] = typer.Option(None, help="sample rate in Hz (a .wav file carries its own)"),
     model: Optional[Path] = typer.Option(None, help="model card (.json); default: the shipped default model"),
     variable: Optional[str] = typer.Option(None, help="variable (.mat; NAME:INDEX for one channel of a matrix), column name or index (.csv), channel (.npy/.wav)"),
-    hop: Optional[int] = typer.Option(None, min=1, help="samples between windows (default: one window)"),
+    hop: Optional[int] = typer.Option(None, min=1, help="samples between windows at the model's rate, at least "
+                                                       "a sixteenth of a window (default: one window)"),
     anomaly_model: Optional[Path] = typer.Option(None, help="card of an anomaly model (e.g. the shipped esvae) "
                                                             "scoring the same windows"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
@@ -287,7 +288,7 @@ def infer(
     from edgesnn.labels import fault_type
     from edgesnn.runtime import Diagnoser
     from edgesnn.sensors.recordings import read_recording
-    from edgesnn.signal import NO_SIGNAL, flat, frame
+    from edgesnn.signal import MAX_WINDOWS_PER_WINDOW, NO_SIGNAL, flat, frame
 
     diagnoser = Diagnoser(model)
     anomaly = AnomalyScorer(anomaly_model) if anomaly_model else None
@@ -295,6 +296,9 @@ def infer(
         anomaly.check_matches(diagnoser.window, diagnoser.sample_rate_hz, f"the classifier {diagnoser.model_id}")
     x, rate = read_recording(path, fs=fs, target_fs=diagnoser.sample_rate_hz, variable=variable)
     hop = hop or diagnoser.window
+    if hop < diagnoser.window // MAX_WINDOWS_PER_WINDOW:  # each window is a copy: bounds the memory, as in monitor
+        raise EdgesnnError(f"--hop {hop} is below {diagnoser.window // MAX_WINDOWS_PER_WINDOW} samples: at most "
+                           f"{MAX_WINDOWS_PER_WINDOW} windows per window length")
     windows = frame(x, diagnoser.window, hop)
     if len(windows) == 0:
         raise EdgesnnError(f"{path}: {len(x) / rate:.3f} s of signal is shorter than one "

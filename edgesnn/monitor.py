@@ -27,7 +27,7 @@ from edgesnn.journal import Journal
 from edgesnn.model_watch import ModelWatcher
 from edgesnn.payloads import MAX_FRAME_S, MAX_PAYLOAD_BYTES, Rejected, decode_waveform, encode_diagnosis
 from edgesnn.runtime import MAX_BATCH, Diagnoser
-from edgesnn.signal import NO_SIGNAL, flat
+from edgesnn.signal import MAX_WINDOWS_PER_WINDOW, NO_SIGNAL, flat
 from edgesnn.windowing import SensorWindower
 
 log = logging.getLogger("edgesnn.monitor")
@@ -37,7 +37,6 @@ STATUS_EVERY_S = 2.0
 OUTGOING_LIMIT = 10_000
 IDLE_SWEEP_S = 10.0
 MODEL_CHECK_S = 2.0  # how often a watched model folder is looked at
-MAX_WINDOWS_PER_WINDOW = 16  # the smallest hop is window / 16
 
 
 class Monitor:
@@ -156,7 +155,8 @@ class Monitor:
     # prepare, infer, assess, publish -----------------------------------------------------------
     def _sensor_of(self, topic: str) -> str | None:
         sensor = topic[len(self.root) + 1 : -len("/waveform")]
-        return sensor if topic.startswith(self.root + "/") and sensor and not sensor.startswith("_") else None
+        levels = sensor.split("/")  # one or more topic levels, none empty (a//b), none ours (_monitor)
+        return sensor if topic.startswith(self.root + "/") and all(levels) and not sensor.startswith("_") else None
 
     def process(self, items: list[tuple[str, bytes]]) -> int:
         """Decode and window frames; diagnose the ready windows of all sensors in batches of at

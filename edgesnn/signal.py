@@ -32,6 +32,11 @@ def resample(x: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
     return resample_poly(x, ratio.numerator, ratio.denominator)
 
 
+# The smallest hop is a sixteenth of the window: each window is a copy, so this bounds the windows
+# (and the memory) a stretch of signal can make, in infer as in the monitor.
+MAX_WINDOWS_PER_WINDOW = 16
+
+
 def frame(x: np.ndarray, window: int, hop: int) -> np.ndarray:
     """Windows of `window` samples every `hop` samples, as a float32 array [N, window]."""
     if len(x) < window:

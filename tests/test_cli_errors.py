@@ -190,6 +190,7 @@ def test_paths_names_and_roots_that_would_misplace_data_are_refused(files, tmp_p
         (["monitor", "--root", "plant/#", "--journal", tmp_path / "j.sqlite"], "topic root 'plant/#'"),
         (["monitor", "--journal", files / "ok.npy"], "cannot use it as the journal"),
         (["demo", "--seconds", "nan"], "nan is not a finite number"),
+        (["infer", files / "ok.npy", "--fs", "12000", "--hop", "5"], "--hop 5 is below 128 samples"),
         (["sensors", "replay", tmp_path / "a.npy", tmp_path / "b" / "a.npy", "--fs", "12000"],
          "would stream as the one sensor 'a'"),
     ]

@@ -48,6 +48,7 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
                 pub.publish(f"{root}/outer_race_014/waveform", json.dumps({"v": 1}), qos=1)
                 # each refused with its reason, the stream of the others going on
                 pub.publish(f"{root}/_x/waveform", encode_waveform(0, t0, 12000, chunk), qos=1)
+                pub.publish(f"{root}/a//waveform", encode_waveform(0, t0, 12000, chunk), qos=1)
                 pub.publish(f"{root}/big/waveform", b" " * (5 << 20), qos=1)  # beyond the inbox's share
                 pub.publish(f"{root}/slow/waveform", encode_waveform(0, t0, 1000, np.ones(11_000, np.float32)), qos=1)
                 pub.publish(f"{root}/late/waveform", b'{"v": 1, "seq": 0, "t0": 1' + b"0" * 400
@@ -68,7 +69,7 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
         assert states[label]["state"] == label
     # the dead sensor gets no diagnosis, and its state says why
     assert states["dead"]["state"] == "no_signal" and status["no_signal_windows"] == 5
-    assert status["rejected"] == {"not_json": 1, "missing_key": 1, "bad_topic": 1, "oversized": 2, "bad_t0": 1}
+    assert status["rejected"] == {"not_json": 1, "missing_key": 1, "bad_topic": 2, "oversized": 2, "bad_t0": 1}
     assert status["windows"] == 20 and status["dropped"] == 0 and status["online"] is False
 
 
