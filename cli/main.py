@@ -254,6 +254,15 @@ def export(
         raise EdgesnnError(f"{checkpoint}: --c writes a classifier's C; this {cfg['pack']} model is an anomaly "
                            "detector (its integer network is in firmware_sim/esvae.py)")
     name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}" + ("-int8" if quantize else "")
+    if default:  # two shipped defaults would leave every command without a default model
+        from edgesnn.models import SHIPPED_DIR, shipped_cards
+
+        if out_dir.resolve().is_relative_to(SHIPPED_DIR.resolve()):
+            others = [p for p in shipped_cards() if json.loads(p.read_text()).get("default")
+                      and p.resolve() != (out_dir / f"{name}.json").resolve()]
+            if others:
+                raise EdgesnnError(f"--default: {others[0]} is the shipped default; set its \"default\" to false "
+                                   "first (one default model only)")
     task_data = load_task(data, cfg["task"], cfg["window"]) if data is not None else None
     card_path = export_measured(model, ckpt, out_dir, name, task_data, quantize, default)
     out.print(f"wrote {card_path.with_suffix('.onnx')} and {card_path}")

@@ -226,3 +226,20 @@ def test_firmware_sim_refuses_a_card_whose_integer_network_is_not_its_own(tmp_pa
         r = run_cli("firmware-sim", "--model", tmp_path / name, "--recording", tmp_path / "x.npy", "--fs", "12000")
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and message in lines[0], (name, r.stderr)
+
+
+def test_export_will_not_make_a_second_shipped_default(tmp_path):
+    torch = pytest.importorskip("torch")
+    from edgesnn.models import SHIPPED_DIR
+    from edgesnn.registry import create_model
+    from edgesnn.training import TrainConfig
+
+    ckpt = {"format": "edgesnn-checkpoint/1", "classes": [f"c{i}" for i in range(10)], "history": [],
+            "state_dict": create_model("wdcnn", n_classes=10, window=2048).state_dict(),
+            "config": asdict(TrainConfig(pack="wdcnn", timesteps=1, bits=0))}
+    torch.save(ckpt, tmp_path / "w.pt")
+    before = sorted(SHIPPED_DIR.glob("*/*"))
+    r = run_cli("export", tmp_path / "w.pt", "--default", "--out", SHIPPED_DIR / "wdcnn", "--name", "second")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "is the shipped default" in lines[0], r.stderr
+    assert sorted(SHIPPED_DIR.glob("*/*")) == before
