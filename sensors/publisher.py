@@ -48,11 +48,14 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
     root = check_root(root)
     plan = [(f"{root}/{s}/waveform", x, rate, max(1, int(round(frame_ms / 1000 * rate))))
             for s, (x, rate) in streams.items()]
+    # A frame holds a whole number of samples, so its duration is n / rate, not quite frame_ms
+    # (1.5 ms at 1 kHz is 2 samples): frames are paced by what they hold, or t0 would run ahead.
+    period = max(n / rate for _, _, rate, n in plan)
     start = time.time()
     sent, i, last = 0, 0, []
-    while (seconds is None or i * frame_ms / 1000 < seconds) and not (stop and stop.is_set()):
+    while (seconds is None or i * period < seconds) and not (stop and stop.is_set()):
         if speed > 0:  # a sensor sends frame i once its last sample exists (at real time / speed)
-            time.sleep(max(0.0, start + (i + 1) * frame_ms / 1000 / speed - time.time()))
+            time.sleep(max(0.0, start + (i + 1) * period / speed - time.time()))
         infos = []
         for topic, x, rate, n in plan:
             k, seq = i, i
