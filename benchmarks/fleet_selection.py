@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesnn.fleet import EXPLORE, LR_END
+
 TARGET = 0.95
 SMOOTH = 5  # rounds in the moving mean of the second convergence measure
 
@@ -41,7 +43,7 @@ def run_all(args, partial: Path) -> list[dict]:
 
     base = FleetConfig(data=args.data, clients=args.clients, rounds=args.rounds, clients_per_round=args.per_round,
                        local_steps=args.local_steps, credit_weight=args.credit_weight, target=args.target,
-                       explore=args.explore)
+                       explore=args.explore, lr_end=args.lr_end)
     runs = []
     for scenario in args.scenarios.split(","):
         for rule in args.rules.split(","):
@@ -136,7 +138,8 @@ def main() -> None:
     ap.add_argument("--per-round", type=int, default=4)
     ap.add_argument("--local-steps", type=int, default=20)
     ap.add_argument("--credit-weight", type=float, default=1.0)
-    ap.add_argument("--explore", type=int, default=0, help="sfedca's places per round filled at random")
+    ap.add_argument("--lr-end", type=float, default=LR_END, help="devices' lr at the last round, share of the first (cosine)")
+    ap.add_argument("--explore", type=int, default=EXPLORE, help="sfedca's places per round filled at random")
     ap.add_argument("--target", default="fleet", help="sfedca's class-mix target: fleet or uniform")
     ap.add_argument("--out", default="benchmarks/results/fleet_selection")
     ap.add_argument("--summarize", help="re-summarize a JSON written by this script (no runs)")

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from edgesnn.cli.extras import need_training_extra
 from edgesnn.cli.options import finite
-from edgesnn.fleet import EXPLORE
+from edgesnn.fleet import EXPLORE, LR_END
 from edgesnn.errors import EdgesnnError
 
 fleet_app = typer.Typer(no_args_is_help=True, help="Federated retraining of a fleet on Flower, with SFedCA "
@@ -59,6 +59,9 @@ def simulate(
     explore: int = typer.Option(EXPLORE, min=0, help="sfedca: of the devices per round, this many are drawn at "
                                                       "random instead of by credit (see README)"),
     local_steps: int = typer.Option(20, min=1, help="optimizer steps of local training per round"),
+    lr_end: float = typer.Option(LR_END, callback=finite, min=0.0, max=1.0,
+                                 help="the devices' learning rate at the last round, as a share of the first "
+                                      "(half cosine between; 1: constant)"),
     seed: int = typer.Option(0),
     dp_clip: float = typer.Option(0.0, callback=finite, min=0.0, help="differential privacy: clip each update to this L2 norm on "
                                                      "the device (Flower's fixedclipping_mod); 0: off"),
@@ -81,7 +84,8 @@ def simulate(
     from edgesnn.training import model_from_checkpoint
 
     cfg = FleetConfig(data=str(data), clients=clients, scenario=scenario, alpha=alpha, rounds=rounds,
-                      selection=selection, clients_per_round=per_round, explore=explore, local_steps=local_steps, seed=seed,
+                      selection=selection, clients_per_round=per_round, explore=explore, local_steps=local_steps,
+                      lr_end=lr_end, seed=seed,
                       dp_clip=dp_clip, dp_noise=dp_noise, out=str(out_dir))
     _check(cfg)
     task = load_task(data)  # a missing or broken dataset fails here, with its own message
@@ -161,6 +165,8 @@ def server(
     explore: int = typer.Option(EXPLORE, min=0, help="sfedca: of the devices per round, this many are drawn at "
                                                       "random instead of by credit (see README)"),
     local_steps: int = typer.Option(20, min=1),
+    lr_end: float = typer.Option(LR_END, callback=finite, min=0.0, max=1.0,
+                                 help="the devices' learning rate at the last round, as a share of the first"),
     dp_clip: float = typer.Option(0.0, callback=finite, min=0.0, help="differential privacy: clip each update to this L2 norm on "
                                                      "the device (Flower's fixedclipping_mod); 0: off"),
     dp_noise: float = typer.Option(0.0, callback=finite, min=0.0, help="with --dp-clip: Gaussian noise multiplier on the aggregate"),
@@ -192,7 +198,7 @@ def server(
     _writable(work)
     cfg = FleetConfig(data=str(Path(data).resolve()), clients=devices, rounds=rounds, selection=selection,
                       clients_per_round=min(per_round, devices), explore=min(explore, per_round, devices),
-                      local_steps=local_steps, out=str(work),
+                      local_steps=local_steps, lr_end=lr_end, out=str(work),
                       dp_clip=dp_clip, dp_noise=dp_noise, round_timeout=round_timeout,
                       export_dir=str(export_dir.resolve()) if export_dir else "")
     _check(cfg)

@@ -130,6 +130,17 @@ def test_norm_outliers_follow_the_round_so_a_moved_model_does_not_lock_the_fleet
     assert norm_outliers([3.0, 2.5], [], 5.0) == [False, False]  # nothing typical known yet
 
 
+def test_devices_learning_rate_falls_on_a_half_cosine_over_the_rounds():
+    from edgesnn.fleet.server_app import FleetConfig
+
+    cfg = FleetConfig(rounds=11, lr=2e-3, lr_end=0.1)
+    assert cfg.lr_at(1) == pytest.approx(2e-3) and cfg.lr_at(11) == pytest.approx(2e-4)
+    assert cfg.lr_at(6) == pytest.approx(2e-3 * 0.55)  # halfway: halfway between
+    assert all(cfg.lr_at(r) > cfg.lr_at(r + 1) for r in range(1, 11))
+    assert FleetConfig(rounds=11, lr_end=1.0).lr_at(7) == pytest.approx(2e-3)  # lr_end 1: constant
+    assert FleetConfig(rounds=1, lr_end=0.1).lr_at(1) == pytest.approx(2e-3)
+
+
 def test_malformed_statistics_from_a_device_are_refused():
     from flwr.app import ConfigRecord
 

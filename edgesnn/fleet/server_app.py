@@ -21,7 +21,7 @@ from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
 
 from edgesnn.dataset import load_task
 from edgesnn.evaluation import predict_labels
-from edgesnn.fleet import EXPLORE
+from edgesnn.fleet import EXPLORE, LR_END
 from edgesnn.fleet.activity import firing_state
 from edgesnn.fleet.model import build, load_arrays, to_arrays
 from edgesnn.fleet.strategy import FleetStrategy, SelectionSettings
@@ -50,6 +50,7 @@ class FleetConfig:
     local_steps: int = 20
     batch_size: int = 32
     lr: float = 2e-3
+    lr_end: float = LR_END  # the devices' learning rate at the last round, as a share of lr (cosine between)
     noise_fraction: float = 0.5
     # the model (the default's shape)
     pack: str = "mra_snn"
@@ -77,6 +78,12 @@ class FleetConfig:
         """The model's shape, as fleet.model.build reads it on either side."""
         return {"pack": self.pack, "n-classes": n_classes, "window": self.window, "timesteps": self.timesteps,
                 "bits": self.bits}
+
+    def lr_at(self, server_round: int) -> float:
+        """The devices' learning rate in a round: lr, falling on a half cosine to lr * lr_end at
+        the last round (constant with lr_end 1)."""
+        progress = (server_round - 1) / max(self.rounds - 1, 1)
+        return self.lr * (self.lr_end + (1 - self.lr_end) * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0))))
 
     def client_config(self, n_classes: int) -> dict:
         return {**self.model_config(n_classes), "hop": self.hop, "scenario": self.scenario, "alpha": self.alpha,
@@ -120,7 +127,7 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
                           cfg.explore, seed=cfg.seed),
         cfg.client_config(len(data.classes)), min_available_nodes=min(cfg.clients, cfg.clients_per_round),
         timeout=cfg.round_timeout, state_template=template, max_rate=2.0**cfg.bits - 1,
-        uniform_weights=cfg.dp_clip > 0)
+        uniform_weights=cfg.dp_clip > 0, lr_at=cfg.lr_at)
     history: list[dict] = []
     out = Path(cfg.out) if cfg.out else None
     start = time.perf_counter()

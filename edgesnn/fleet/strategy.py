@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -158,14 +158,17 @@ class RoundLog:
 class FleetStrategy(FedAvg):
     def __init__(self, settings: SelectionSettings, client_config: dict, min_available_nodes: int = 2,
                  timeout: float = 600.0, state_template: dict[str, int] | None = None,
-                 max_rate: float = np.inf, uniform_weights: bool = False):
+                 max_rate: float = np.inf, uniform_weights: bool = False,
+                 lr_at: Callable[[int], float] | None = None):
         """`state_template` ({key: length}) and `max_rate` describe the firing-rate states the
         global model produces; reported states that differ are refused. `uniform_weights`:
-        average updates with equal weights (differential privacy) instead of by window count."""
+        average updates with equal weights (differential privacy) instead of by window count.
+        `lr_at(round)`: the devices' learning rate in that round (default: client_config's)."""
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=1,
                          min_available_nodes=min_available_nodes)
         self.settings, self.client_config, self.timeout = settings, client_config, timeout
         self.state_template, self.max_rate, self.uniform_weights = state_template, max_rate, uniform_weights
+        self.lr_at = lr_at
         self.rng = np.random.default_rng(settings.seed)
         self.after: dict[int, dict[str, np.ndarray]] = {}
         self.accepted_norms: list[float] = []
@@ -210,7 +213,8 @@ class FleetStrategy(FedAvg):
         self.rounds.append(log)
         self._global = arrays
         nodes = self._wait_for_nodes(grid)
-        cfg = ConfigRecord({**self.client_config, **config, "server-round": server_round})
+        cfg = ConfigRecord({**self.client_config, **config, "server-round": server_round,
+                            **({"lr": float(self.lr_at(server_round))} if self.lr_at else {})})
         chosen: list[int] = []
         if s.rule == "power_of_choice":
             candidates = random_selection(nodes, max(s.candidates, s.clients_per_round), self.rng)
