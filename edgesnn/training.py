@@ -185,9 +185,9 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
             or not isinstance(ckpt.get("classes"), list) or not isinstance(ckpt.get("state_dict"), dict)
             or not isinstance(ckpt.get("history", []), list)):
         raise EdgesnnError(f"{path}: an edgesnn checkpoint without its config, classes, history or weights")
-    bad = [k for k in ("window", "timesteps", "seed") if isinstance(cfg[k], bool) or not isinstance(cfg[k], int)
-           or cfg[k] < (0 if k == "seed" else 1)]
-    bad += [k for k in ("bits",) if isinstance(cfg[k], bool) or not isinstance(cfg[k], int) or cfg[k] < 0]
+    # timesteps 0: a pack that sets its own per stage (ssnn); bits 0: a network without spikes
+    bad = [k for k in ("window", "timesteps", "bits", "seed") if isinstance(cfg[k], bool)
+           or not isinstance(cfg[k], int) or cfg[k] < (1 if k == "window" else 0)]
     if bad or not isinstance(cfg.get("extra", {}), dict) or not all(isinstance(c, str) for c in ckpt["classes"]):
         raise EdgesnnError(f"{path}: its config holds impossible values ({', '.join(f'{k}={cfg[k]!r}' for k in bad) or 'extra or classes'})")
     for name, tensor in ckpt["state_dict"].items():
