@@ -10,6 +10,6 @@
 
 # SFedCA's places per round drawn at random by default (README "Fleet" has the measurements).
 # Here, not in selection.py, so the command line reads it without importing torch.
-EXPLORE = 0
+EXPLORE = 1
 # The devices' learning rate at the last round as a share of the first (half cosine between).
-LR_END = 1.0
+LR_END = 0.1
