@@ -76,7 +76,8 @@ def load_task(data: Path, task: str = "cwru10", window: int = 2048, loads=None, 
     labels = np.array([classes.index(r.entry.label(task)) for r in recordings])
     missing = [c for i, c in enumerate(classes) if i not in labels]
     if missing and all_classes:
-        raise EdgesnnError(f"{data}: no recordings for classes {', '.join(missing)}")
+        chosen = "".join(f" with {name} {', '.join(map(str, v))}" for name, v in (("loads", loads), ("sizes", sizes)) if v)
+        raise EdgesnnError(f"{data}: no recordings{chosen} for classes {', '.join(missing)}")
     for rec in recordings:
         lo, hi = region_bounds(len(rec.signal), "test")
         if hi - lo < window:

@@ -147,7 +147,8 @@ def load(root: Path, verify: bool = True, loads=None, sizes=None) -> list[Record
     """
     root = Path(root)
     if not root.is_dir():
-        raise EdgesnnError(f"{root}: {'a file, not a data folder' if root.exists() else 'data folder not found'}")
+        raise EdgesnnError(f"{root}: {'a file, not a data folder' if root.exists() else 'data folder not found'} "
+                           "(--data, or $EDGESNN_CWRU)")
     entries = read_manifest(root) if (root / "MANIFEST.csv").is_file() else index_download(root)
     keep = [
         e for e in entries
