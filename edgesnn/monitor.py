@@ -144,12 +144,17 @@ class Monitor:
             return
         self.inbox.put(msg.topic, msg.payload)  # refusals are counted by the inbox
 
-    def _warn(self, reason: str, message: str) -> None:
-        """A log line for a rejection, at most one per reason and second: a flood of bad frames
-        must not flood the log."""
+    def _may_log(self, reason: str) -> bool:
+        """At most one log line per rejection reason and second: a flood of bad frames must not
+        flood the log."""
         now = time.monotonic()
-        if now - self._last_log.get(reason, -1.0) >= 1.0:
-            self._last_log[reason] = now
+        if now - self._last_log.get(reason, -1.0) < 1.0:
+            return False
+        self._last_log[reason] = now
+        return True
+
+    def _warn(self, reason: str, message: str) -> None:
+        if self._may_log(reason):
             log.warning("%s", message)
 
     # prepare, infer, assess, publish -----------------------------------------------------------
@@ -169,7 +174,8 @@ class Monitor:
                 ready += self._windows_of(topic, payload)
             except Exception as exc:  # a frame no check foresaw: counted, and the others go on
                 self.rejected["unreadable"] += 1
-                log.exception("frame on %s could not be read (%s); counted as unreadable", topic, exc)
+                if self._may_log("unreadable"):
+                    log.exception("frame on %s could not be read (%s); counted as unreadable", topic, exc)
             if len(ready) >= MAX_BATCH:
                 done += self._diagnose(ready)
                 ready = []

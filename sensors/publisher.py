@@ -36,18 +36,17 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
 
     if seconds is not None and not seconds > 0:
         raise EdgesnnError(f"seconds {seconds:g}: give a positive duration, or none for the whole signal")
-    for sensor, (_, rate) in streams.items():
-        n = max(1, int(round(frame_ms / 1000 * rate)))
-        if n / rate > MAX_FRAME_S or len(encode_waveform(0, 0.0, rate, np.zeros(n, np.float32))) > MAX_PAYLOAD_BYTES:
-            raise EdgesnnError(f"{sensor}: a {frame_ms:g} ms frame at {rate:g} Hz is larger than a monitor takes "
-                               f"(at most {MAX_FRAME_S:g} s and {MAX_PAYLOAD_BYTES >> 20} MiB); use a shorter --frame-ms")
-    target = parse_broker(broker)
-    client = mqtt_client(target, **(tls_and_auth or {}))
-    connect(client, target)
     # samples per frame at each sensor's own rate
     root = check_root(root)
     plan = [(f"{root}/{s}/waveform", x, rate, max(1, int(round(frame_ms / 1000 * rate))))
             for s, (x, rate) in streams.items()]
+    for topic, _, rate, n in plan:  # a frame no monitor would take is refused before anything is sent
+        if n / rate > MAX_FRAME_S or len(encode_waveform(0, 0.0, rate, np.zeros(n, np.float32))) > MAX_PAYLOAD_BYTES:
+            raise EdgesnnError(f"{topic}: a {frame_ms:g} ms frame at {rate:g} Hz is larger than a monitor takes "
+                               f"(at most {MAX_FRAME_S:g} s and {MAX_PAYLOAD_BYTES >> 20} MiB); use a shorter --frame-ms")
+    target = parse_broker(broker)
+    client = mqtt_client(target, **(tls_and_auth or {}))
+    connect(client, target)
     # A frame holds a whole number of samples, so its duration is n / rate, not quite frame_ms
     # (1.5 ms at 1 kHz is 2 samples): frames are paced by what they hold, or t0 would run ahead.
     period = max(n / rate for _, _, rate, n in plan)
