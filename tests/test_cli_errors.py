@@ -20,6 +20,7 @@ def files(tmp_path_factory):
     np.save(d / "nan.npy", nan)
     np.save(d / "short.npy", sig[:1000])
     np.save(d / "dead.npy", np.zeros(12_000, np.float32))
+    np.save(d / "huge.npy", sig * 1e8)  # not in g: no accelerometer reads 1e8 g
     scipy.io.savemat(d / "two.mat", {"a": sig[:, None], "b": sig[:, None]})
     (d / "data.xlsx").write_bytes(b"PK\x03\x04")
     (d / "broken.json").write_text("{not json")
@@ -33,6 +34,7 @@ CASES = {
     "ambiguous variable": (["infer", "{d}/two.mat", "--fs", "12000"], "choose one with --variable"),
     "NaN samples": (["infer", "{d}/nan.npy", "--fs", "12000"], "NaN or infinite samples (first at index 7)"),
     "no sample rate": (["infer", "{d}/ok.npy"], "no sample rate"),
+    "not in g": (["infer", "{d}/huge.npy", "--fs", "12000"], "no accelerometer measures more than 1e+06 g"),
     "dead sensor": (["infer", "{d}/dead.npy", "--fs", "12000"], "no vibration in any window (constant signal)"),
     "absurd sample rate": (["infer", "{d}/ok.npy", "--fs", "12"], "outside"),
     "too short": (["infer", "{d}/short.npy", "--fs", "12000"], "shorter than one"),
@@ -44,6 +46,11 @@ CASES = {
     "missing checkpoint": (["eval", "{d}/none.pt"], "none.pt: checkpoint not found"),
     "not a checkpoint": (["export", "{d}/ok.npy"], "not a readable checkpoint"),
     "missing data folder": (["train", "--data", "{d}/nodata", "--out", "{d}/t"], "data folder not found"),
+    "train into a file": (["train", "--out", "{d}/ok.npy"], "cannot write the results there"),
+    "negative seed": (["train", "--seed", "-1", "--out", "{d}/t"], "-1 is not in the range"),
+    "absurd batch": (["train", "--batch-size", "1000000000", "--out", "{d}/t"], "is not in the range"),
+    "impossible channels": (["train", "-o", "channels=-4", "--out", "{d}/t"], "channels must be a whole number from 1"),
+    "not a boolean": (["train", "-o", "dendritic=maybe", "--out", "{d}/t"], "dendritic must be true or false"),
     "unsupported broker": (["monitor", "--broker", "https://x", "--journal", "{d}/j.sqlite"], "use mqtt://HOST:PORT"),
     "broker down": (["monitor", "--broker", "mqtt://127.0.0.1:1", "--journal", "{d}/j.sqlite"],
                     "mqtt://127.0.0.1:1: cannot connect to the broker"),
@@ -243,3 +250,12 @@ def test_export_will_not_make_a_second_shipped_default(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and "is the shipped default" in lines[0], r.stderr
     assert sorted(SHIPPED_DIR.glob("*/*")) == before
+
+
+def test_pack_options_read_words_for_booleans():
+    pytest.importorskip("torch")
+    from edgesnn.cli.main import _pack_options
+
+    for word, value in (("False", False), ("off", False), ("no", False), ("true", True), ("On", True)):
+        assert _pack_options("mra_snn", [f"dendritic={word}"], 1, 2) == {"dendritic": value}
+    assert _pack_options("mra_snn", ["channels=16", "frontend=cwt"], 1, 2) == {"channels": 16, "frontend": "cwt"}
