@@ -51,6 +51,8 @@ CASES = {
     "absurd batch": (["train", "--batch-size", "1000000000", "--out", "{d}/t"], "is not in the range"),
     "impossible channels": (["train", "-o", "channels=-4", "--out", "{d}/t"], "channels must be a whole number from 1"),
     "not a boolean": (["train", "-o", "dendritic=maybe", "--out", "{d}/t"], "dendritic must be true or false"),
+    "no exit threshold": (["train", "--pack", "ssnn", "-o", "exit_threshold=nan", "--out", "{d}/t"],
+                          "exit_threshold must be a positive number"),
     "unsupported broker": (["monitor", "--broker", "https://x", "--journal", "{d}/j.sqlite"], "use mqtt://HOST:PORT"),
     "broker down": (["monitor", "--broker", "mqtt://127.0.0.1:1", "--journal", "{d}/j.sqlite"],
                     "mqtt://127.0.0.1:1: cannot connect to the broker"),

@@ -55,6 +55,8 @@ class ShrinkingMRASNN(MRASNN):
             raise ValueError(f"stage_timesteps needs one count per block ({len(self.blocks)}), got {stage_timesteps}")
         if any(b > a for a, b in zip(stage_timesteps, stage_timesteps[1:])) or min(stage_timesteps) < 1:
             raise ValueError(f"stage_timesteps must be non-increasing and >= 1, got {stage_timesteps}")
+        if not 0 < float(exit_threshold) < float("inf"):  # above 1 every window runs every stage
+            raise ValueError(f"exit_threshold must be a positive number (a softmax probability), not {exit_threshold!r}")
         self.stage_timesteps, self.exit_threshold = stage_timesteps, float(exit_threshold)
         for block, t in zip(self.blocks, stage_timesteps):
             block.neurons.timesteps = t
