@@ -44,6 +44,9 @@ def _csv(text: Optional[str], kind=int) -> Optional[list]:
         raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
 
 
+BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
 def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dict:
     """KEY=VALUE pairs -> keyword arguments of the pack's build(); values parsed as JSON when
     they are (numbers, true/false, lists), else kept as text. A bad option fails here, before
@@ -56,9 +59,8 @@ def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dic
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
-        words = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
-        if value.strip().lower() in words:  # False, off, no: not the (truthy) text "False"
-            options[key] = words[value.strip().lower()]
+        if value.strip().lower() in BOOLEAN_WORDS:  # False, off, no: not the (truthy) text "False"
+            options[key] = BOOLEAN_WORDS[value.strip().lower()]
             continue
         try:
             options[key] = json.loads(value)
@@ -303,11 +305,11 @@ def infer(
     anomaly = AnomalyScorer(anomaly_model) if anomaly_model else None
     if anomaly:
         anomaly.check_matches(diagnoser.window, diagnoser.sample_rate_hz, f"the classifier {diagnoser.model_id}")
-    x, rate = read_recording(path, fs=fs, target_fs=diagnoser.sample_rate_hz, variable=variable)
     hop = hop or diagnoser.window
     if hop < diagnoser.window // MAX_WINDOWS_PER_WINDOW:  # each window is a copy: bounds the memory, as in monitor
         raise EdgesnnError(f"--hop {hop} is below {diagnoser.window // MAX_WINDOWS_PER_WINDOW} samples: at most "
                            f"{MAX_WINDOWS_PER_WINDOW} windows per window length")
+    x, rate = read_recording(path, fs=fs, target_fs=diagnoser.sample_rate_hz, variable=variable)
     windows = frame(x, diagnoser.window, hop)
     if len(windows) == 0:
         raise EdgesnnError(f"{path}: {len(x) / rate:.3f} s of signal is shorter than one "
@@ -317,9 +319,10 @@ def infer(
         raise EdgesnnError(f"{path}: no vibration in any window (constant signal): a disconnected sensor, "
                            "or the wrong variable?")
     probs = diagnoser.probabilities(windows)
-    if not np.isfinite(probs[~quiet]).all():
+    broken = ~np.isfinite(probs).all(axis=1) & ~quiet
+    if broken.any():
         raise EdgesnnError(f"{path}: the model {diagnoser.model_id} gave non-finite probabilities for "
-                           f"{int((~np.isfinite(probs[~quiet]).all(axis=1)).sum())} windows; no diagnosis")
+                           f"{int(broken.sum())} windows; no diagnosis")
     labels = [NO_SIGNAL if q else diagnoser.classes[i] for q, i in zip(quiet, probs.argmax(axis=1))]
     diagnosed = [l for l in labels if l != NO_SIGNAL]
     counts = {c: diagnosed.count(c) for c in dict.fromkeys(diagnosed)}

@@ -80,7 +80,8 @@ def check_outputs(card_path, card: dict, session, outputs: int | None) -> None:
     """The ONNX graph takes the card's window and gives `outputs` values per window (None: any);
     a card that says otherwise would fail on the first window, so it fails here, in one line."""
     shape = session.get_inputs()[0].shape
-    if len(shape) != 3 or shape[1] not in (1, None) and not isinstance(shape[1], str):
+    takes_windows = len(shape) == 3 and (shape[1] in (1, None) or isinstance(shape[1], str))
+    if not takes_windows:
         raise EdgesnnError(f"{card_path}: its ONNX graph takes {shape}, not windows [batch, 1, window]")
     if isinstance(shape[0], int):  # the runtime batches windows of many sensors
         raise EdgesnnError(f"{card_path}: its ONNX graph takes a fixed batch of {shape[0]}; export it with a "
