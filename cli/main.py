@@ -50,7 +50,9 @@ BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": Fa
 def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dict:
     """KEY=VALUE pairs -> keyword arguments of the pack's build(); values parsed as JSON when
     they are (numbers, true/false, lists), else kept as text. A bad option fails here, before
-    any data is read, by building the network once."""
+    any data is read, by building the network once and running it on one silent window."""
+    import torch
+
     from edgesnn.registry import create_model
 
     options = {}
@@ -69,9 +71,15 @@ def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dic
         if isinstance(options[key], float) and not math.isfinite(options[key]):
             raise typer.BadParameter(f"{pair!r}: not a finite number", param_hint="--option")
     try:
-        create_model(pack, n_classes=10, window=2048, timesteps=timesteps, bits=bits, **options)
+        model = create_model(pack, n_classes=10, window=2048, timesteps=timesteps, bits=bits, **options)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise typer.BadParameter(f"pack {pack}: {str(exc).splitlines()[0]}", param_hint="--option") from None
+    try:  # options each pack accepts may still not fit together (a third-party pack checks less)
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 1, 2048))
+    except (TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise typer.BadParameter(f"pack {pack}: these options build a network that cannot run a window "
+                                 f"({str(exc).splitlines()[0][:160]})", param_hint="--option") from None
     return options
 
 

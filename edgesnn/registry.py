@@ -59,3 +59,21 @@ def pack_shape(name: str, timesteps: int | None = None, bits: int | None = None)
 def create_model(name: str, **kwargs):
     """Build pack `name`: create_model("mra_snn", n_classes=10, window=2048, timesteps=4, bits=2)."""
     return get_factory(name)(**kwargs)
+
+
+# A pack checks its own options with these, so a bad `--option` is one line naming it.
+def whole_number(name: str, value, least: int) -> int:
+    """`value` as an option that must be a whole number >= `least` (true/false are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{name} must be a whole number from {least}, not {value!r}")
+    return value
+
+
+def real_number(name: str, value, low: float, high: float = float("inf"), low_open: bool = False) -> float:
+    """`value` as an option that must be a finite number in [low, high] ((low, high] if `low_open`)."""
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float))
+          and (low < value if low_open else low <= value) and value <= high and value < float("inf"))
+    if not ok:
+        bounds = f"{'above' if low_open else 'from'} {low:g}" + (f" up to {high:g}" if high < float("inf") else "")
+        raise ValueError(f"{name} must be a number {bounds}, not {value!r}")
+    return float(value)

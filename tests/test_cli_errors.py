@@ -52,7 +52,7 @@ CASES = {
     "impossible channels": (["train", "-o", "channels=-4", "--out", "{d}/t"], "channels must be a whole number from 1"),
     "not a boolean": (["train", "-o", "dendritic=maybe", "--out", "{d}/t"], "dendritic must be true or false"),
     "no exit threshold": (["train", "--pack", "ssnn", "-o", "exit_threshold=nan", "--out", "{d}/t"],
-                          "exit_threshold must be a positive number"),
+                          "exit_threshold (a softmax probability) must be a number above 0"),
     "unsupported broker": (["monitor", "--broker", "https://x", "--journal", "{d}/j.sqlite"], "use mqtt://HOST:PORT"),
     "broker down": (["monitor", "--broker", "mqtt://127.0.0.1:1", "--journal", "{d}/j.sqlite"],
                     "mqtt://127.0.0.1:1: cannot connect to the broker"),
@@ -261,3 +261,26 @@ def test_pack_options_read_words_for_booleans():
     for word, value in (("False", False), ("off", False), ("no", False), ("true", True), ("On", True)):
         assert _pack_options("mra_snn", [f"dendritic={word}"], 1, 2) == {"dendritic": value}
     assert _pack_options("mra_snn", ["channels=16", "frontend=cwt"], 1, 2) == {"channels": 16, "frontend": "cwt"}
+
+
+@pytest.mark.parametrize("pack, option, says", [
+    ("trt", "consistency=nan", "consistency must be a number from 0"),
+    ("tssd", "teacher_timesteps=2.5", "teacher_timesteps must be a whole number"),
+    ("esvae", "hidden=0", "hidden must be a whole number from 1"),
+    ("esvae", "frame=4096", "must fit in the window"),
+    ("inflor", "rectifier=abc", "rectifier must be a number"),
+    ("ltl", "local_until=x", "local_until must be a number above 0 up to 1"),
+    ("ssnn", "stage_timesteps=[]", "stage_timesteps must be a list"),
+    ("ssnn", "stage_timesteps=[4,2.5,1]", "each of stage_timesteps must be a whole number"),
+])
+def test_every_pack_checks_its_own_options(pack, option, says):
+    """Each pack names a bad option value in one line, before any data is read (these had
+    reached training, where they failed inside torch as 'a bug in edgesnn')."""
+    pytest.importorskip("torch")
+    import typer
+
+    from edgesnn.cli.main import _pack_options
+
+    timesteps = {"esvae": 8, "ssnn": 0, "trt": 2}.get(pack, 1)
+    with pytest.raises(typer.BadParameter, match=says):
+        _pack_options(pack, [option], timesteps, 1 if pack == "esvae" else 2)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgesnn.layers import SpikingNeurons, Standardize
+from edgesnn.registry import real_number, whole_number
 
 # Chosen by measurement (README "Anomaly detection (esvae)"): 64-sample frames (188 Hz bins, 33
 # of them) reconstructed best on validation (mean normal score 0.08 vs 0.13 at 128 and 0.24 at
@@ -98,6 +99,11 @@ class ESVAE(nn.Module):
             raise ValueError("the latent is a firing rate over timesteps: use timesteps >= 2 (e.g. --timesteps 8)")
         if bits < 1:
             raise ValueError("bits must be >= 1")
+        for name, value, least in (("hidden", hidden, 1), ("latent", latent, 1), ("frame", frame, 2), ("hop", hop, 1)):
+            whole_number(name, value, least)
+        if frame > window:
+            raise ValueError(f"frame ({frame}) must fit in the window ({window} samples)")
+        real_number("mmd_weight", mmd_weight, 0.0)
         self.timesteps, self.spike_bits, self.window = timesteps, bits, window
         self.mmd_weight = mmd_weight
         self.levels = 2**bits - 1

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from edgesnn.layers import RateNeurons, SpikingNeurons
 from edgesnn.models.mra_snn import MRASNN, deployable
 from edgesnn.models.tssd import distill
+from edgesnn.registry import real_number
 
 TEACHER_SHARE = 0.25
 LOCAL_UNTIL = 0.6
@@ -43,6 +44,8 @@ def rate_teacher(student: MRASNN) -> MRASNN:
 class LTLMRASNN(MRASNN):
     def __init__(self, teacher_share: float = TEACHER_SHARE, local_until: float = LOCAL_UNTIL, **kwargs):
         super().__init__(**kwargs)
+        real_number("teacher_share", teacher_share, 0.0, 1.0, low_open=True)
+        real_number("local_until", local_until, 0.0, 1.0, low_open=True)
         if not 0 < teacher_share < local_until <= 1:
             raise ValueError(f"need 0 < teacher_share < local_until <= 1, got {teacher_share} and {local_until}")
         self.teacher_share, self.local_until = teacher_share, local_until

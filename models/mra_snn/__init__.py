@@ -20,6 +20,7 @@ from torch import nn
 
 from edgesnn.layers import ChannelAttention, CWTFrontEnd, SpikingNeurons, Standardize
 from edgesnn.neurons import LIFParams
+from edgesnn.registry import real_number, whole_number
 
 # Chosen by measurement (see README "MRA-SNN design"): three scales cover one impact's ringing
 # (16 samples = 1.3 ms at 12 kHz) up to several impacts (256 samples = 21 ms, two BPFO periods).
@@ -96,13 +97,11 @@ class MRASNN(nn.Module):
                            rectifier=rectifier)
         if frontend not in FRONTENDS:
             raise ValueError(f"frontend must be one of {', '.join(FRONTENDS)}, not {frontend!r}")
-        for name, value, least in (("channels", channels, 1), ("blocks", blocks, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be a whole number from {least}, not {value!r}")
+        whole_number("channels", channels, 1)
+        whole_number("blocks", blocks, 0)
         if not isinstance(dendritic, bool):
             raise ValueError(f"dendritic must be true or false, not {dendritic!r}")
-        if isinstance(rectifier, bool) or not isinstance(rectifier, (int, float)) or not 0 <= rectifier < float("inf"):
-            raise ValueError(f"rectifier must be a number from 0, not {rectifier!r}")
+        real_number("rectifier", rectifier, 0.0)
         self.timesteps, self.spike_bits, self.window = timesteps, bits, window
         self.frontend = frontend
         params = LIFParams(rectifier=float(rectifier))

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from edgesnn.models.mra_snn import MRASNN
+from edgesnn.registry import real_number, whole_number
 
 STAGE_TIMESTEPS = (4, 2, 1)
 # On the validation region every threshold from 0.5 to 0.99 kept the full network's accuracy
@@ -47,17 +48,25 @@ class TemporalTransform(nn.Module):
         return (self.mix @ frames).reshape(-1, *s.shape[1:])
 
 
+def stage_counts(value) -> tuple[int, ...]:
+    """The `stage_timesteps` option: whole numbers >= 1, one per block, never increasing."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"stage_timesteps must be a list of timesteps per block, e.g. [4,2,1], not {value!r}")
+    counts = tuple(whole_number("each of stage_timesteps", t, 1) for t in value)
+    if any(b > a for a, b in zip(counts, counts[1:])):
+        raise ValueError(f"stage_timesteps must be non-increasing, got {counts}")
+    return counts
+
+
 class ShrinkingMRASNN(MRASNN):
     def __init__(self, stage_timesteps=STAGE_TIMESTEPS, exit_threshold: float = EXIT_THRESHOLD, **kwargs):
-        stage_timesteps = tuple(int(t) for t in stage_timesteps)
+        stage_timesteps = stage_counts(stage_timesteps)
         super().__init__(**{**kwargs, "timesteps": stage_timesteps[0]})
         if len(stage_timesteps) != len(self.blocks):
             raise ValueError(f"stage_timesteps needs one count per block ({len(self.blocks)}), got {stage_timesteps}")
-        if any(b > a for a, b in zip(stage_timesteps, stage_timesteps[1:])) or min(stage_timesteps) < 1:
-            raise ValueError(f"stage_timesteps must be non-increasing and >= 1, got {stage_timesteps}")
-        if not 0 < float(exit_threshold) < float("inf"):  # above 1 every window runs every stage
-            raise ValueError(f"exit_threshold must be a positive number (a softmax probability), not {exit_threshold!r}")
-        self.stage_timesteps, self.exit_threshold = stage_timesteps, float(exit_threshold)
+        self.stage_timesteps = stage_timesteps
+        # above 1 every window runs every stage
+        self.exit_threshold = real_number("exit_threshold (a softmax probability)", exit_threshold, 0.0, low_open=True)
         for block, t in zip(self.blocks, stage_timesteps):
             block.neurons.timesteps = t
         inputs = (stage_timesteps[0],) + stage_timesteps[:-1]
@@ -205,7 +214,7 @@ class EarlyExitSSNN(nn.Module):
 def build(n_classes: int = 10, window: int = 2048, timesteps: int = 0, bits: int = 2,
           stage_timesteps=STAGE_TIMESTEPS, exit_threshold: float = EXIT_THRESHOLD, **kwargs) -> ShrinkingMRASNN:
     """timesteps, if given, must equal stage_timesteps[0] (the stages set the counts)."""
-    if timesteps and timesteps != tuple(stage_timesteps)[0]:
+    if timesteps and timesteps != stage_counts(stage_timesteps)[0]:
         raise ValueError(f"ssnn takes its timesteps from stage_timesteps {tuple(stage_timesteps)}; "
                          f"--timesteps {timesteps} contradicts it")
     return ShrinkingMRASNN(n_classes=n_classes, window=window, bits=bits, stage_timesteps=stage_timesteps,

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgesnn.models.mra_snn import MRASNN, deployable
+from edgesnn.registry import real_number
 
 CONSISTENCY = 1.0  # weight of the agreement term; the classification terms weigh 1 each
 
@@ -32,7 +33,7 @@ class TRTMRASNN(MRASNN):
         super().__init__(**kwargs)
         if self.timesteps < 2:
             raise ValueError("temporal reversal needs at least 2 timesteps (give --timesteps 2 or more)")
-        self.consistency = consistency
+        self.consistency = real_number("consistency", consistency, 0.0)
         self.hybrid_head = nn.Linear(self.classifier.in_features, self.classifier.out_features)  # training only
 
     def training_loss(self, x, y, criterion, progress):

@@ -16,6 +16,7 @@ from torch import nn
 
 from edgesnn.layers import running_at
 from edgesnn.models.mra_snn import MRASNN, deployable
+from edgesnn.registry import whole_number
 
 TEMPERATURE = 2.0
 
@@ -30,7 +31,7 @@ def distill(student: torch.Tensor, teacher: torch.Tensor, temperature: float = T
 class TSSDMRASNN(MRASNN):
     def __init__(self, teacher_timesteps: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.teacher_timesteps = teacher_timesteps or 2 * self.timesteps
+        self.teacher_timesteps = whole_number("teacher_timesteps", teacher_timesteps, 0) or 2 * self.timesteps
         if self.teacher_timesteps <= self.timesteps:
             raise ValueError(f"teacher_timesteps ({self.teacher_timesteps}) must exceed timesteps ({self.timesteps})")
         self.weak_head = nn.Linear(self.classifier.in_features, self.classifier.out_features)  # training only
