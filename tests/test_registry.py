@@ -44,3 +44,31 @@ def test_third_party_pack_through_entry_points(tmp_path, monkeypatch):
 def test_unknown_pack_names_the_installed_ones():
     with pytest.raises(EdgesnnError, match="mra_snn"):
         registry.create_model("nope")
+
+
+def test_packs_command_lists_every_pack_with_its_options():
+    from conftest import run_cli
+
+    r = run_cli("packs")
+    assert r.returncode == 0, r.stderr
+    for name in registry.list_packs():
+        assert name in r.stdout
+    assert "hidden, latent, mmd_weight, frame, hop" in r.stdout  # esvae's own options
+    assert "teacher_timesteps" in r.stdout and "stage_timesteps" in r.stdout
+
+
+def test_training_stops_when_the_loss_is_not_finite(monkeypatch, cwru_dir):
+    """A loss of NaN (here a network that outputs NaN) stops training with one line that says
+    where and what to try, instead of training on and keeping NaN weights."""
+    from edgesnn import training
+
+    def poisoned(name, **kwargs):
+        model = registry.create_model(name, **kwargs)
+        model.register_forward_hook(lambda module, args, out: out * float("nan"))
+        return model
+
+    monkeypatch.setattr(training, "create_model", poisoned)
+    cfg = training.TrainConfig(pack="wdcnn", data=str(cwru_dir), epochs=1, steps_per_epoch=2, batch_size=8,
+                               threads=1, bits=0)
+    with pytest.raises(EdgesnnError, match=r"training diverged at epoch 1, step 1: the loss is nan; try a smaller --lr"):
+        training.train(cfg)
