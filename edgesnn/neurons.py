@@ -47,10 +47,10 @@ def spike(v: torch.Tensor, v_th: float, levels: int, surrogate: bool, rectifier:
     levels = 1 is the binary spike of a classic LIF neuron; levels = 2**bits - 1 is a multi-bit
     neuron that emits how many thresholds the potential crossed.
     """
-    hard = torch.clamp(torch.floor(v / v_th), 0, levels)
+    u = v if v_th == 1.0 else v / v_th  # a division by 1 would still be a node in every exported graph
+    hard = torch.clamp(torch.floor(u), 0, levels)
     if not surrogate:
         return hard
-    u = v / v_th
     soft = torch.clamp(rectify(u, rectifier) if rectifier else u, 0, levels)
     return soft + (hard - soft).detach()
 
