@@ -113,6 +113,8 @@ def train(
     loads: Optional[str] = typer.Option(None, help="train only on these motor loads, e.g. 0 or 1,2"),
     sizes: Optional[str] = typer.Option(None, help="train only on these fault sizes (in), e.g. 0.007,0.014"),
     threads: int = typer.Option(0, min=0, max=256, help="torch threads (0: torch's default)"),
+    teacher: Optional[Path] = typer.Option(None, help="checkpoint of the same task to distill from: the network "
+                                                      "also learns its softened outputs (README: the default model)"),
     option: Optional[list[str]] = typer.Option(None, "--option", "-o",
                                                help="pack option KEY=VALUE, repeatable (e.g. frontend=cwt; "
                                                     "see README, model packs)"),
@@ -136,7 +138,7 @@ def train(
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
                       batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,
                       speed_jitter=speed_jitter, loads=_csv(loads), sizes=_csv(sizes, float), threads=threads,
-                      extra=extra)
+                      extra=extra, teacher=str(teacher) if teacher else None)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=err, disable=not err.is_terminal) as progress:

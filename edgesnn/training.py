@@ -7,6 +7,11 @@ optional members the loop looks for (see edgesnn/registry.py for the whole pack 
 - `train_classes`: class names to sample training windows from (an anomaly model sees only
   normal data); `validation_metrics(x, y) -> dict` with a `selection_score` (higher is better)
   replaces the accuracy-based model selection.
+
+Any pack without its own objective can also learn from a teacher (`TrainConfig.teacher`, `edgesnn
+train --teacher`): a trained checkpoint of the same task, often a costlier network (more
+timesteps), whose softened outputs on the same augmented batch are a second target beside the
+labels (losses.distill). The teacher costs training time only; the network that ships is unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from torch import nn
 from edgesnn.dataset import TaskData, load_task
 from edgesnn.errors import EdgesnnError
 from edgesnn.evaluation import predict_labels
+from edgesnn.losses import distill
 from edgesnn.registry import create_model
 from edgesnn.signal import add_noise
 
@@ -48,6 +54,7 @@ class TrainConfig:
     sizes: list[float] | None = None
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     device: str = "cpu"  # a torch device ("cuda") for studies on a GPU machine; the product trains on CPU
+    teacher: str | None = None  # checkpoint of the same task to distill from (knowledge distillation)
     extra: dict = field(default_factory=dict)  # pack-specific keyword arguments
 
 
@@ -91,11 +98,28 @@ def _validation_score(model: nn.Module, val_x: np.ndarray, val_y: np.ndarray) ->
     return row
 
 
-def _loss(model: nn.Module, x, y, criterion, progress: float):
+def _loss(model: nn.Module, x, y, criterion, progress: float, teacher: nn.Module | None = None):
     if hasattr(model, "training_loss"):
         return model.training_loss(x, y, criterion, progress)
     logits = model(x)
-    return criterion(logits, y), logits
+    if teacher is None:
+        return criterion(logits, y), logits
+    with torch.no_grad():
+        soft = teacher(x)
+    return criterion(logits, y) + distill(logits, soft), logits
+
+
+def _load_teacher(cfg: TrainConfig) -> tuple[nn.Module, list[str]]:
+    """The teacher network (eval mode, frozen) and its classes; refused unless it was trained on
+    the same task and window."""
+    teacher, ckpt = load_checkpoint(Path(cfg.teacher))
+    tc = ckpt["config"]
+    if (tc.get("task"), tc["window"]) != (cfg.task, cfg.window):
+        raise EdgesnnError(f"{cfg.teacher}: a teacher for task {tc.get('task')} with {tc['window']}-sample windows; "
+                           f"this training is {cfg.task} with {cfg.window}")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.to(cfg.device).eval(), ckpt["classes"]
 
 
 def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict:
@@ -105,12 +129,19 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    # the teacher first: building it draws random initial weights, which must not change the student's
+    teacher, teacher_classes = _load_teacher(cfg) if cfg.teacher else (None, None)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     data = data or load_task(Path(cfg.data), cfg.task, cfg.window, cfg.loads, cfg.sizes)
+    if teacher is not None and teacher_classes != list(data.classes):
+        raise EdgesnnError(f"{cfg.teacher}: the teacher's classes {teacher_classes} are not this training's "
+                           f"{list(data.classes)}")
     model = create_model(cfg.pack, n_classes=len(data.classes), window=cfg.window,
                          timesteps=cfg.timesteps, bits=cfg.bits, **cfg.extra).to(cfg.device)
+    if teacher is not None and hasattr(model, "training_loss"):
+        raise EdgesnnError(f"pack {cfg.pack} trains with its own objective; --teacher is for packs without one")
     val = data.windows("val")
     train_classes = ([data.classes.index(c) for c in model.train_classes]
                      if hasattr(model, "train_classes") else None)
@@ -132,7 +163,7 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
                 x = _add_batch_noise(x, cfg, gen)
             x, y = x.to(cfg.device), y.to(cfg.device)
             progress_share = ((epoch - 1) * cfg.steps_per_epoch + step) / total
-            loss, logits = _loss(model, x, y, loss_fn, progress_share)
+            loss, logits = _loss(model, x, y, loss_fn, progress_share, teacher)
             if not torch.isfinite(loss):  # nothing after this step would mean anything
                 raise EdgesnnError(f"training diverged at epoch {epoch}, step {step + 1}: the loss is "
                                    f"{loss.item()}; try a smaller --lr (now {cfg.lr:g})")

@@ -87,3 +87,30 @@ def test_train_speed_jitter_from_the_command_line(tmp_path, cwru_dir):
                 "--batch-size", "8", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]["speed_jitter"] == 0.05
+
+
+def test_train_distills_from_a_teacher_checkpoint(trained, cwru_dir, tmp_path):
+    """--teacher: the network also learns the teacher's softened outputs. Same seed, same initial
+    weights and batches: the first epoch's loss is the plain one plus a distillation term."""
+    import torch
+
+    teacher = trained / "train" / "checkpoint.pt"
+    common = ["--data", cwru_dir, "--epochs", "1", "--steps", "2", "--batch-size", "8", "--threads", "1"]
+    plain = run_cli("train", *common, "--out", tmp_path / "plain")
+    taught = run_cli("train", *common, "--teacher", teacher, "--out", tmp_path / "taught")
+    assert plain.returncode == 0 and taught.returncode == 0, plain.stderr + taught.stderr
+    ckpt = torch.load(tmp_path / "taught" / "checkpoint.pt", weights_only=False)
+    assert ckpt["config"]["teacher"] == str(teacher)
+    loss = {k: json.loads((tmp_path / k / "history.json").read_text())[0]["loss"] for k in ("plain", "taught")}
+    assert loss["taught"] > loss["plain"]
+
+    # a teacher of another task, a pack with its own objective, no such file: one line each
+    wrong = torch.load(teacher, weights_only=False)
+    wrong["config"]["task"] = "fault_type"
+    torch.save(wrong, tmp_path / "wrong.pt")
+    for args, says in ((["--teacher", tmp_path / "wrong.pt"], "a teacher for task fault_type"),
+                       (["--pack", "tssd", "--teacher", teacher], "trains with its own objective"),
+                       (["--teacher", tmp_path / "nope.pt"], "checkpoint not found")):
+        r = run_cli("train", *common, *args, "--out", tmp_path / "x")
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode != 0 and len(lines) == 1 and says in lines[0], r.stderr

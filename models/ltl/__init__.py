@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from edgesnn.layers import RateNeurons, SpikingNeurons
 from edgesnn.models.mra_snn import MRASNN, deployable
-from edgesnn.models.tssd import distill
+from edgesnn.losses import distill
 from edgesnn.registry import real_number
 
 TEACHER_SHARE = 0.25

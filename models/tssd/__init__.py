@@ -10,22 +10,12 @@ the deployed network is the plain MRA-SNN at its own timestep count: inference c
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from edgesnn.layers import running_at
+from edgesnn.losses import TEMPERATURE, distill
 from edgesnn.models.mra_snn import MRASNN, deployable
 from edgesnn.registry import whole_number
-
-TEMPERATURE = 2.0
-
-
-def distill(student: torch.Tensor, teacher: torch.Tensor, temperature: float = TEMPERATURE) -> torch.Tensor:
-    """Hinton's soft-target loss: tau^2 KL(softmax(teacher / tau) || softmax(student / tau))."""
-    return temperature**2 * F.kl_div(F.log_softmax(student / temperature, dim=1),
-                                     F.log_softmax(teacher.detach() / temperature, dim=1),
-                                     log_target=True, reduction="batchmean")
 
 
 class TSSDMRASNN(MRASNN):
