@@ -29,6 +29,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgesnn.errors import EdgesnnError
+from edgesnn.framing import framed_kernel
 from edgesnn.firmware_sim.arith import EXP_Q, EXP_STEP, GATE_Q, INT16, Q, Requant
 from edgesnn.firmware_sim.network import Attention, Conv, IntMRASNN, Neurons
 
@@ -140,12 +141,23 @@ class _Builder:
 # stay below 2**24; so do int16 values times a Q8 gate (+ 2**7) and sums of 128 int16 values.
 
 
-def _conv(b: _Builder, x32: str, layers: list[Conv], in_bound: float) -> tuple[str, float]:
-    """Convolutions of one float32 input, concatenated on the channel axis, requantized to Q8
-    currents (saturated to int16). Returns the current and a bound on its magnitude."""
+def _conv(b: _Builder, x32: str, layers: list[Conv], in_bound: float, length: int) -> tuple[str, float]:
+    """Convolutions of one float32 input [N, C, length], concatenated on the channel axis,
+    requantized to Q8 currents (saturated to int16). Returns the current and a bound on its
+    magnitude. A strided convolution of the one-channel window runs over stride-long frames
+    (edgesnn/framing.py: the same integer sums, exact in any order, faster in onnxruntime)."""
     # (one Conv with the narrower kernels zero-padded into the widest measured slower: more MACs)
-    accs = [b.op("Conv", x32, b.op("Cast", b.const(c.w, "w_int8", np.int8), to=F32), strides=[c.stride],
-                 pads=[c.pad, c.pad], kernel_shape=[c.w.shape[2]]) for c in layers]
+    accs = []
+    for c in layers:
+        if c.w.shape[1] == 1 and c.stride > 1:
+            w, lead, right = framed_kernel(c.w, c.stride, c.pad, length)
+            frames = b.once(("frames", x32, c.stride), lambda c=c: b.op("Transpose", b.op(
+                "Reshape", x32, b.const([-1, length // c.stride, c.stride], "shape", np.int64)), perm=[0, 2, 1]))
+            accs.append(b.op("Conv", frames, b.op("Cast", b.const(w, "w_int8", np.int8), to=F32),
+                             pads=[lead, right], kernel_shape=[w.shape[2]]))
+        else:
+            accs.append(b.op("Conv", x32, b.op("Cast", b.const(c.w, "w_int8", np.int8), to=F32), strides=[c.stride],
+                             pads=[c.pad, c.pad], kernel_shape=[c.w.shape[2]]))
     acc = accs[0] if len(accs) == 1 else b.op("Concat", *accs, axis=1)
     rq = Requant(*(np.concatenate([getattr(c.rq, f) for c in layers]) for f in ("m", "shift", "bias")))
     acc_bound = np.concatenate([in_bound * np.abs(c.w.astype(np.float64)).reshape(c.w.shape[0], -1).sum(axis=1)
@@ -243,7 +255,7 @@ def _block(b: _Builder, net: IntMRASNN, k: int, spikes: str, tables: dict) -> st
         frames = b.op("Reshape", mixed, b.const([-1, c, length], "shape", np.int64))
         in_bound = float(np.abs(mix.q.astype(np.float64)).sum(axis=1).max() * levels)
         residual = b.op("Mul", frames, b.const(2.0 ** (Q - mix.shift), dtype=np.float32))
-    current, bound = _conv(b, frames, [block.conv], in_bound)
+    current, bound = _conv(b, frames, [block.conv], in_bound, net.lengths()[k])
     i = b.op("Add", _attend(b, current, block.attention, tables), residual)
     if bound + in_bound * 2.0 ** (Q - (mix.shift if mix else 0)) > INT16_MAX:
         i = b.clip(i, *INT16)
@@ -341,7 +353,7 @@ def build_onnx(net: IntMRASNN) -> onnx.ModelProto:
         inputs.append(helper.make_tensor_value_info("exit_threshold", F32, []))
         b.op("Floor", b.op("Div", b.const(float(1 << EXP_Q), dtype=np.float32), "exit_threshold"), out="exit_limit")
 
-    i_enc, _ = _conv(b, x, net.encoder, 127.0)
+    i_enc, _ = _conv(b, x, net.encoder, 127.0, net.window)
     i_enc = _attend(b, i_enc, net.encoder_attention, tables)  # |gated| <= |i|: still int16
     spikes = _exact_spikes(b, _neurons(b, [i_enc] * net.timesteps, net.encoder_neurons, tables))
     logits_q8 = _stages_from(b, net, 0, spikes, tables)

@@ -15,9 +15,13 @@ the standardized signal: what a microcontroller accumulates is exact.
 
 from __future__ import annotations
 
+import copy
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from edgesnn.framing import framed_kernel
 from edgesnn.layers import ChannelAttention, CWTFrontEnd, SpikingNeurons, Standardize
 from edgesnn.neurons import LIFParams
 from edgesnn.registry import real_number, whole_number
@@ -43,6 +47,29 @@ class MultiScaleEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.attention(self.bn(torch.cat([b(x) for b in self.branches], dim=1)))
+
+
+class FramedMultiScaleEncoder(nn.Module):
+    """A trained MultiScaleEncoder in the form that is exported: its convolutions over stride-long
+    frames of the window (edgesnn/framing.py), the same sums, faster in onnxruntime."""
+
+    def __init__(self, encoder: MultiScaleEncoder, window: int):
+        super().__init__()
+        self.stride = encoder.branches[0].stride[0]
+        self.frames = window // self.stride
+        self.pads = []
+        for k, branch in enumerate(encoder.branches):
+            w, lead, right = framed_kernel(branch.weight.detach().cpu().numpy(), self.stride, branch.padding[0], window)
+            self.register_buffer(f"w{k}", torch.from_numpy(w))
+            self.pads.append((lead, right))
+        self.bn, self.attention = encoder.bn, encoder.attention
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frames = x.reshape(-1, self.frames, self.stride).transpose(1, 2)  # [N, stride, frames]
+        currents = [F.conv1d(frames, getattr(self, f"w{k}"), padding=lead) if lead == right
+                    else F.conv1d(F.pad(frames, (lead, right)), getattr(self, f"w{k}"))
+                    for k, (lead, right) in enumerate(self.pads)]
+        return self.attention(self.bn(torch.cat(currents, dim=1)))
 
 
 class CWTEncoder(nn.Module):
@@ -126,6 +153,14 @@ class MRASNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.rate(self.blocks(self.encode(x))))
+
+    def export_form(self) -> "MRASNN":
+        """A copy to export to ONNX, with the raw-signal encoder in its frame form."""
+        if not isinstance(self.encoder, MultiScaleEncoder):
+            return self
+        form = copy.deepcopy(self)
+        form.encoder = FramedMultiScaleEncoder(form.encoder, self.window)
+        return form
 
 
 def deployable(model: MRASNN, state: dict | None = None) -> MRASNN:
