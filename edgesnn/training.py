@@ -114,6 +114,8 @@ def _load_teacher(cfg: TrainConfig) -> tuple[nn.Module, list[str]]:
     the same task and window."""
     teacher, ckpt = load_checkpoint(Path(cfg.teacher))
     tc = ckpt["config"]
+    if list(getattr(teacher, "output_names", ["logits"])) != ["logits"]:
+        raise EdgesnnError(f"{cfg.teacher}: its {tc['pack']} model scores windows; a teacher must classify them")
     if (tc.get("task"), tc["window"]) != (cfg.task, cfg.window):
         raise EdgesnnError(f"{cfg.teacher}: a teacher for task {tc.get('task')} with {tc['window']}-sample windows; "
                            f"this training is {cfg.task} with {cfg.window}")

@@ -104,11 +104,14 @@ def test_train_distills_from_a_teacher_checkpoint(trained, cwru_dir, tmp_path):
     loss = {k: json.loads((tmp_path / k / "history.json").read_text())[0]["loss"] for k in ("plain", "taught")}
     assert loss["taught"] > loss["plain"]
 
-    # a teacher of another task, a pack with its own objective, no such file: one line each
+    # a teacher of another task, a detector, a pack with its own objective, no such file: one line each
     wrong = torch.load(teacher, weights_only=False)
     wrong["config"]["task"] = "fault_type"
     torch.save(wrong, tmp_path / "wrong.pt")
+    r = run_cli("train", "--pack", "esvae", *common, "--out", tmp_path / "detector")
+    assert r.returncode == 0, r.stderr
     for args, says in ((["--teacher", tmp_path / "wrong.pt"], "a teacher for task fault_type"),
+                       (["--teacher", tmp_path / "detector" / "checkpoint.pt"], "a teacher must classify them"),
                        (["--pack", "tssd", "--teacher", teacher], "trains with its own objective"),
                        (["--teacher", tmp_path / "nope.pt"], "checkpoint not found")):
         r = run_cli("train", *common, *args, "--out", tmp_path / "x")
