@@ -70,16 +70,18 @@ def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dic
             options[key] = value
         if isinstance(options[key], float) and not math.isfinite(options[key]):
             raise typer.BadParameter(f"{pair!r}: not a finite number", param_hint="--option")
+    # without options, a refusal can only be about the pack's timesteps or bits
+    hint = "--option" if options else "'--timesteps' / '--bits'"
     try:
         model = create_model(pack, n_classes=10, window=2048, timesteps=timesteps, bits=bits, **options)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise typer.BadParameter(f"pack {pack}: {str(exc).splitlines()[0]}", param_hint="--option") from None
+        raise typer.BadParameter(f"pack {pack}: {str(exc).splitlines()[0]}", param_hint=hint) from None
     try:  # options each pack accepts may still not fit together (a third-party pack checks less)
         with torch.no_grad():
             model.eval()(torch.zeros(1, 1, 2048))
     except (TypeError, ValueError, RuntimeError, IndexError) as exc:
-        raise typer.BadParameter(f"pack {pack}: these options build a network that cannot run a window "
-                                 f"({str(exc).splitlines()[0][:160]})", param_hint="--option") from None
+        raise typer.BadParameter(f"pack {pack}: these settings build a network that cannot run a window "
+                                 f"({str(exc).splitlines()[0][:160]})", param_hint=hint) from None
     return options
 
 

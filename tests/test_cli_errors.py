@@ -51,6 +51,8 @@ CASES = {
     "absurd batch": (["train", "--batch-size", "1000000000", "--out", "{d}/t"], "is not in the range"),
     "impossible channels": (["train", "-o", "channels=-4", "--out", "{d}/t"], "channels must be a whole number from 1"),
     "not a boolean": (["train", "-o", "dendritic=maybe", "--out", "{d}/t"], "dendritic must be true or false"),
+    "too few timesteps for the pack": (["train", "--pack", "esvae", "--timesteps", "1", "--out", "{d}/t"],
+                                       "Invalid value for '--timesteps' / '--bits': pack esvae: the latent is"),
     "no exit threshold": (["train", "--pack", "ssnn", "-o", "exit_threshold=nan", "--out", "{d}/t"],
                           "exit_threshold (a softmax probability) must be a number above 0"),
     "unsupported broker": (["monitor", "--broker", "https://x", "--journal", "{d}/j.sqlite"], "use mqtt://HOST:PORT"),
