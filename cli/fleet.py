@@ -62,7 +62,7 @@ def simulate(
     lr_end: float = typer.Option(LR_END, callback=finite, min=0.0, max=1.0,
                                  help="the devices' learning rate at the last round, as a share of the first "
                                       "(half cosine between; 1: constant)"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1),
     dp_clip: float = typer.Option(0.0, callback=finite, min=0.0, help="differential privacy: clip each update to this L2 norm on "
                                                      "the device (Flower's fixedclipping_mod); 0: off"),
     dp_noise: float = typer.Option(0.0, callback=finite, min=0.0, help="with --dp-clip: Gaussian noise multiplier on the aggregate"),

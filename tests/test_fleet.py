@@ -169,6 +169,10 @@ def test_fleet_simulate_runs_flower_and_exports_the_global_model(cwru_dir, tmp_p
         assert len(row["selected"]) == 2 and row["accepted"] == 2 and row["queried"] == 4
         assert row["bytes"]["model_down"] > 0 and row["bytes"]["model_up"] > 0 and row["bytes"]["stats_up"] > 0
     assert (out / "accuracy.png").stat().st_size > 0
+    # fleet.pt is a checkpoint like train's: `edgesnn export` (and eval) read it
+    from edgesnn.training import load_checkpoint
+    _, ckpt = load_checkpoint(out / "fleet.pt")
+    assert [row["round"] for row in ckpt["history"]] == [0, 1, 2]
     card = json.loads((out / "mra-snn-fleet-int8.json").read_text())
     assert card["quantization"] and 0.0 <= card["metrics"]["test_accuracy"] <= 1.0
     # the exported model runs on the edge runtime
@@ -193,6 +197,7 @@ def test_dp_clipping_bounds_every_update_through_flowers_mods(cwru_dir, tmp_path
     (["--scenario", "weather"], "unknown scenario"),
     (["--clients", 3, "--per-round", 4], "more than the fleet"),
     (["--data", "/nonexistent/cwru"], "/nonexistent/cwru"),
+    (["--seed", "-1"], "-1 is not in the range"),
 ])
 def test_fleet_simulate_refuses_bad_settings_in_one_line(args, message, tmp_path):
     r = run_cli("fleet", "simulate", *args, "--out", tmp_path)

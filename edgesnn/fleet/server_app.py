@@ -83,7 +83,7 @@ class FleetConfig:
         """The devices' learning rate in a round: lr, falling on a half cosine to lr * lr_end at
         the last round (constant with lr_end 1)."""
         progress = (server_round - 1) / max(self.rounds - 1, 1)
-        return self.lr * (self.lr_end + (1 - self.lr_end) * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0))))
+        return float(self.lr * (self.lr_end + (1 - self.lr_end) * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))))
 
     def client_config(self, n_classes: int) -> dict:
         return {**self.model_config(n_classes), "hop": self.hop, "scenario": self.scenario, "alpha": self.alpha,
