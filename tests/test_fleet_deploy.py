@@ -108,3 +108,27 @@ def test_tls_deployment_admits_registered_devices_and_exports_each_round(cwru_di
         assert 0.0 <= card["metrics"]["test_accuracy"] <= 1.0
     assert sorted(p.name for p in models.glob("*.json")) == ["mra-snn-fleet-int8-r0001.json",
                                                              "mra-snn-fleet-int8-r0002.json"]
+
+
+def test_certs_and_keys_write_all_their_files_or_none(tmp_path):
+    """An existing file refuses the whole set before anything is written: no CA certificate
+    whose key was thrown away, no private key beside another key's .pub."""
+    from edgesnn.errors import EdgesnnError
+    from edgesnn.fleet.pki import make_certificates, make_node_key
+
+    (tmp_path / "server.pem").write_text("someone's certificate")
+    with pytest.raises(EdgesnnError, match="server.pem: already exists"):
+        make_certificates(tmp_path, ["localhost"])
+    (tmp_path / "pump3.pub").write_text("someone's key")
+    with pytest.raises(EdgesnnError, match="pump3.pub: already exists"):
+        make_node_key(tmp_path, "pump3")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pump3.pub", "server.pem"]
+    assert (tmp_path / "server.pem").read_text() == "someone's certificate"
+    # a host name longer than a certificate's common name may be (64) is still a valid name
+    long_host = "a" * 60 + ".example.com"
+    paths = make_certificates(tmp_path / "long", [long_host])
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(paths["cert"].read_bytes())
+    assert long_host in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName)

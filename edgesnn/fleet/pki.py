@@ -23,15 +23,26 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from edgesnn.errors import EdgesnnError
 
 
-def _write(path: Path, data: bytes, mode: int = 0o644) -> Path:
-    """Write a new file with its mode from the start (a private key is never readable by others)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        raise EdgesnnError(f"{path}: already exists; keys and certificates are not overwritten")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    return path
+def _write_new(files: list[tuple[Path, bytes, int]]) -> list[Path]:
+    """Write new files, each with its mode from the start (a private key is never readable by
+    others); all of them or none: an existing one refuses the lot before anything is written,
+    so a CA certificate never outlives its key and a private key never sits beside another's .pub."""
+    for path, _, _ in files:
+        if path.exists():
+            raise EdgesnnError(f"{path}: already exists; keys and certificates are not overwritten")
+    written = []
+    try:
+        for path, data, mode in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            written.append(path)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+    except OSError as exc:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise EdgesnnError(f"{exc.filename or files[0][0].parent}: cannot write there ({exc.strerror})") from None
+    return written
 
 
 def check_ca(path: Path) -> None:
@@ -96,25 +107,30 @@ def make_certificates(folder: Path, hosts: list[str], days: int = 365) -> dict[s
             names.append(x509.DNSName(host))
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0] if hosts else "localhost")]))
+            # the names clients check are the alternative names; a common name holds at most 64 characters
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0] if hosts and len(hosts[0]) <= 64
+                                                        else "edgesnn fleet server")]))
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    return {"ca": _write(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM)),
-            "cert": _write(folder / "server.pem", cert.public_bytes(serialization.Encoding.PEM)),
-            "key": _write(folder / "server.key", _pem_key(key), 0o600)}
+    paths = _write_new([(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM), 0o644),
+                        (folder / "server.pem", cert.public_bytes(serialization.Encoding.PEM), 0o644),
+                        (folder / "server.key", _pem_key(key), 0o600)])
+    return dict(zip(("ca", "cert", "key"), paths))
 
 
 def make_node_key(folder: Path, name: str) -> tuple[Path, Path]:
     """A SuperNode's key pair: `<name>` (private, OpenSSH ECDSA P-384) and `<name>.pub`."""
     if not _NAME.match(name):
-        raise EdgesnnError(f"device name {name!r}: use letters, digits, '.', '_' or '-' (it names files in --out)")
+        raise EdgesnnError(f"device name {name!r}: 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+                           "letter or digit (it names files in --out)")
     key = ec.generate_private_key(ec.SECP384R1())
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                 serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     folder = Path(folder)
-    return _write(folder / name, private, 0o600), _write(folder / f"{name}.pub", public + b"\n")
+    private_path, public_path = _write_new([(folder / name, private, 0o600), (folder / f"{name}.pub", public + b"\n", 0o644)])
+    return private_path, public_path
