@@ -65,7 +65,8 @@ def simulate(
     seed: int = typer.Option(0, min=0, max=2**32 - 1),
     dp_clip: float = typer.Option(0.0, callback=finite, min=0.0, help="differential privacy: clip each update to this L2 norm on "
                                                      "the device (Flower's fixedclipping_mod); 0: off"),
-    dp_noise: float = typer.Option(0.0, callback=finite, min=0.0, help="with --dp-clip: Gaussian noise multiplier on the aggregate"),
+    dp_noise: float = typer.Option(0.0, callback=finite, min=0.0, max=100.0,
+                                   help="with --dp-clip: Gaussian noise multiplier on the aggregate"),
     out_dir: Path = typer.Option(Path("runs/fleet"), "--out", help="folder for history, PNG, checkpoint, model"),
     export: bool = typer.Option(True, help="export the final global model as the default is: integer ONNX + card"),
 ):
@@ -161,7 +162,8 @@ def server(
                                    "training region calibrates the integer export (no device data)"),
     rounds: int = typer.Option(30, min=1),
     selection: str = typer.Option("sfedca", help="sfedca, random (FedAvg) or power_of_choice"),
-    per_round: int = typer.Option(4, min=1, help="devices that train and upload a model per round"),
+    per_round: Optional[int] = typer.Option(None, min=1, help="devices that train and upload a model per round "
+                                                             "(default: 4, or every device if fewer)"),
     explore: int = typer.Option(EXPLORE, min=0, help="sfedca: of the devices per round, this many are drawn at "
                                                       "random instead of by credit (see README)"),
     local_steps: int = typer.Option(20, min=1),
@@ -169,15 +171,17 @@ def server(
                                  help="the devices' learning rate at the last round, as a share of the first"),
     dp_clip: float = typer.Option(0.0, callback=finite, min=0.0, help="differential privacy: clip each update to this L2 norm on "
                                                      "the device (Flower's fixedclipping_mod); 0: off"),
-    dp_noise: float = typer.Option(0.0, callback=finite, min=0.0, help="with --dp-clip: Gaussian noise multiplier on the aggregate"),
+    dp_noise: float = typer.Option(0.0, callback=finite, min=0.0, max=100.0,
+                                   help="with --dp-clip: Gaussian noise multiplier on the aggregate"),
     wait_devices: int = typer.Option(0, min=0, help="devices that must be online before round 1 "
                                                     "(default: all registered)"),
     out_dir: Path = typer.Option(Path("runs/fleet-server"), "--out", help="history, checkpoint, SuperLink state"),
     export_dir: Optional[Path] = typer.Option(None, help="export each round's model here (integer ONNX + card); "
                                                          "point `edgesnn monitor --model-dir` at it"),
-    timeout: float = typer.Option(3600.0, callback=finite, help="seconds to wait for the devices to come online"),
-    round_timeout: float = typer.Option(600.0, callback=finite, help="seconds a round waits for the selected devices; "
-                                                    "late ones are counted as not answering"),
+    timeout: float = typer.Option(3600.0, callback=finite, min=1.0, help="seconds to wait for the devices to come online"),
+    round_timeout: float = typer.Option(600.0, callback=finite, min=1.0,
+                                        help="seconds a round waits for the selected devices; late ones are "
+                                             "counted as not answering"),
 ):
     """Run a retraining campaign: a TLS SuperLink that admits only registered devices, then the
     fleet's rounds; exports each round's global model for the monitors."""
@@ -195,19 +199,28 @@ def server(
     devices = wait_devices or len(register)
     if devices > len(register):
         raise EdgesnnError(f"--wait-devices {devices} is more than the {len(register)} registered device keys")
-    _writable(work)
+    per_round = per_round or min(4, devices)
+    if per_round > devices:
+        raise EdgesnnError(f"--per-round {per_round} is more than the {devices} devices the campaign waits for")
     cfg = FleetConfig(data=str(Path(data).resolve()), clients=devices, rounds=rounds, selection=selection,
-                      clients_per_round=min(per_round, devices), explore=min(explore, per_round, devices),
-                      local_steps=local_steps, lr_end=lr_end, out=str(work),
-                      dp_clip=dp_clip, dp_noise=dp_noise, round_timeout=round_timeout,
+                      clients_per_round=per_round, explore=explore, local_steps=local_steps, lr_end=lr_end,
+                      out=str(work), dp_clip=dp_clip, dp_noise=dp_noise, round_timeout=round_timeout,
                       export_dir=str(export_dir.resolve()) if export_dir else "")
     _check(cfg)
-    from edgesnn.fleet.pki import check_ca, check_public_key
+    from edgesnn.fleet.pki import check_public_key, check_server_tls
 
-    check_ca(ca)
+    check_server_tls(ca, cert, key)
+    seen: dict[tuple, Path] = {}
     for pub in register:
         check_public_key(pub)
+        key_id = tuple(pub.read_bytes().split()[:2])  # key type and key; the comment may differ
+        if key_id in seen:
+            raise EdgesnnError(f"{pub}: the same device key as {seen[key_id]}; register each device once")
+        seen[key_id] = pub
     load_task(data)  # a missing reference dataset fails before anything starts
+    _writable(work)
+    if export_dir:
+        _writable(export_dir)
     srv = Server(work, ca, cert, key, port, listen)
 
     def shutdown(signum, frame):  # SIGTERM as Ctrl-C: the SuperLink is stopped on the way out
@@ -251,6 +264,13 @@ def server(
         srv.stop()
 
 
+def _superlink_address(address: str) -> None:
+    """HOST:PORT, checked here: Flower reports a bad one in a screenful of log."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise EdgesnnError(f"--superlink {address!r}: give the server as HOST:PORT, e.g. 192.168.1.20:9092")
+
+
 @fleet_app.command("client")
 def client(
     superlink: str = typer.Option(..., help="the server's SuperLink, HOST:PORT"),
@@ -269,11 +289,11 @@ def client(
     from edgesnn.dataset import load_task
     from edgesnn.fleet.deploy import flower_env, supernode_command
 
-    from edgesnn.fleet.pki import check_ca
+    from edgesnn.fleet.pki import check_ca, check_private_key
 
     check_ca(ca)
-    if not key.is_file():
-        raise EdgesnnError(f"{key}: device key not found")
+    check_private_key(key)
+    _superlink_address(superlink)
     load_task(data, all_classes=False)  # unreadable recordings fail here, not in a round
     cmd = supernode_command(superlink, ca, key, data) + (["--max-retries", str(retries)] if retries is not None else [])
     err.print(f"joining {superlink} with {len(list(data.iterdir()))} files of local recordings", markup=False)

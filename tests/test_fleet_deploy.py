@@ -132,3 +132,38 @@ def test_certs_and_keys_write_all_their_files_or_none(tmp_path):
     cert = x509.load_pem_x509_certificate(paths["cert"].read_bytes())
     assert long_host in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
         x509.DNSName)
+
+
+def test_server_and_client_refuse_bad_tls_files_and_addresses_before_starting(tmp_path, cwru_dir):
+    """Checked up front, in one line each: before, a CA that did not sign the server's
+    certificate or a busy port showed only as a SuperLink that never answered, and a device's
+    wrong key or address as a screen of Flower's log."""
+    import socket
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        assert run_cli("fleet", "certs", "--out", folder).returncode == 0
+    assert run_cli("fleet", "keys", "dev0", "--out", a).returncode == 0
+    (a / "copy.pub").write_bytes((a / "dev0.pub").read_bytes())
+    server = ["fleet", "server", "--register", a / "dev0.pub", "--out", tmp_path / "srv", "--data", cwru_dir]
+    tls = ["--ca", a / "ca.crt", "--cert", a / "server.pem", "--key", a / "server.key"]
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        cases = [
+            (["--ca", b / "ca.crt", "--cert", a / "server.pem", "--key", a / "server.key"], "server.pem: not signed by the CA"),
+            (["--ca", a / "ca.crt", "--cert", a / "server.pem", "--key", b / "server.key"], "server.key: not the private key of"),
+            (tls + ["--register", a / "copy.pub"], "copy.pub: the same device key as"),
+            (tls + ["--port", busy.getsockname()[1]], "cannot listen there"),
+            (tls + ["--per-round", 3], "--per-round 3 is more than the 1 devices"),
+        ]
+        for args, says in cases:
+            r = run_cli(*server, *args, timeout=120)
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
+    client = ["fleet", "client", "--ca", a / "ca.crt", "--data", cwru_dir, "--retries", 1]
+    for args, says in ((["--key", a / "dev0.pub", "--superlink", "127.0.0.1:9092"], "not an OpenSSH private key"),
+                       (["--key", a / "dev0", "--superlink", "127.0.0.1:99999"], "give the server as HOST:PORT")):
+        r = run_cli(*client, *args, timeout=120)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr

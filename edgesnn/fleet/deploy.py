@@ -85,6 +85,17 @@ class Server:
 
     # the SuperLink ----------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
+        with socket.socket() as s:  # a busy port shows only deep in the SuperLink's log
+            try:
+                s.bind((self.host, self.port))
+            except OSError as exc:
+                raise EdgesnnError(f"{self.host}:{self.port}: cannot listen there ({exc.strerror}); "
+                                   "choose another --port or --listen") from None
+        # each campaign starts from a fresh SuperLink state (registrations, runs); the last one is
+        # kept beside it. Its registrations would refuse the same device keys again.
+        state = self.work / "superlink.db"
+        if state.exists():
+            os.replace(state, self.work / "superlink.db.previous")
         self._log = open(self.work / "superlink.log", "wb")  # noqa: SIM115 (closed by stop())
         self.proc = subprocess.Popen(
             [str(BIN / "flower-superlink"), "--ssl-ca-certfile", str(self.ca), "--ssl-certfile", str(self.cert),
@@ -95,8 +106,11 @@ class Server:
         deadline = time.monotonic() + timeout
         while not self._healthy():
             if self.proc.poll() is not None:
-                tail = (self.work / "superlink.log").read_text(errors="replace").strip().splitlines()[-1:]
-                raise EdgesnnError(f"the SuperLink did not start on port {self.port}: {' '.join(tail)}")
+                lines = (self.work / "superlink.log").read_text(errors="replace").strip().splitlines() or ["no output"]
+                cause = next((ln for ln in reversed(lines) if "error" in ln.lower() and "shutdown" not in ln.lower()),
+                             lines[-1])
+                raise EdgesnnError(f"the SuperLink did not start on port {self.port}: {cause.strip()[:300]} "
+                                   f"(log: {self.work / 'superlink.log'})")
             if time.monotonic() > deadline:
                 raise EdgesnnError(f"the SuperLink did not answer on port {self.port} within {timeout:.0f} s")
             time.sleep(0.25)

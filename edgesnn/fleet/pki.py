@@ -15,7 +15,7 @@ import ssl
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -56,6 +56,20 @@ def check_ca(path: Path) -> None:
         raise EdgesnnError(f"{path}: not a PEM CA certificate") from None
 
 
+def check_private_key(path: Path) -> None:
+    """A device's own key must be the OpenSSH private key that `fleet keys` wrote (not its .pub)."""
+    try:
+        key = serialization.load_ssh_private_key(Path(path).read_bytes(), password=None)
+    except FileNotFoundError:
+        raise EdgesnnError(f"{path}: device key not found") from None
+    except (ValueError, TypeError, OSError, UnsupportedAlgorithm):
+        raise EdgesnnError(f"{path}: not an OpenSSH private key (give the device the key from `edgesnn fleet keys` "
+                           "without .pub)") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise EdgesnnError(f"{path}: Flower authenticates devices by elliptic-curve keys; make one with "
+                           "`edgesnn fleet keys`")
+
+
 def check_public_key(path: Path) -> None:
     """A device's registered key must be the OpenSSH public key that `fleet keys` wrote (.pub)."""
     try:
@@ -64,6 +78,40 @@ def check_public_key(path: Path) -> None:
         raise EdgesnnError(f"{path}: device public key not found") from None
     except (ValueError, TypeError, OSError, UnsupportedAlgorithm):
         raise EdgesnnError(f"{path}: not an OpenSSH public key (register the .pub from `edgesnn fleet keys`)") from None
+
+
+def check_server_tls(ca: Path, cert: Path, key: Path) -> None:
+    """The server's certificate and key, checked before the SuperLink starts (where a bad one
+    shows only as a SuperLink that never answers): PEM files, the key belongs to the
+    certificate, the CA signed it, and it names 127.0.0.1, where the server's own ServerApp and
+    health check connect."""
+    check_ca(ca)
+    loaded = {}
+    for name, path, load in (("server certificate", cert, x509.load_pem_x509_certificate),
+                             ("server key", key, lambda b: serialization.load_pem_private_key(b, password=None)),
+                             ("CA certificate", ca, x509.load_pem_x509_certificate)):
+        try:
+            loaded[name] = load(Path(path).read_bytes())
+        except FileNotFoundError:
+            raise EdgesnnError(f"{path}: {name} not found") from None
+        except (ValueError, TypeError, OSError, UnsupportedAlgorithm):
+            locked = " (or one protected by a password)" if name == "server key" else ""
+            raise EdgesnnError(f"{path}: not a PEM {name}{locked}") from None
+    certificate, private, authority = loaded["server certificate"], loaded["server key"], loaded["CA certificate"]
+    public = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if private.public_key().public_bytes(*public) != certificate.public_key().public_bytes(*public):
+        raise EdgesnnError(f"{key}: not the private key of {cert}")
+    try:
+        certificate.verify_directly_issued_by(authority)
+    except (ValueError, TypeError, InvalidSignature):
+        raise EdgesnnError(f"{cert}: not signed by the CA {ca} (devices would refuse the server)") from None
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        names = None
+    if names is None or ipaddress.ip_address("127.0.0.1") not in names.get_values_for_type(x509.IPAddress):
+        raise EdgesnnError(f"{cert}: does not name 127.0.0.1, where the server's own processes connect "
+                           "(`edgesnn fleet certs` adds it)")
 
 
 def _pem_key(key) -> bytes:
