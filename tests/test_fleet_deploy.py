@@ -167,3 +167,19 @@ def test_server_and_client_refuse_bad_tls_files_and_addresses_before_starting(tm
         r = run_cli(*client, *args, timeout=120)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
+
+
+def test_a_server_restarted_in_the_same_folder_registers_the_same_devices_again(tmp_path):
+    from edgesnn.fleet.deploy import Server
+
+    pki = tmp_path / "pki"
+    assert run_cli("fleet", "certs", "--out", pki).returncode == 0
+    assert run_cli("fleet", "keys", "dev0", "--out", pki).returncode == 0
+    for attempt in range(2):
+        srv = Server(tmp_path / "srv", pki / "ca.crt", pki / "server.pem", pki / "server.key", free_port())
+        try:
+            srv.start()
+            assert srv.register(pki / "dev0.pub") > 0
+        finally:
+            srv.stop()
+    assert (tmp_path / "srv" / "superlink.db.previous").is_file()  # the first campaign's state, kept
