@@ -209,7 +209,6 @@ def server(
     _check(cfg)
     from edgesnn.fleet.pki import check_public_key, check_server_tls
 
-    check_server_tls(ca, cert, key)
     seen: dict[tuple, Path] = {}
     for pub in register:
         check_public_key(pub)
@@ -217,6 +216,7 @@ def server(
         if key_id in seen:
             raise EdgesnnError(f"{pub}: the same device key as {seen[key_id]}; register each device once")
         seen[key_id] = pub
+    check_server_tls(ca, cert, key)
     load_task(data)  # a missing reference dataset fails before anything starts
     _writable(work)
     if export_dir:

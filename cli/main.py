@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 import sys
 import time
@@ -44,6 +45,7 @@ def _csv(text: Optional[str], kind=int) -> Optional[list]:
         raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
 
 
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 
@@ -260,8 +262,9 @@ def export(
         raise EdgesnnError("--quantize calibrates on the training region: give --data")
     if c_source and not quantize:
         raise EdgesnnError("--c writes the integer network: add --quantize")
-    if name is not None and (Path(name).name != name or name in (".", "..")):
-        raise EdgesnnError(f"--name {name!r}: a model name, not a path (the files go to --out)")
+    if name is not None and not MODEL_NAME.match(name):
+        raise EdgesnnError(f"--name {name!r}: a model name of letters, digits, '.', '_' and '-', starting with a "
+                           "letter or digit (it names the files in --out, and the C source includes its header by it)")
     model, ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
     if c_source and hasattr(model, "scores"):
@@ -758,8 +761,9 @@ def bench_packs(
                                  lambda p, e, n: progress.update(bars[p], completed=e))
     else:
         cards = bp.shipped_classifier_cards()
-    for path in card or []:
-        cards[path.stem] = path
+    for path in card or []:  # a row per card: named by its file, or by its path where that name is taken
+        if path not in cards.values():
+            cards[path.stem if path.stem not in cards else str(path)] = path
     if ssnn_checkpoint is None and Path("runs/packs/ssnn/checkpoint.pt").is_file() and not train:
         ssnn_checkpoint = Path("runs/packs/ssnn/checkpoint.pt")
     if train:

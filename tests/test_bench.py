@@ -22,10 +22,20 @@ def test_bench_packs_scores_every_shipped_classifier_on_the_same_windows(cwru_di
     from edgesnn.card import read_card
     from edgesnn.models import shipped_cards
 
-    r = run_cli("bench", "packs", "--data", cwru_dir, "--repeats", "1", "--out", tmp_path, "--json", cwd=tmp_path)
+    # an extra card whose file name is a pack's gets a row of its own, not the pack's
+    import shutil
+
+    shipped_wdcnn = next(p for p in shipped_cards() if read_card(p)["pack"] == "wdcnn")
+    extra = tmp_path / "mine" / "wdcnn.json"
+    extra.parent.mkdir()
+    shutil.copy(shipped_wdcnn, extra)
+    shutil.copy(shipped_wdcnn.with_suffix(".onnx"), extra.parent)
+    r = run_cli("bench", "packs", "--data", cwru_dir, "--repeats", "1", "--out", tmp_path, "--json",
+                "--card", extra, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     rows = result["packs"]
+    assert rows.pop(str(extra))["card"].endswith("mine/wdcnn.json")
     assert list(rows)[:2] == ["mra_snn", "wdcnn"] and "esvae" not in rows
     assert set(rows) == {read_card(p)["pack"] for p in shipped_cards()} - {"esvae"}
     for pack, row in rows.items():

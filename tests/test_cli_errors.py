@@ -197,7 +197,8 @@ def test_paths_names_and_roots_that_would_misplace_data_are_refused(files, tmp_p
     cases = [
         (["infer", files, "--fs", "12000"], "a folder, not a recording"),
         (["infer", files / "ok.npy", "--fs", "12000", "--model", files], "a folder, not a model card"),
-        (["export", files / "none.pt", "--name", "../elsewhere"], "a model name, not a path"),
+        (["export", files / "none.pt", "--name", "../elsewhere"], "--name '../elsewhere': a model name of letters"),
+        (["export", files / "none.pt", "--name", 'my"model'], "the C source includes its header by it"),
         (["monitor", "--root", "plant/#", "--journal", tmp_path / "j.sqlite"], "topic root 'plant/#'"),
         (["monitor", "--journal", files / "ok.npy"], "cannot use it as the journal"),
         (["demo", "--seconds", "nan"], "nan is not a finite number"),
