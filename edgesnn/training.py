@@ -223,6 +223,10 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
            or not isinstance(cfg[k], int) or cfg[k] < (1 if k == "window" else 0)]
     if bad or not isinstance(cfg.get("extra", {}), dict) or not all(isinstance(c, str) for c in ckpt["classes"]):
         raise EdgesnnError(f"{path}: its config holds impossible values ({', '.join(f'{k}={cfg[k]!r}' for k in bad) or 'extra or classes'})")
+    from edgesnn.labels import TASKS
+
+    if cfg["task"] in TASKS and list(ckpt["classes"]) != list(TASKS[cfg["task"]]):
+        raise EdgesnnError(f"{path}: its classes are not those of its task {cfg['task']} ({', '.join(TASKS[cfg['task']])})")
     for name, tensor in ckpt["state_dict"].items():
         if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise EdgesnnError(f"{path}: weights {name} hold NaN or infinite values (did training diverge?)")

@@ -116,7 +116,9 @@ def test_bad_checkpoints_are_refused_and_never_run_code(tmp_path):
     from edgesnn.registry import create_model
 
     state = create_model("wdcnn", n_classes=10, window=2048).state_dict()
-    good = {"format": "edgesnn-checkpoint/1", "classes": [f"c{i}" for i in range(10)], "state_dict": state,
+    from edgesnn.labels import TASKS
+
+    good = {"format": "edgesnn-checkpoint/1", "classes": list(TASKS["cwru10"]), "state_dict": state,
             "config": {"pack": "wdcnn", "task": "cwru10", "window": 2048, "timesteps": 1, "bits": 0, "seed": 0}}
     name = next(k for k, v in state.items() if v.is_floating_point())
     cases = {
@@ -124,7 +126,9 @@ def test_bad_checkpoints_are_refused_and_never_run_code(tmp_path):
         "noconfig.pt": ({k: v for k, v in good.items() if k != "config"}, "without its config, classes, history or weights"),
         "nohistory.pt": (good | {"history": None}, "without its config, classes, history or weights"),
         "window.pt": (good | {"config": good["config"] | {"window": -5}}, "impossible values (window=-5)"),
-        "misfit.pt": (good | {"classes": ["c0", "c1"]}, "its weights do not fit the wdcnn network"),
+        "misfit.pt": (good | {"state_dict": create_model("wdcnn", n_classes=4, window=2048).state_dict()},
+                      "its weights do not fit the wdcnn network"),
+        "task.pt": (good | {"config": good["config"] | {"task": "fault_type"}}, "not those of its task fault_type"),
         "code.pt": (good | {"history": _Payload(tmp_path / "ran")}, "holding more than tensors and plain values"),
     }
     for file, (ckpt, message) in cases.items():
