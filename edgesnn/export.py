@@ -253,7 +253,12 @@ def export_measured(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out_dir))
     try:
-        card_path = _export_measured(model, ckpt, staging, name, task_data, quantize, default)
+        try:
+            with warnings.catch_warnings():  # numpy's overflow warnings: the checks below say what is wrong
+                warnings.simplefilter("ignore", RuntimeWarning)
+                card_path = _export_measured(model, ckpt, staging, name, task_data, quantize, default)
+        except EdgesnnError as exc:  # name the file where it would have gone, not the staging copy
+            raise EdgesnnError(str(exc).replace(str(staging), str(out_dir))) from None
         files = sorted(staging.iterdir(), key=lambda f: f == card_path)  # the card last
         for f in files:
             os.replace(f, out_dir / f.name)

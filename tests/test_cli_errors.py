@@ -250,7 +250,9 @@ def test_export_will_not_make_a_second_shipped_default(tmp_path):
     from edgesnn.registry import create_model
     from edgesnn.training import TrainConfig
 
-    ckpt = {"format": "edgesnn-checkpoint/1", "classes": [f"c{i}" for i in range(10)], "history": [],
+    from edgesnn.labels import TASKS
+
+    ckpt = {"format": "edgesnn-checkpoint/1", "classes": list(TASKS["cwru10"]), "history": [],
             "state_dict": create_model("wdcnn", n_classes=10, window=2048).state_dict(),
             "config": asdict(TrainConfig(pack="wdcnn", timesteps=1, bits=0))}
     torch.save(ckpt, tmp_path / "w.pt")
