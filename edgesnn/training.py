@@ -28,6 +28,7 @@ from torch import nn
 from edgesnn.dataset import TaskData, load_task
 from edgesnn.errors import EdgesnnError
 from edgesnn.evaluation import predict_labels
+from edgesnn.labels import TASKS
 from edgesnn.losses import distill
 from edgesnn.registry import create_model
 from edgesnn.signal import add_noise
@@ -223,8 +224,6 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
            or not isinstance(cfg[k], int) or cfg[k] < (1 if k == "window" else 0)]
     if bad or not isinstance(cfg.get("extra", {}), dict) or not all(isinstance(c, str) for c in ckpt["classes"]):
         raise EdgesnnError(f"{path}: its config holds impossible values ({', '.join(f'{k}={cfg[k]!r}' for k in bad) or 'extra or classes'})")
-    from edgesnn.labels import TASKS
-
     if cfg["task"] in TASKS and list(ckpt["classes"]) != list(TASKS[cfg["task"]]):
         raise EdgesnnError(f"{path}: its classes are not those of its task {cfg['task']} ({', '.join(TASKS[cfg['task']])})")
     for name, tensor in ckpt["state_dict"].items():
