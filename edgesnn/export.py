@@ -56,10 +56,10 @@ def _to_onnx(model: torch.nn.Module, window: int, path: Path) -> None:
         model.to_onnx(path, OPSET)
         return
     dummy = torch.zeros(1, 1, window)
-    outputs = list(getattr(model, "output_names", ["logits"]))
+    outputs = list(getattr(model, "output_names", ["logits"]))  # an anomaly model scores, not classifies
     # a network may export a faster form of itself (the same sums in another layout); the check
     # after export compares the graph with the network as trained
-    model = model.export_form() if hasattr(model, "export_form") else model  # an anomaly model scores, not classifies
+    model = model.export_form() if hasattr(model, "export_form") else model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # The TorchScript exporter unrolls the time loop with its explicit state into plain

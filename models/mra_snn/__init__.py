@@ -56,7 +56,7 @@ class FramedMultiScaleEncoder(nn.Module):
     def __init__(self, encoder: MultiScaleEncoder, window: int):
         super().__init__()
         self.stride = encoder.branches[0].stride[0]
-        self.frames = window // self.stride
+        self.n_frames = window // self.stride
         self.pads = []
         for k, branch in enumerate(encoder.branches):
             w, lead, right = framed_kernel(branch.weight.detach().cpu().numpy(), self.stride, branch.padding[0], window)
@@ -65,7 +65,7 @@ class FramedMultiScaleEncoder(nn.Module):
         self.bn, self.attention = encoder.bn, encoder.attention
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        frames = x.reshape(-1, self.frames, self.stride).transpose(1, 2)  # [N, stride, frames]
+        frames = x.reshape(-1, self.n_frames, self.stride).transpose(1, 2)  # [N, stride, n_frames]
         currents = [F.conv1d(frames, getattr(self, f"w{k}"), padding=lead) if lead == right
                     else F.conv1d(F.pad(frames, (lead, right)), getattr(self, f"w{k}"))
                     for k, (lead, right) in enumerate(self.pads)]
