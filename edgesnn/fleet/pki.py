@@ -87,9 +87,10 @@ def check_server_tls(ca: Path, cert: Path, key: Path) -> None:
     health check connect."""
     check_ca(ca)
     loaded = {}
-    for name, path, load in (("server certificate", cert, x509.load_pem_x509_certificate),
+    # certificate files may hold a chain or a bundle: the server's own certificate comes first
+    for name, path, load in (("server certificate", cert, x509.load_pem_x509_certificates),
                              ("server key", key, lambda b: serialization.load_pem_private_key(b, password=None)),
-                             ("CA certificate", ca, x509.load_pem_x509_certificate)):
+                             ("CA certificate", ca, x509.load_pem_x509_certificates)):
         try:
             loaded[name] = load(Path(path).read_bytes())
         except FileNotFoundError:
@@ -97,14 +98,13 @@ def check_server_tls(ca: Path, cert: Path, key: Path) -> None:
         except (ValueError, TypeError, OSError, UnsupportedAlgorithm):
             locked = " (or one protected by a password)" if name == "server key" else ""
             raise EdgesnnError(f"{path}: not a PEM {name}{locked}") from None
-    certificate, private, authority = loaded["server certificate"], loaded["server key"], loaded["CA certificate"]
+    chain, private, authorities = loaded["server certificate"], loaded["server key"], loaded["CA certificate"]
+    certificate = chain[0]
     public = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if private.public_key().public_bytes(*public) != certificate.public_key().public_bytes(*public):
         raise EdgesnnError(f"{key}: not the private key of {cert}")
-    try:
-        certificate.verify_directly_issued_by(authority)
-    except (ValueError, TypeError, InvalidSignature):
-        raise EdgesnnError(f"{cert}: not signed by the CA {ca} (devices would refuse the server)") from None
+    if not any(_issued(certificate, issuer) for issuer in authorities + chain[1:]):
+        raise EdgesnnError(f"{cert}: not signed by the CA {ca} (devices would refuse the server)")
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -112,6 +112,15 @@ def check_server_tls(ca: Path, cert: Path, key: Path) -> None:
     if names is None or ipaddress.ip_address("127.0.0.1") not in names.get_values_for_type(x509.IPAddress):
         raise EdgesnnError(f"{cert}: does not name 127.0.0.1, where the server's own processes connect "
                            "(`edgesnn fleet certs` adds it)")
+
+
+def _issued(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether `issuer` signed `certificate` (the CA itself, or an intermediate of the chain)."""
+    try:
+        certificate.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
 
 
 def _pem_key(key) -> bytes:
