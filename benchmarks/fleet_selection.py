@@ -51,6 +51,7 @@ def run_all(args, partial: Path) -> list[dict]:
                 rows = simulate(replace(base, scenario=scenario, selection=rule, seed=seed))["rounds"]
                 label = f"{rule}_explore{args.explore}" if rule == "sfedca" and args.explore else rule
                 label += f"_{args.target}" if rule == "sfedca" and args.target != "fleet" else ""
+                label += f"_{args.target}" if rule == "sfedca" and args.target != "fleet" else ""
                 run = {"scenario": scenario, "rule": label, "seed": seed,
                        "accuracy": [r["test_accuracy"] for r in rows],
                        "bytes": {k: sum(r["bytes"].get(k, 0) for r in rows[1:])
