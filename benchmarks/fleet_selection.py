@@ -51,7 +51,6 @@ def run_all(args, partial: Path) -> list[dict]:
                 rows = simulate(replace(base, scenario=scenario, selection=rule, seed=seed))["rounds"]
                 label = f"{rule}_explore{args.explore}" if rule == "sfedca" and args.explore else rule
                 label += f"_{args.target}" if rule == "sfedca" and args.target != "fleet" else ""
-                label += f"_{args.target}" if rule == "sfedca" and args.target != "fleet" else ""
                 run = {"scenario": scenario, "rule": label, "seed": seed,
                        "accuracy": [r["test_accuracy"] for r in rows],
                        "bytes": {k: sum(r["bytes"].get(k, 0) for r in rows[1:])
@@ -142,7 +141,7 @@ def main() -> None:
     ap.add_argument("--credit-weight", type=float, default=1.0)
     ap.add_argument("--lr-end", type=float, default=LR_END, help="devices' lr at the last round, share of the first (cosine)")
     ap.add_argument("--explore", type=int, default=EXPLORE, help="sfedca's places per round filled at random")
-    ap.add_argument("--target", default="fleet", help="sfedca's class-mix target: fleet, uniform or debt")
+    ap.add_argument("--target", default="fleet", help="sfedca's class-mix target: fleet or uniform")
     ap.add_argument("--out", default="benchmarks/results/fleet_selection")
     ap.add_argument("--summarize", help="re-summarize a JSON written by this script (no runs)")
     args = ap.parse_args()

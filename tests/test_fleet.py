@@ -71,24 +71,6 @@ def test_sfedca_picks_clients_that_together_cover_the_fleet():
     assert scores[6] == 0.0 and scores[7] == max(scores.values())
 
 
-def test_sfedca_debt_target_owes_the_classes_the_last_rounds_missed():
-    from edgesnn.fleet.selection import debt_target, pooled_mix
-
-    # the fleet is 3/5 class 0; with target "fleet" the same round would be chosen every time
-    views = {1: _view([1 / 3] * 3, after_mix=[1, 0, 0]), 2: _view([1 / 3] * 3, after_mix=[0, 1, 0]),
-             3: _view([1 / 3] * 3, after_mix=[0, 0, 1]), 4: _view([1 / 3] * 3, after_mix=[1, 0, 0]),
-             5: _view([1 / 3] * 3, after_mix=[1, 0, 0])}
-    pi = np.array([0.6, 0.2, 0.2])
-    np.testing.assert_allclose(debt_target(pi, np.zeros(3), 0.0), pi)  # nothing served yet: the fleet's mix
-    # the fleet target picks classes 0 and 1 (the greedy's tie) round after round; after such a
-    # round class 1 is owed nothing and class 2 more than its share, so the next round takes 0 and 2
-    fleet_round = sfedca_selection(views, 2, credit_weight=0.0, target="fleet")
-    assert fleet_round == [1, 2]
-    owed = debt_target(pi, pooled_mix(views, fleet_round), 1.0)
-    assert owed[1] == 0.0 and owed[2] > pi[2] and owed.sum() == pytest.approx(1.0)
-    chosen = sfedca_selection(views, 2, credit_weight=0.0, target="debt", served=(pooled_mix(views, fleet_round), 1.0))
-    assert sorted(chosen) == [1, 3]
-
 
 def test_sfedca_explore_fills_its_places_from_clients_the_greedy_passed_over():
     views = {k: _view([1 / 3] * 3, after_mix=np.eye(3)[k % 3]) for k in range(1, 11)}

@@ -68,37 +68,19 @@ def sfedca_scores(views: dict[int, ClientView]) -> dict[int, float]:
     return {k: known.get(k, fill) for k in views}
 
 
-TARGETS = ("fleet", "uniform", "debt")
-DEBT_MEMORY = 0.8  # "debt": how much of each past round's class mix still counts in the next
-
-
-def pooled_mix(views: dict[int, ClientView], ids: list[int]) -> np.ndarray:
-    """The estimated class mix of the clients `ids` together, weighted by their windows."""
-    return sum(views[k].n * _class_mix(views[k]) for k in ids) / sum(views[k].n for k in ids)
-
-
-def debt_target(pi: np.ndarray, served: np.ndarray, weight: float) -> np.ndarray:
-    """The class mix a round should have so that the rounds so far (their mixes summed into
-    `served` with decay DEBT_MEMORY, total weight `weight`) plus this one come closest to `pi`:
-    classes the last rounds missed are owed."""
-    owed = np.maximum(pi * (DEBT_MEMORY * weight + 1) - DEBT_MEMORY * served, 0.0)
-    return owed / owed.sum() if owed.sum() > 0 else pi
+TARGETS = ("fleet", "uniform")
 
 
 def sfedca_selection(views: dict[int, ClientView], m: int, credit_weight: float = 1.0,
-                     target: str = "fleet", explore: int = 0, rng: np.random.Generator | None = None,
-                     served: tuple[np.ndarray, float] | None = None) -> list[int]:
-    """`served`: (decayed sum of past rounds' class mixes, its total weight), for target "debt"."""
+                     target: str = "fleet", explore: int = 0, rng: np.random.Generator | None = None) -> list[int]:
     ids = list(views)
     credits = sfedca_scores(views)
     top = max(credits.values()) or 1.0
     c = {k: credits[k] / top for k in ids}
     n = {k: float(views[k].n) for k in ids}
     mix = {k: _class_mix(views[k]) for k in ids}
-    if target in ("fleet", "debt"):
+    if target == "fleet":
         pi = sum(n[k] * mix[k] for k in ids) / sum(n.values())
-        if target == "debt" and served is not None:
-            pi = debt_target(pi, *served)
     else:
         pi = np.full(len(mix[ids[0]]), 1.0 / len(mix[ids[0]]))
     chosen: list[int] = []

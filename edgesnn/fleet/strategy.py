@@ -27,8 +27,7 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 from edgesnn.errors import EdgesnnError
 from edgesnn.fleet import EXPLORE
-from edgesnn.fleet.selection import (DEBT_MEMORY, RULES, TARGETS, ClientView, pooled_mix, power_of_choice,
-                                     random_selection, sfedca_selection)
+from edgesnn.fleet.selection import RULES, TARGETS, ClientView, power_of_choice, random_selection, sfedca_selection
 
 @dataclass
 class SelectionSettings:
@@ -173,7 +172,6 @@ class FleetStrategy(FedAvg):
         self.rng = np.random.default_rng(settings.seed)
         self.after: dict[int, dict[str, np.ndarray]] = {}
         self.accepted_norms: list[float] = []
-        self.served: tuple[np.ndarray, float] | None = None  # sfedca "debt": past rounds' class mixes
         self.rounds: list[RoundLog] = []
         self._global: ArrayRecord | None = None
 
@@ -226,10 +224,7 @@ class FleetStrategy(FedAvg):
             answers = self._query(grid, nodes, arrays, cfg, "state", log)
             views = {k: ClientView(a["n"], a["state"], self.after.get(k)) for k, a in answers.items()}
             if views:
-                chosen = sfedca_selection(views, s.clients_per_round, s.credit_weight, s.target, s.explore, self.rng,
-                                          self.served)
-                mix, (past, weight) = pooled_mix(views, chosen), self.served or (0.0, 0.0)
-                self.served = (DEBT_MEMORY * past + mix, DEBT_MEMORY * weight + 1)
+                chosen = sfedca_selection(views, s.clients_per_round, s.credit_weight, s.target, s.explore, self.rng)
         if not chosen:  # random selection, or no usable statistics this round
             chosen = random_selection(nodes, s.clients_per_round, self.rng)
         log.selected = chosen
