@@ -209,10 +209,9 @@ def server(
     _check(cfg)
     from edgesnn.fleet.pki import check_public_key, check_server_tls
 
-    seen: dict[tuple, Path] = {}
+    seen: dict[bytes, Path] = {}
     for pub in register:
-        check_public_key(pub)
-        key_id = tuple(pub.read_bytes().split()[:2])  # key type and key; the comment may differ
+        key_id = check_public_key(pub)
         if key_id in seen:
             raise EdgesnnError(f"{pub}: the same device key as {seen[key_id]}; register each device once")
         seen[key_id] = pub

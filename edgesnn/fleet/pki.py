@@ -70,14 +70,16 @@ def check_private_key(path: Path) -> None:
                            "`edgesnn fleet keys`")
 
 
-def check_public_key(path: Path) -> None:
-    """A device's registered key must be the OpenSSH public key that `fleet keys` wrote (.pub)."""
+def check_public_key(path: Path) -> bytes:
+    """A device's registered key must be the OpenSSH public key that `fleet keys` wrote (.pub).
+    Returns the key itself (without the file's comment), which tells two devices apart."""
     try:
-        serialization.load_ssh_public_key(Path(path).read_bytes())
+        key = serialization.load_ssh_public_key(Path(path).read_bytes())
     except FileNotFoundError:
         raise EdgesnnError(f"{path}: device public key not found") from None
     except (ValueError, TypeError, OSError, UnsupportedAlgorithm):
         raise EdgesnnError(f"{path}: not an OpenSSH public key (register the .pub from `edgesnn fleet keys`)") from None
+    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
 
 
 def check_server_tls(ca: Path, cert: Path, key: Path) -> None:
