@@ -119,9 +119,6 @@ def train(
     threads: int = typer.Option(0, min=0, max=256, help="torch threads (0: torch's default)"),
     teacher: Optional[Path] = typer.Option(None, help="checkpoint of the same task to distill from: the network "
                                                       "also learns its softened outputs (README: the default model)"),
-    ema: float = typer.Option(0.0, callback=finite, min=0.0, max=0.99999,
-                              help="keep an exponential moving average of the weights with this decay "
-                                   "(e.g. 0.999) and validate and save it instead; 0: off"),
     option: Optional[list[str]] = typer.Option(None, "--option", "-o",
                                                help="pack option KEY=VALUE, repeatable (e.g. frontend=cwt; "
                                                     "see README, model packs)"),
@@ -145,7 +142,7 @@ def train(
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
                       batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,
                       speed_jitter=speed_jitter, loads=_csv(loads), sizes=_csv(sizes, float), threads=threads,
-                      extra=extra, teacher=str(teacher) if teacher else None, ema=ema)
+                      extra=extra, teacher=str(teacher) if teacher else None)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=err, disable=not err.is_terminal) as progress:

@@ -56,7 +56,6 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     device: str = "cpu"  # a torch device ("cuda") for studies on a GPU machine; the product trains on CPU
     teacher: str | None = None  # checkpoint of the same task to distill from (knowledge distillation)
-    ema: float = 0.0  # decay of an exponential moving average of the weights, validated and kept; 0: off
     extra: dict = field(default_factory=dict)  # pack-specific keyword arguments
 
 
@@ -153,10 +152,6 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
     total = cfg.epochs * cfg.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
-    # The average of the recent weights (batch-norm statistics included) is what is validated and
-    # kept: it smooths the last steps' noise out of the decision boundaries.
-    kept = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema),
-                                                use_buffers=True) if cfg.ema else None)
 
     history, best, best_key, best_epoch = [], None, None, 0
     start = time.perf_counter()
@@ -179,20 +174,17 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
             loss.backward()
             optimizer.step()
             scheduler.step()
-            if kept is not None:
-                kept.update_parameters(model)
             losses.append(loss.item())
             if logits is not None:
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(y)
-        candidate = kept.module if kept is not None else model
         row = {"epoch": epoch, "loss": float(np.mean(losses)),
                **({"train_accuracy": correct / seen} if seen else {}),
-               **_validation_score(candidate, val.x, val.y), "seconds": time.perf_counter() - start}
+               **_validation_score(model, val.x, val.y), "seconds": time.perf_counter() - start}
         history.append(row)
         key = row["selection_score"]
         if best_key is None or key >= best_key:
-            best_key, best, best_epoch = key, copy.deepcopy(candidate.state_dict()), epoch
+            best_key, best, best_epoch = key, copy.deepcopy(model.state_dict()), epoch
         if progress:
             progress(epoch, cfg.epochs, row)
     model.load_state_dict(best)
