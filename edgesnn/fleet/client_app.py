@@ -6,6 +6,9 @@ Messages from the server carry the global model (ArrayRecord "arrays") and a Con
   query "loss"   mean loss of the global model on local data (power-of-choice), num-examples
   train          the locally trained model, its train loss and its firing-rate state after training
 
+  query "name"   the device's name, once, so that the server orders devices the same way in
+                 every run: a simulated device's partition, a real device's key name
+
 Where the local data comes from is the node's business (its node config):
   data=<folder>                       the device's own CWRU-format recordings (all of them), or
   partition-id, num-partitions        a share of the training region, as the simulation assigns it
@@ -90,8 +93,17 @@ def _activity_record(state: dict[str, np.ndarray]) -> ConfigRecord:
     return ConfigRecord({k: [float(v) for v in a] for k, a in state.items()})
 
 
+def _device_name(context: Context) -> str:
+    node = context.node_config
+    if "partition-id" in node:
+        return f"partition-{int(node['partition-id']):05d}"
+    return str(node.get("name", f"node-{context.node_id}"))
+
+
 @app.query()
 def query(msg: Message, context: Context) -> Message:
+    if msg.content["config"]["want"] == "name":  # nothing to load, nothing to compute
+        return Message(RecordDict({"device": ConfigRecord({"name": _device_name(context)})}), reply_to=msg)
     local = _node_data(context, msg.content["config"])
     start = time.process_time()  # the statistics' compute, not the loading of the recordings
     model, cfg = _global_model(msg)

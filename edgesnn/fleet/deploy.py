@@ -63,7 +63,8 @@ def write_app(folder: Path, cfg: FleetConfig) -> Path:
 def supernode_command(superlink: str, ca: Path, key: Path, data: Path, port: int | None = None) -> list[str]:
     """A device's SuperNode: its local recordings in `data`, authenticated by its private `key`."""
     return [str(BIN / "flower-supernode"), "--superlink", superlink, "--root-certificates", str(ca),
-            "--auth-supernode-private-key", str(key), "--node-config", f'data="{Path(data).resolve()}"',
+            "--auth-supernode-private-key", str(key), "--node-config",
+            f"data={json.dumps(str(Path(data).resolve()))} name={json.dumps(key.name)}",
             "--host", "127.0.0.1", "--port", str(port or free_port())]
 
 

@@ -138,7 +138,7 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
         row = {"round": server_round, "test_accuracy": accuracy, "seconds": time.perf_counter() - start}
         if server_round > 0:
             log = strategy.rounds[-1]
-            row.update(lr=cfg.lr_at(server_round), selected=log.selected, queried=log.queried, accepted=log.accepted,
+            row.update(lr=cfg.lr_at(server_round), selected=[strategy.names.get(n, str(n)) for n in log.selected], queried=log.queried, accepted=log.accepted,
                        update_norms=log.update_norms, first_error=log.first_error,
                        rejected=dict(log.rejected), train_loss=log.train_loss, bytes=dict(log.bytes),
                        stats_cpu_seconds=log.stats_cpu_seconds, stats_windows=log.stats_windows)

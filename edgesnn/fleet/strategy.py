@@ -10,6 +10,12 @@ Each round:
   5. average  the accepted updates, weighted by their number of windows (FedAvg).
 Bytes moved (model payloads and statistics) and the clients' compute for statistics are counted
 per round in `self.rounds`.
+
+Devices are handled in the order of their names, never in the order their replies arrive, and
+Flower's node ids (random 64-bit numbers, new in every run) are never the order either: the first
+time the server sees a node it asks for its name (a simulated device's partition, a real device's
+configured name). So a run with the same seed makes the same choices and, FedAvg's sums taken in
+the same order, the same models.
 """
 
 from __future__ import annotations
@@ -171,6 +177,7 @@ class FleetStrategy(FedAvg):
         self.lr_at = lr_at
         self.rng = np.random.default_rng(settings.seed)
         self.after: dict[int, dict[str, np.ndarray]] = {}
+        self.names: dict[int, str] = {}  # node id -> the device's name (see the module's docstring)
         self.accepted_norms: list[float] = []
         self.rounds: list[RoundLog] = []
         self._global: ArrayRecord | None = None
@@ -204,7 +211,7 @@ class FleetStrategy(FedAvg):
                 log.rejected["bad-statistics"] += 1
                 continue
             answers[node] = answer
-        return answers
+        return {node: answers[node] for node in self._ordered(answers)}  # ties go the same way every run
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
@@ -212,7 +219,7 @@ class FleetStrategy(FedAvg):
         log = RoundLog(server_round)
         self.rounds.append(log)
         self._global = arrays
-        nodes = self._wait_for_nodes(grid)
+        nodes = self._identify(grid, self._wait_for_nodes(grid), log)
         cfg = ConfigRecord({**self.client_config, **config, "server-round": server_round,
                             **({"lr": float(self.lr_at(server_round))} if self.lr_at else {})})
         chosen: list[int] = []
@@ -232,6 +239,28 @@ class FleetStrategy(FedAvg):
         return [Message(RecordDict({"arrays": arrays, "config": cfg}), dst_node_id=n,
                         message_type=MessageType.TRAIN) for n in chosen]
 
+    def _identify(self, grid: Grid, nodes: list[int], log: RoundLog) -> list[int]:
+        """`nodes` in the order of their devices' names, asking the nodes not yet named (a
+        small message each, once per node; its bytes count as statistics). A node that does
+        not answer goes last, by node id, and is asked again next round."""
+        new = [n for n in nodes if n not in self.names]
+        if new:
+            cfg = ConfigRecord({"want": "name"})
+            messages = [Message(RecordDict({"config": cfg}), dst_node_id=n, message_type=MessageType.QUERY)
+                        for n in new]
+            log.bytes["stats_down"] += len(new) * cfg.count_bytes()
+            for node, content in _arrived(grid.send_and_receive(messages, timeout=self.timeout), len(new),
+                                          log, "name", "stats_up"):
+                name = content.config_records.get("device", {}).get("name")
+                if isinstance(name, str) and 0 < len(name) <= 200:
+                    self.names[node] = name
+                else:
+                    log.rejected["bad-name"] += 1
+        return self._ordered(nodes)
+
+    def _ordered(self, nodes: Iterable[int]) -> list[int]:
+        return sorted(nodes, key=lambda n: (n not in self.names, self.names.get(n, ""), n))
+
     def _wait_for_nodes(self, grid: Grid) -> list[int]:
         """The connected devices, once `min_available_nodes` are (at most one round timeout;
         then the round goes on with those there are, if any)."""
@@ -247,7 +276,9 @@ class FleetStrategy(FedAvg):
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         log = self.rounds[-1]
         screened = []  # (node, content, norm, windows) of the well-formed updates
-        for node, content in _arrived(replies, len(log.selected), log, "train", "model_up"):
+        arrived = dict(_arrived(replies, len(log.selected), log, "train", "model_up"))
+        for node in self._ordered(arrived):  # summed in the same order every run
+            content = arrived[node]
             reason, norm, n = screen_update(self._global, content)
             if reason:
                 log.rejected[reason] += 1
