@@ -277,8 +277,8 @@ def client(
     key: Path = typer.Option(..., help="this device's private key (from `edgesnn fleet keys`)"),
     data: Path = typer.Option(..., help="this device's recordings (CWRU format); only their training "
                                         "region is used, and nothing of them leaves the device"),
-    retries: Optional[int] = typer.Option(None, min=0, help="give up after this many failed connection "
-                                                            "attempts (default: keep trying)"),
+    retries: Optional[int] = typer.Option(None, min=0, help="give up when the server still does not answer "
+                                                            "after this many retries (default: keep trying)"),
 ):
     """Join the fleet as a device: train on local recordings when the server selects it, answer its
     queries with a few firing-rate numbers. Runs until stopped."""
@@ -286,7 +286,7 @@ def client(
     import os
 
     from edgesnn.dataset import load_task
-    from edgesnn.fleet.deploy import flower_env, supernode_command
+    from edgesnn.fleet.deploy import flower_env, reach_superlink, supernode_command
 
     from edgesnn.fleet.pki import check_ca, check_private_key
 
@@ -294,6 +294,7 @@ def client(
     check_private_key(key)
     _superlink_address(superlink)
     load_task(data, all_classes=False)  # unreadable recordings fail here, not in a round
+    reach_superlink(superlink, ca, retries, err=err)  # and a server that is not there, or not trusted
     cmd = supernode_command(superlink, ca, key, data) + (["--max-retries", str(retries)] if retries is not None else [])
     err.print(f"joining {superlink} with {len(list(data.iterdir()))} files of local recordings", markup=False)
     # Flower keeps installed apps under FLWR_HOME: one per device key, so devices sharing a

@@ -60,6 +60,40 @@ def write_app(folder: Path, cfg: FleetConfig) -> Path:
     return folder
 
 
+def reach_superlink(address: str, ca: Path, retries: int | None, wait: float = 5.0, err=None) -> None:
+    """Return once the SuperLink at HOST:PORT answers a TLS handshake with a certificate that
+    `ca` signed for that host; EdgesnnError in one line otherwise. An unreachable server is
+    tried again every `wait` s, `retries` times (None: until it answers, saying so once on
+    `err`); a certificate that does not verify is a set-up error and is not retried. Flower's
+    SuperNode would report either only in a screenful of log."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    context = ssl.create_default_context(cafile=str(ca))
+    context.set_alpn_protocols(["h2"])  # what gRPC speaks
+    attempt = 0
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname=host):
+                    return
+        except ssl.SSLCertVerificationError as exc:
+            raise EdgesnnError(f"the server at {address} is not trusted with {ca}: "
+                               f"{exc.verify_message or exc.reason}") from None
+        except ssl.SSLError as exc:
+            raise EdgesnnError(f"the server at {address} does not speak TLS as a fleet server does "
+                               f"({exc.reason or exc})") from None
+        except OSError as exc:  # refused, unreachable, unknown host, timed out
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            if retries is not None and attempt >= retries:
+                raise EdgesnnError(f"cannot reach the server at {address}: {reason} "
+                                   f"({attempt + 1} attempt{'s' if attempt else ''})") from None
+            if attempt == 0 and err is not None:
+                err.print(f"the server at {address} does not answer ({reason}); trying every {wait:g} s",
+                          markup=False, soft_wrap=True)
+            attempt += 1
+            time.sleep(wait)
+
+
 def supernode_command(superlink: str, ca: Path, key: Path, data: Path, port: int | None = None) -> list[str]:
     """A device's SuperNode: its local recordings in `data`, authenticated by its private `key`."""
     return [str(BIN / "flower-supernode"), "--superlink", superlink, "--root-certificates", str(ca),
