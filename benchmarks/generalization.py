@@ -44,6 +44,8 @@ def run_job(job) -> dict:
     cfg.epochs, cfg.steps_per_epoch, cfg.seed, cfg.device = base["epochs"], base["steps"], base["seed"], base["device"]
     cfg.speed_jitter = base["speed_jitter"]
     cfg.timesteps = base["timesteps"]
+    if pack == "mra_snn":
+        cfg.extra = dict(base["options"])
     ckpt = train(cfg)
     model = model_from_checkpoint(ckpt, cfg.device)
     r = evaluate(torch_predict(model), test_data.windows("test"), test_data.classes, snrs=())
@@ -63,12 +65,18 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--speed-jitter", type=float, default=0.0, help="training time-stretch augmentation")
     ap.add_argument("--timesteps", type=int, default=4, help="MRA-SNN timesteps (4: the recorded results)")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="an MRA-SNN pack option, repeatable (e.g. frontend=envelope)")
+    ap.add_argument("--packs", default=",".join(PACKS), help="packs to train, of " + ",".join(PACKS))
+    ap.add_argument("--kinds", default="load,severity", help="load (4x4 transfer), severity (leave one size out)")
     ap.add_argument("--out", default="bench_out/generalization", help="writes <out>.json and <out>.png")
     args = ap.parse_args()
     base = {k: getattr(args, k) for k in ("data", "epochs", "steps", "seed", "threads", "device",
                                           "speed_jitter", "timesteps")}
-    jobs = [("load", p, load, base) for p in PACKS for load in range(4)]
-    jobs += [("severity", p, size, base) for p in PACKS for size in SIZES]
+    base["options"] = dict(o.split("=", 1) for o in args.option)
+    packs, kinds = args.packs.split(","), args.kinds.split(",")
+    jobs = [("load", p, load, base) for p in packs for load in range(4) if "load" in kinds]
+    jobs += [("severity", p, size, base) for p in packs for size in SIZES if "severity" in kinds]
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(run_job, jobs))
 
@@ -80,7 +88,7 @@ def main() -> None:
     from rich.table import Table
 
     console = Console(width=160)
-    for pack in PACKS:
+    for pack in (packs if "load" in kinds else []):
         t = Table(title=f"{pack}: load transfer (rows: training load, columns: test load; test region)")
         for col in ["train \\ test", "0", "1", "2", "3", "mean off-diagonal"]:
             t.add_column(col, justify="right")
@@ -89,21 +97,25 @@ def main() -> None:
             off = np.mean([acc[str(j)] for j in range(4) if j != r["held"]])
             t.add_row(f"load {r['held']}", *[f"{acc[str(j)]:.4f}" for j in range(4)], f"{off:.4f}")
         console.print(t)
-    t = Table(title="leave one severity out: fault-type accuracy on the unseen size (test region)")
-    for col in ["held-out size", *PACKS]:
-        t.add_column(col, justify="right")
-    for size in SIZES:
-        row = {r["pack"]: r["test_accuracy"] for r in results if r["kind"] == "severity" and r["held"] == size}
-        t.add_row(f"{size:.3f} in", *[f"{row[p]:.4f}" for p in PACKS])
-    console.print(t)
+    if "severity" in kinds:
+        t = Table(title="leave one severity out: fault-type accuracy on the unseen size (test region)")
+        for col in ["held-out size", *packs]:
+            t.add_column(col, justify="right")
+        for size in SIZES:
+            row = {r["pack"]: r["test_accuracy"] for r in results if r["kind"] == "severity" and r["held"] == size}
+            t.add_row(f"{size:.3f} in", *[f"{row[p]:.4f}" for p in packs])
+        console.print(t)
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, pack in zip(axes, PACKS):
+    fig, axes = plt.subplots(1, len(packs) + 1, figsize=(4.7 * (len(packs) + 1), 4))
+    for ax, pack in zip(axes, packs):
+        if "load" not in kinds:
+            ax.axis("off")
+            continue
         m = np.array([[r["per_load_accuracy"][str(j)] for j in range(4)]
                       for r in results if r["kind"] == "load" and r["pack"] == pack])
         ax.imshow(m, vmin=0.5, vmax=1, cmap="viridis")
@@ -111,12 +123,12 @@ def main() -> None:
             for j in range(4):
                 ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", color="w", fontsize=8)
         ax.set(title=f"{pack} load transfer", xlabel="test load", ylabel="training load")
-    for pack in PACKS:
-        axes[2].plot([f"{s:.3f}" for s in SIZES],
+    for pack in (packs if "severity" in kinds else []):
+        axes[-1].plot([f"{s:.3f}" for s in SIZES],
                      [next(r["test_accuracy"] for r in results if r["kind"] == "severity" and r["pack"] == pack
                            and r["held"] == s) for s in SIZES], marker="o", label=pack)
-    axes[2].set(title="leave one severity out", xlabel="held-out defect size (in)", ylabel="fault-type accuracy")
-    axes[2].legend()
+    axes[-1].set(title="leave one severity out", xlabel="held-out defect size (in)", ylabel="fault-type accuracy")
+    axes[-1].legend()
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=110)
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")

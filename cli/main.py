@@ -831,7 +831,7 @@ def packs():
             # the factory passes options on to the network it builds: name that network's
             built = factory()
             if "frontend" in getattr(built, "config", {}):
-                options.append("the MRA-SNN backbone's (frontend=raw|cwt, channels, blocks, dendritic)")
+                options.append("the MRA-SNN backbone's (frontend=raw|cwt|envelope, channels, blocks, dendritic)")
             else:
                 options += [k for k, p in inspect.signature(type(built).__init__).parameters.items()
                             if p.default is not p.empty and k not in ("n_classes", "window", "timesteps", "bits")

@@ -180,20 +180,39 @@ def test_cwt_front_end_picks_out_the_band_of_a_tone():
     assert front(torch.zeros(1, 1, 2048)).shape == (1, 16, 128)
 
 
-def test_cwt_front_end_exports_as_plain_onnx_but_not_to_the_integer_network(task, tmp_path):
+def test_envelope_spectrum_peaks_at_the_defects_characteristic_frequency():
+    """Synthetic bearings (physics: strikes at BPFO / BPFI ringing a resonance): the mean over
+    bands of the envelope spectrum peaks at the defect's rate, for a small and a large defect."""
+    from edgesnn.layers import EnvelopeSpectrum, Standardize
+    from edgesnn.sensors.synthetic import Bearing, bearing_signal
+
+    spectrum = EnvelopeSpectrum(2048)
+    freqs = np.array(spectrum.frequencies_hz)
+    orders = Bearing().defect_orders()
+    for fault, order in (("outer_race", orders["bpfo"]), ("inner_race", orders["bpfi"])):
+        for severity in (0.5, 3.0):
+            x = bearing_signal(fault, seconds=2048 / 12000.0, rpm=1797.0, severity=severity, slip=0.0, seed=5)
+            with torch.no_grad():
+                s = spectrum(Standardize()(torch.from_numpy(x)[None, None, :]))[0].mean(dim=1).numpy()
+            assert abs(freqs[int(s.argmax())] - order * 1797.0 / 60.0) <= 6.0, (fault, severity)
+    assert spectrum(torch.zeros(1, 1, 2048)).shape == (1, 64, 16)
+
+
+@pytest.mark.parametrize("frontend, encoder", [("cwt", "CWTEncoder"), ("envelope", "EnvelopeEncoder")])
+def test_fixed_front_ends_export_as_plain_onnx_but_not_to_the_integer_network(task, tmp_path, frontend, encoder):
     from edgesnn.export import export
     from edgesnn.firmware_sim.quantize import quantize_mra_snn
     from edgesnn.training import TrainConfig, model_from_checkpoint, train
 
-    cfg = TrainConfig(pack="mra_snn", epochs=1, steps_per_epoch=2, batch_size=8, extra={"frontend": "cwt"})
+    cfg = TrainConfig(pack="mra_snn", epochs=1, steps_per_epoch=2, batch_size=8, extra={"frontend": frontend})
     ckpt = train(cfg, data=task)
     model = model_from_checkpoint(ckpt)
-    card = json.loads(export(model, ckpt, tmp_path, "cwt").read_text())
-    assert card["pack_options"] == {"frontend": "cwt"}
-    with pytest.raises(EdgesnnError, match="cwt front end"):
+    card = json.loads(export(model, ckpt, tmp_path, frontend).read_text())
+    assert card["pack_options"] == {"frontend": frontend}
+    with pytest.raises(EdgesnnError, match=f"{frontend} front end"):
         quantize_mra_snn(model, ckpt["classes"], task.windows("val").x[:64])
     for name in PACKS:  # every pack on the backbone takes the front end
-        assert type(_build(name, frontend="cwt").encoder).__name__ == "CWTEncoder"
+        assert type(_build(name, frontend=frontend).encoder).__name__ == encoder
 
 
 def test_train_pack_options_from_the_command_line(tmp_path, cwru_dir):

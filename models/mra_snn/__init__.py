@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgesnn.framing import framed_kernel
-from edgesnn.layers import ChannelAttention, CWTFrontEnd, SpikingNeurons, Standardize
+from edgesnn.layers import ChannelAttention, CWTFrontEnd, EnvelopeSpectrum, SpikingNeurons, Standardize
 from edgesnn.neurons import LIFParams
 from edgesnn.registry import real_number, whole_number
 
@@ -88,6 +88,23 @@ class CWTEncoder(nn.Module):
         return self.attention(self.bn(self.mix(self.band_norm(self.cwt(x)))))
 
 
+class EnvelopeEncoder(nn.Module):
+    """The fault-physics alternative: envelope spectra of 16 resonance bands
+    (edgesnn.layers.EnvelopeSpectrum), then a learned 1x1 mix of the frequency bins into
+    channels. The length the blocks then run along is the bands, not time."""
+
+    def __init__(self, channels: int, window: int):
+        super().__init__()
+        self.spectrum = EnvelopeSpectrum(window)
+        self.bin_norm = nn.BatchNorm1d(self.spectrum.bins)
+        self.mix = nn.Conv1d(self.spectrum.bins, channels, 1, bias=False)
+        self.bn = nn.BatchNorm1d(channels)
+        self.attention = ChannelAttention(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(self.bn(self.mix(self.bin_norm(self.spectrum(x)))))
+
+
 class SpikeResidualAttentionBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, bits: int, timesteps: int, dendritic: bool,
                  params: LIFParams = LIFParams()):
@@ -105,12 +122,13 @@ class SpikeResidualAttentionBlock(nn.Module):
         return self.pool(self.neurons(current))
 
 
-FRONTENDS = ("raw", "cwt")
+FRONTENDS = ("raw", "cwt", "envelope")
 
 
 class MRASNN(nn.Module):
     """The network every MRA-SNN-based pack deploys. `frontend`: "raw" (learned multi-scale
-    convolutions, the default) or "cwt" (fixed wavelet bank); `rectifier`: the membrane
+    convolutions, the default), "cwt" (fixed wavelet bank) or "envelope" (envelope spectra of
+    resonance bands); `rectifier`: the membrane
     potential rectifier's steepness (0: none; it shapes training only)."""
 
     def __init__(self, n_classes: int = 10, window: int = 2048, timesteps: int = 1, bits: int = 2,
@@ -133,7 +151,8 @@ class MRASNN(nn.Module):
         self.frontend = frontend
         params = LIFParams(rectifier=float(rectifier))
         self.standardize = Standardize()
-        self.encoder = MultiScaleEncoder(channels, tuple(scales)) if frontend == "raw" else CWTEncoder(channels)
+        self.encoder = {"raw": lambda: MultiScaleEncoder(channels, tuple(scales)), "cwt": lambda: CWTEncoder(channels),
+                        "envelope": lambda: EnvelopeEncoder(channels, window)}[frontend]()
         self.encode_neurons = SpikingNeurons(channels, bits, timesteps, dendritic, params)
         self.blocks = nn.Sequential(*[
             SpikeResidualAttentionBlock(channels, channels, bits, timesteps, dendritic, params) for _ in range(blocks)
