@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -163,13 +164,20 @@ def test_server_and_client_refuse_bad_tls_files_and_addresses_before_starting(tm
             lines = r.stderr.strip().splitlines()
             assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
     client = ["fleet", "client", "--ca", a / "ca.crt", "--data", cwru_dir, "--retries", 0]
-    for args, says in ((["--key", a / "dev0.pub", "--superlink", "127.0.0.1:9092"], "not an OpenSSH private key"),
-                       (["--key", a / "dev0", "--superlink", "127.0.0.1:99999"], "give the server as HOST:PORT"),
-                       (["--key", a / "dev0", "--superlink", f"127.0.0.1:{free_port()}"],
-                        "cannot reach the server at 127.0.0.1:")):
-        r = run_cli(*client, *args, timeout=120)
-        lines = r.stderr.strip().splitlines()
-        assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
+    with socket.socket() as plain:  # something that is not a TLS server: answers, then hangs up
+        plain.bind(("127.0.0.1", 0))
+        plain.listen()
+        threading.Thread(target=lambda: [c.close() for c, _ in iter(plain.accept, None)], daemon=True).start()
+        for args, says in (
+                (["--key", a / "dev0.pub", "--superlink", "127.0.0.1:9092"], "not an OpenSSH private key"),
+                (["--key", a / "dev0", "--superlink", "127.0.0.1:99999"], "give the server as HOST:PORT"),
+                (["--key", a / "dev0", "--superlink", f"127.0.0.1:{free_port()}"], "cannot reach the server at 127.0.0.1:"),
+                # not retried even without --retries: a wrong server does not become right
+                (["--key", a / "dev0", "--superlink", f"127.0.0.1:{plain.getsockname()[1]}", "--retries", 3],
+                 "does not speak TLS as a fleet server does")):
+            r = run_cli(*client, *args, timeout=120)
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
 
 
 def test_a_server_restarted_in_the_same_folder_registers_the_same_devices_again(tmp_path):

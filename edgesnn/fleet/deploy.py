@@ -64,7 +64,8 @@ def reach_superlink(address: str, ca: Path, retries: int | None, wait: float = 5
     """Return once the SuperLink at HOST:PORT answers a TLS handshake with a certificate that
     `ca` signed for that host; EdgesnnError in one line otherwise. An unreachable server is
     tried again every `wait` s, `retries` times (None: until it answers, saying so once on
-    `err`); a certificate that does not verify is a set-up error and is not retried. Flower's
+    `err`); a server that answers but not with TLS, or with a certificate that does not verify,
+    is a set-up error and is not retried. Flower's
     SuperNode would report either only in a screenful of log."""
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
@@ -73,25 +74,29 @@ def reach_superlink(address: str, ca: Path, retries: int | None, wait: float = 5
     attempt = 0
     while True:
         try:
-            with socket.create_connection((host, int(port)), timeout=10) as raw:
-                with context.wrap_socket(raw, server_hostname=host):
-                    return
-        except ssl.SSLCertVerificationError as exc:
-            raise EdgesnnError(f"the server at {address} is not trusted with {ca}: "
-                               f"{exc.verify_message or exc.reason}") from None
-        except ssl.SSLError as exc:
-            raise EdgesnnError(f"the server at {address} does not speak TLS as a fleet server does "
-                               f"({exc.reason or exc})") from None
-        except OSError as exc:  # refused, unreachable, unknown host, timed out
+            raw = socket.create_connection((host, int(port)), timeout=10)
+        except OSError as exc:  # refused, unreachable, unknown host, timed out: maybe not up yet
             reason = exc.strerror or str(exc) or type(exc).__name__
-            if retries is not None and attempt >= retries:
-                raise EdgesnnError(f"cannot reach the server at {address}: {reason} "
-                                   f"({attempt + 1} attempt{'s' if attempt else ''})") from None
-            if attempt == 0 and err is not None:
-                err.print(f"the server at {address} does not answer ({reason}); trying every {wait:g} s",
-                          markup=False, soft_wrap=True)
-            attempt += 1
-            time.sleep(wait)
+        else:
+            # Something listens there: from now on, a failure is the wrong server, not a late one.
+            try:
+                with raw, context.wrap_socket(raw, server_hostname=host):
+                    return
+            except ssl.SSLCertVerificationError as exc:
+                raise EdgesnnError(f"the server at {address} is not trusted with {ca}: "
+                                   f"{exc.verify_message or exc.reason}") from None
+            except OSError as exc:  # an SSLError, or a reset or close mid-handshake
+                detail = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+                raise EdgesnnError(f"the server at {address} does not speak TLS as a fleet server does "
+                                   f"({detail})") from None
+        if retries is not None and attempt >= retries:
+            raise EdgesnnError(f"cannot reach the server at {address}: {reason} "
+                               f"({attempt + 1} attempt{'s' if attempt else ''})")
+        if attempt == 0 and err is not None:
+            err.print(f"the server at {address} does not answer ({reason}); trying every {wait:g} s",
+                      markup=False, soft_wrap=True)
+        attempt += 1
+        time.sleep(wait)
 
 
 def supernode_command(superlink: str, ca: Path, key: Path, data: Path, port: int | None = None) -> list[str]:
