@@ -28,16 +28,23 @@ class SensorWindower:
     restarts: int = 0
     _fs: float | None = field(default=None, repr=False)
     _buffer: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32), repr=False)
-    _t_start: float = 0.0  # time of _buffer[0] (with _skip: of the first sample after the skip)
+    _t_origin: float = 0.0  # t0 of the frame that (re)started the window
+    _consumed: int = 0  # samples dropped since then: _buffer[0] (with _skip: the first after the skip)
     _skip: int = 0  # samples still to drop before the next window starts (a hop longer than a window)
     _next_seq: int | None = None
 
     def _native(self, n: int) -> int:
         return int(round(n * self._fs / self.model_fs))
 
+    def _time(self, sample: int) -> float:
+        """Time of the buffer's sample `sample`. Counted in whole samples from the restart, not
+        summed window by window: a sum of float steps drifts (about 3e-8 s a window at Unix
+        times), and after some minutes a perfectly timed sensor would look like a gap."""
+        return self._t_origin + (self._consumed + sample) / self._fs
+
     def push(self, frame: WaveformFrame) -> list[tuple[np.ndarray, float]]:
         """Add a frame; return the windows now complete, each with the time of its last sample."""
-        t_expected = self._t_start + (len(self._buffer) - self._skip) / self._fs if self._fs else None
+        t_expected = self._time(len(self._buffer) - self._skip) if self._fs else None
         contiguous = (
             self._fs == frame.fs
             and frame.seq == self._next_seq
@@ -46,7 +53,8 @@ class SensorWindower:
         if not contiguous:
             if self._next_seq is not None:
                 self.restarts += 1
-            self._fs, self._buffer, self._t_start, self._skip = frame.fs, frame.samples.copy(), frame.t0, 0
+            self._fs, self._buffer, self._skip = frame.fs, frame.samples.copy(), 0
+            self._t_origin, self._consumed = frame.t0, 0
         else:
             dropped = min(self._skip, len(frame.samples))
             self._skip -= dropped
@@ -61,10 +69,10 @@ class SensorWindower:
             if self._fs != self.model_fs:
                 chunk = resample(chunk, self._fs, self.model_fs)[: self.window]
                 chunk = np.pad(chunk, (0, self.window - len(chunk)), mode="edge")
-            out.append((chunk.astype(np.float32), self._t_start + (start + span - 1) / self._fs))
+            out.append((chunk.astype(np.float32), self._time(start + span - 1)))
             start += step
         if start:  # drop what no later window needs; past the buffer's end, later samples too
             self._skip = max(start - len(self._buffer), 0)
             self._buffer = self._buffer[start:]
-            self._t_start += start / self._fs
+            self._consumed += start
         return out

@@ -64,3 +64,18 @@ def test_48khz_sensor_is_windowed_by_duration_and_resampled():
     whole = resample(x.astype(np.float64), 48_000, 12_000)
     np.testing.assert_allclose(first[200:1800], whole[200:1800], atol=1e-3)
     assert abs(t_end - (1000.0 + 8191 / 48_000)) < 1e-6
+
+
+def test_a_perfectly_timed_sensor_never_restarts_at_unix_times():
+    """Twenty minutes of 100 ms frames stamped with exact Unix times: summing each window's
+    float time step had drifted past the gap tolerance after about 17 minutes."""
+    fs, n, t0 = 12_000.0, 1200, 1_763_800_000.125
+    w = SensorWindower(fs, 2048, 2048)
+    samples = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    windows = 0
+    for k in range(12_000):
+        out = w.push(WaveformFrame(k, t0 + k * n / fs, fs, samples))
+        windows += len(out)
+        for _, t_end in out:  # each window's time is its last sample's, to the sample
+            assert abs(t_end - (t0 + (windows * 2048 - 1) / fs)) < 1e-6
+    assert w.restarts == 0 and windows == 12_000 * n // 2048
