@@ -314,7 +314,7 @@ def infer(
     from edgesnn.labels import fault_type
     from edgesnn.runtime import Diagnoser
     from edgesnn.sensors.recordings import read_recording
-    from edgesnn.signal import MAX_WINDOWS_PER_WINDOW, NO_SIGNAL, flat, frame
+    from edgesnn.signal import MAX_WINDOWS_PER_WINDOW, NO_SIGNAL, flat, frame_blocks
 
     diagnoser = Diagnoser(model)
     anomaly = AnomalyScorer(anomaly_model) if anomaly_model else None
@@ -325,15 +325,22 @@ def infer(
         raise EdgesnnError(f"--hop {hop} is below {diagnoser.window // MAX_WINDOWS_PER_WINDOW} samples: at most "
                            f"{MAX_WINDOWS_PER_WINDOW} windows per window length")
     x, rate = read_recording(path, fs=fs, target_fs=diagnoser.sample_rate_hz, variable=variable)
-    windows = frame(x, diagnoser.window, hop)
-    if len(windows) == 0:
+    if len(x) < diagnoser.window:
         raise EdgesnnError(f"{path}: {len(x) / rate:.3f} s of signal is shorter than one "
                            f"{diagnoser.window / rate:.3f} s window")
-    quiet = flat(windows)
+    # Block by block, so that memory follows the block, not the recording; kept per window are
+    # only its probabilities (and anomaly score).
+    parts = []
+    for windows in frame_blocks(x, diagnoser.window, hop):
+        quiet = flat(windows)
+        parts.append((quiet, diagnoser.probabilities(windows),
+                      np.where(quiet, np.nan, anomaly.scores(windows)) if anomaly else None))
+    quiet, probs = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    # windows without vibration are not scored either: a dead sensor is not an anomaly of the machine
+    scores = np.concatenate([p[2] for p in parts]) if anomaly else None
     if quiet.all():
         raise EdgesnnError(f"{path}: no vibration in any window (constant signal): a disconnected sensor, "
                            "or the wrong variable?")
-    probs = diagnoser.probabilities(windows)
     broken = ~np.isfinite(probs).all(axis=1) & ~quiet
     if broken.any():
         raise EdgesnnError(f"{path}: the model {diagnoser.model_id} gave non-finite probabilities for "
@@ -348,8 +355,6 @@ def infer(
         "mean_confidence": float(probs.max(axis=1)[[l == verdict for l in labels]].mean()),
         "labels": counts, "no_signal_windows": int(quiet.sum()),
     }
-    # windows without vibration are not scored either: a dead sensor is not an anomaly of the machine
-    scores = np.where(quiet, np.nan, anomaly.scores(windows)) if anomaly else None
     if anomaly:
         summary |= {"anomaly_model": anomaly.model_id, "anomaly_threshold": anomaly.threshold,
                     "anomalous_share": float(np.mean(anomaly.alarms(scores[~quiet]))),

@@ -45,6 +45,14 @@ def frame(x: np.ndarray, window: int, hop: int) -> np.ndarray:
     return np.stack([x[s : s + window] for s in starts]).astype(np.float32)
 
 
+def frame_blocks(x: np.ndarray, window: int, hop: int, block: int = 1024):
+    """frame()'s windows, at most `block` at a time: a recording of hours, finely hopped, would
+    otherwise be copied into gigabytes of windows at once."""
+    n = (len(x) - window) // hop + 1 if len(x) >= window else 0
+    for first in range(0, n, block):
+        yield frame(x[first * hop : (first + block - 1) * hop + window], window, hop)
+
+
 # A window this still carries no vibration: a disconnected or dead sensor sends a constant, which
 # per-window standardization would otherwise blow up into a confident, meaningless diagnosis.
 # 1 micro-g is below the noise floor of any industrial accelerometer.
