@@ -298,11 +298,11 @@ def export(
 def infer(
     path: Path = typer.Argument(..., help="recording: .mat, .csv, .npy or .wav"),
     fs: Optional[float] = typer.Option(None, help="sample rate in Hz (a .wav file carries its own)"),
-    model: Optional[Path] = typer.Option(None, help="model card (.json); default: the shipped default model"),
+    model: Optional[Path] = typer.Option(None, help="model card (.json) or a shipped model's name, e.g. mra-snn-cwru10; default: the shipped default model"),
     variable: Optional[str] = typer.Option(None, help="variable (.mat; NAME:INDEX for one channel of a matrix), column name or index (.csv), channel (.npy/.wav)"),
     hop: Optional[int] = typer.Option(None, min=1, help="samples between windows at the model's rate, at least "
                                                        "a sixteenth of a window (default: one window)"),
-    anomaly_model: Optional[Path] = typer.Option(None, help="card of an anomaly model (e.g. the shipped esvae) "
+    anomaly_model: Optional[Path] = typer.Option(None, help="card or shipped name of an anomaly model (e.g. esvae-cwru-normal) "
                                                             "scoring the same windows"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ):
@@ -512,7 +512,7 @@ PASSWORD = typer.Option(None, "--password", help="broker password (or env EDGESN
 def monitor(
     broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker, mqtt://HOST:PORT"),
     root: str = typer.Option("edgesnn", help="topic root (CONTRACTS section 3)"),
-    model: Optional[Path] = typer.Option(None, help="model card (.json); default: the shipped default model"),
+    model: Optional[Path] = typer.Option(None, help="model card (.json) or a shipped model's name, e.g. mra-snn-cwru10; default: the shipped default model"),
     hop: Optional[int] = typer.Option(None, min=1, help="samples between windows at the model's rate (default: one window)"),
     duration: float = typer.Option(0.0, callback=finite, min=0.0, help="stop after this many seconds (0: until Ctrl-C / SIGTERM)"),
     journal: Path = typer.Option(Path("edgesnn-monitor.sqlite"),
@@ -525,7 +525,7 @@ def monitor(
     model_dir: Optional[Path] = typer.Option(None, help="watch this folder for newer model cards (fleet exports); "
                                                         "a newer one is verified (sha256, classes, window, rate) "
                                                         "and swapped in without a restart"),
-    anomaly_model: Optional[Path] = typer.Option(None, help="card of an anomaly model (e.g. the shipped esvae) run "
+    anomaly_model: Optional[Path] = typer.Option(None, help="card or shipped name of an anomaly model (e.g. esvae-cwru-normal) run "
                                                             "beside the classifier: each diagnosis gains "
                                                             "anomaly_score and anomaly (see README)"),
     anomaly_threshold: Optional[float] = typer.Option(None, callback=finite, help="alarm above this anomaly score instead of the "
