@@ -198,8 +198,8 @@ def test_envelope_spectrum_peaks_at_the_defects_characteristic_frequency():
     assert spectrum(torch.zeros(1, 1, 2048)).shape == (1, 64, 16)
 
 
-@pytest.mark.parametrize("frontend, encoder", [("cwt", "CWTEncoder"), ("envelope", "EnvelopeEncoder")])
-def test_fixed_front_ends_export_as_plain_onnx_but_not_to_the_integer_network(task, tmp_path, frontend, encoder):
+@pytest.mark.parametrize("frontend, front", [("cwt", "CWTFrontEnd"), ("envelope", "EnvelopeSpectrum")])
+def test_fixed_front_ends_export_as_plain_onnx_but_not_to_the_integer_network(task, tmp_path, frontend, front):
     from edgesnn.export import export
     from edgesnn.firmware_sim.quantize import quantize_mra_snn
     from edgesnn.training import TrainConfig, model_from_checkpoint, train
@@ -212,7 +212,7 @@ def test_fixed_front_ends_export_as_plain_onnx_but_not_to_the_integer_network(ta
     with pytest.raises(EdgesnnError, match=f"{frontend} front end"):
         quantize_mra_snn(model, ckpt["classes"], task.windows("val").x[:64])
     for name in PACKS:  # every pack on the backbone takes the front end
-        assert type(_build(name, frontend=frontend).encoder).__name__ == encoder
+        assert type(_build(name, frontend=frontend).encoder.front).__name__ == front
 
 
 def test_train_pack_options_from_the_command_line(tmp_path, cwru_dir):

@@ -72,37 +72,32 @@ class FramedMultiScaleEncoder(nn.Module):
         return self.attention(self.bn(torch.cat(currents, dim=1)))
 
 
-class CWTEncoder(nn.Module):
-    """The time-frequency alternative to the learned wide convolutions: a fixed wavelet bank
-    (edgesnn.layers.CWTFrontEnd), then a learned 1x1 mix of its bands into channels."""
+class FixedFrontEndEncoder(nn.Module):
+    """The alternatives to the learned wide convolutions: a fixed front end, not trained (a
+    wavelet bank, edgesnn.layers.CWTFrontEnd, or envelope spectra, EnvelopeSpectrum), giving
+    [N, features, L'], then a learned 1x1 mix of its features into channels."""
 
-    def __init__(self, channels: int, stride: int = STRIDE):
+    def __init__(self, front: nn.Module, features: int, channels: int):
         super().__init__()
-        self.cwt = CWTFrontEnd(stride)
-        self.band_norm = nn.BatchNorm1d(self.cwt.n_scales)
-        self.mix = nn.Conv1d(self.cwt.n_scales, channels, 1, bias=False)
+        self.front = front
+        self.feature_norm = nn.BatchNorm1d(features)
+        self.mix = nn.Conv1d(features, channels, 1, bias=False)
         self.bn = nn.BatchNorm1d(channels)
         self.attention = ChannelAttention(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attention(self.bn(self.mix(self.band_norm(self.cwt(x)))))
+        return self.attention(self.bn(self.mix(self.feature_norm(self.front(x)))))
 
 
-class EnvelopeEncoder(nn.Module):
-    """The fault-physics alternative: envelope spectra of 16 resonance bands
-    (edgesnn.layers.EnvelopeSpectrum), then a learned 1x1 mix of the frequency bins into
-    channels. The length the blocks then run along is the bands, not time."""
-
-    def __init__(self, channels: int, window: int):
-        super().__init__()
-        self.spectrum = EnvelopeSpectrum(window)
-        self.bin_norm = nn.BatchNorm1d(self.spectrum.bins)
-        self.mix = nn.Conv1d(self.spectrum.bins, channels, 1, bias=False)
-        self.bn = nn.BatchNorm1d(channels)
-        self.attention = ChannelAttention(channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attention(self.bn(self.mix(self.bin_norm(self.spectrum(x)))))
+def _encoder(frontend: str, channels: int, scales: tuple[int, ...], window: int) -> nn.Module:
+    if frontend == "raw":
+        return MultiScaleEncoder(channels, scales)
+    if frontend == "cwt":  # band energies over time: the length the blocks run along is time
+        front = CWTFrontEnd(STRIDE)
+        return FixedFrontEndEncoder(front, front.n_scales, channels)
+    # envelope spectra, frequency bins as features: the blocks run along the resonance bands
+    front = EnvelopeSpectrum(window)
+    return FixedFrontEndEncoder(front, front.bins, channels)
 
 
 class SpikeResidualAttentionBlock(nn.Module):
@@ -151,8 +146,7 @@ class MRASNN(nn.Module):
         self.frontend = frontend
         params = LIFParams(rectifier=float(rectifier))
         self.standardize = Standardize()
-        self.encoder = {"raw": lambda: MultiScaleEncoder(channels, tuple(scales)), "cwt": lambda: CWTEncoder(channels),
-                        "envelope": lambda: EnvelopeEncoder(channels, window)}[frontend]()
+        self.encoder = _encoder(frontend, channels, tuple(scales), window)
         self.encode_neurons = SpikingNeurons(channels, bits, timesteps, dendritic, params)
         self.blocks = nn.Sequential(*[
             SpikeResidualAttentionBlock(channels, channels, bits, timesteps, dendritic, params) for _ in range(blocks)
