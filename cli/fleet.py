@@ -283,10 +283,8 @@ def client(
     """Join the fleet as a device: train on local recordings when the server selects it, answer its
     queries with a few firing-rate numbers. Runs until stopped."""
     need_training_extra("torch", "flwr")
-    import os
-
     from edgesnn.dataset import load_task
-    from edgesnn.fleet.deploy import flower_env, reach_superlink, supernode_command
+    from edgesnn.fleet.deploy import flower_env, reach_superlink, run_supernode, supernode_command
 
     from edgesnn.fleet.pki import check_ca, check_private_key
 
@@ -299,4 +297,9 @@ def client(
     err.print(f"joining {superlink} with {len(list(data.iterdir()))} files of local recordings", markup=False)
     # Flower keeps installed apps under FLWR_HOME: one per device key, so devices sharing a
     # machine (a test, a gateway with several) do not share it
-    os.execve(cmd[0], cmd, flower_env(Path.home() / ".edgesnn" / f"flwr-supernode-{key.name}"))
+    code, refused = run_supernode(cmd, flower_env(Path.home() / ".edgesnn" / f"flwr-supernode-{key.name}"))
+    if refused:  # TLS was checked above, so what the server turned away is this device's key
+        raise EdgesnnError(f"the server at {superlink} did not admit this device: is {key.name}.pub registered "
+                           f"there (`edgesnn fleet server --register {key.name}.pub`)?")
+    if code:
+        raise typer.Exit(code)

@@ -89,7 +89,8 @@ def test_tls_deployment_admits_registered_devices_and_exports_each_round(cwru_di
         # an unregistered key and a server certificate from another CA are refused
         rc, text = refused(["fleet", "client", "--superlink", superlink, "--ca", pki / "ca.crt", "--key", pki / "rogue",
                             "--data", d0, "--retries", 1], tmp_path / "rogue.log", tmp_path)
-        assert rc != 0 and "Failed to activate SuperNode" in text
+        last = text.strip().splitlines()[-1]
+        assert rc == 2 and last.startswith(f"error: the server at {superlink} did not admit this device: is rogue.pub"), text
         rc, text = refused(["fleet", "client", "--superlink", superlink, "--ca", other_ca / "ca.crt",
                             "--key", pki / "dev0", "--data", d0, "--retries", 1], tmp_path / "wrong-ca.log", tmp_path)
         assert rc == 2 and len(text.strip().splitlines()) == 1 and "is not trusted with" in text, text

@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import fields
@@ -105,6 +106,40 @@ def supernode_command(superlink: str, ca: Path, key: Path, data: Path, port: int
             "--auth-supernode-private-key", str(key), "--node-config",
             f"data={json.dumps(str(Path(data).resolve()))} name={json.dumps(key.name)}",
             "--host", "127.0.0.1", "--port", str(port or free_port())]
+
+
+def run_supernode(cmd: list[str], env: dict[str, str]) -> tuple[int, bool]:
+    """Run a device's SuperNode until it ends, its log relayed to stderr; (exit code, 0 when it
+    was stopped on request by SIGTERM, and whether the server refused to admit it). Flower
+    says the latter only as "Failed to activate SuperNode" in a block of log."""
+    node = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    stopped, refused = threading.Event(), threading.Event()
+
+    def stop(*_):  # a stopped device stops its SuperNode, and that is no failure
+        stopped.set()
+        node.terminate()
+
+    def relay():
+        for line in node.stdout:
+            sys.stderr.write(line)
+            if "Failed to activate SuperNode" in line:
+                refused.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+    try:
+        code = node.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the SuperNode too: let it stop before leaving
+        node.terminate()
+        node.wait(30)
+        raise
+    reader.join(2)  # its last lines; helper processes that outlive it may keep the pipe open
+    if stopped.is_set():
+        code = 0
+    elif code < 0:  # killed by another signal
+        code = 1
+    return code, refused.is_set()
 
 
 class Server:
