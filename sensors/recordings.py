@@ -89,11 +89,16 @@ def _from_csv(path: Path, variable: str | None) -> np.ndarray:
     """A column of a comma-, semicolon-, tab- or space-separated file, by header name or by index.
     Every row must have the header's columns and every cell of the column must be a number; any
     other row is refused where it is, never read in part or as NaN."""
+    raw = path.read_bytes()
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            text = f.read()
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise EdgesnnError(f"{path}: not a text CSV file (not UTF-8)") from None
+        try:  # a spreadsheet's export on a European Windows machine (a header such as m/s²)
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError:
+            text = None
+    if text is None or "\0" in text:
+        raise EdgesnnError(f"{path}: not a text CSV file (not UTF-8, nor Windows-1252)")
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         raise EdgesnnError(f"{path}: the CSV file is empty")

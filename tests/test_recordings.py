@@ -89,6 +89,13 @@ def test_csv_cells_that_are_not_numbers_are_named_where_they_are(tmp_path):
     (tmp_path / "bin.csv").write_bytes(bytes(range(128, 256)))
     with pytest.raises(EdgesnnError, match="not UTF-8"):
         read_recording(tmp_path / "bin.csv", fs=12_000)
+    (tmp_path / "nul.csv").write_bytes(b"acc\n0.5\0\n")  # decodable, but binary
+    with pytest.raises(EdgesnnError, match="not UTF-8"):
+        read_recording(tmp_path / "nul.csv", fs=12_000)
+    # a Windows-1252 export reads as well as UTF-8
+    (tmp_path / "cp1252.csv").write_bytes(("acc_m/s²\n" + "".join(f"{v:.6f}\n" for v in SIGNAL[:50])).encode("cp1252"))
+    x, _ = read_recording(tmp_path / "cp1252.csv", fs=12_000, variable="acc_m/s²")
+    np.testing.assert_allclose(x, SIGNAL[:50], atol=1e-6)
     # semicolons separate, commas are decimal points (a European spreadsheet's export)
     (tmp_path / "eu.csv").write_text("acc;rpm\n" + "".join(f"{v:.6f};1797\n".replace(".", ",") for v in SIGNAL[:50]))
     x, _ = read_recording(tmp_path / "eu.csv", fs=12_000, variable="acc")
