@@ -119,6 +119,10 @@ def _from_csv(path: Path, variable: str | None) -> np.ndarray:
             raise EdgesnnError(f"{path}: {width} columns ({', '.join(names)}); choose one with --variable NAME or INDEX")
         column = 0
     elif variable in names:
+        if names.count(variable) > 1:  # which one was meant is not ours to guess
+            at = [str(i) for i, name in enumerate(names) if name == variable]
+            raise EdgesnnError(f"{path}: {names.count(variable)} columns are named {variable!r} "
+                               f"(indexes {', '.join(at)}); choose one with --variable INDEX")
         column = names.index(variable)
     elif variable.isdigit() and int(variable) < width:
         column = int(variable)

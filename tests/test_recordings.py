@@ -92,6 +92,9 @@ def test_csv_cells_that_are_not_numbers_are_named_where_they_are(tmp_path):
     (tmp_path / "nul.csv").write_bytes(b"acc\n0.5\0\n")  # decodable, but binary
     with pytest.raises(EdgesnnError, match="not UTF-8"):
         read_recording(tmp_path / "nul.csv", fs=12_000)
+    (tmp_path / "twice.csv").write_text("acc,rpm,acc\n0.5,1797,0.1\n")
+    with pytest.raises(EdgesnnError, match="2 columns are named 'acc' \\(indexes 0, 2\\)"):
+        read_recording(tmp_path / "twice.csv", fs=12_000, variable="acc")
     # a Windows-1252 export reads as well as UTF-8
     (tmp_path / "cp1252.csv").write_bytes(("acc_m/s²\n" + "".join(f"{v:.6f}\n" for v in SIGNAL[:50])).encode("cp1252"))
     x, _ = read_recording(tmp_path / "cp1252.csv", fs=12_000, variable="acc_m/s²")
