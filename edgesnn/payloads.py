@@ -48,8 +48,8 @@ class WaveformFrame:
 def decode_waveform(payload: bytes) -> WaveformFrame:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise Rejected("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
-    try:
-        msg = json.loads(payload)
+    try:  # UTF-8 as the contract says: json.loads alone would also take UTF-16 and UTF-32 bytes
+        msg = json.loads(payload.decode("utf-8-sig") if isinstance(payload, (bytes, bytearray)) else payload)
     # ValueError covers a bad encoding and an integer too long to convert; RecursionError a
     # deeply nested array
     except (ValueError, RecursionError) as exc:

@@ -27,6 +27,7 @@ def test_round_trip():
     (b"\xff\xfe not utf8", "not_json"),
     (b"{truncated", "not_json"),
     (b"[1, 2]", "not_json"),
+    (good().decode().encode("utf-16"), "not_json"),  # the contract says UTF-8; json.loads alone takes UTF-16
     (good(data=...), "missing_key"),
     (good(v=2), "bad_version"),
     (good(seq=-1), "bad_seq"),
