@@ -380,7 +380,7 @@ def infer(
         out.print(f"[yellow]{int(quiet.sum())} of {len(labels)} windows had no vibration (constant signal) "
                   "and were not diagnosed: is the sensor connected?[/yellow]")
     if anomaly:
-        out.print(f"anomalous (score > {anomaly.threshold:g}) in {summary['anomalous_share']:.0%} of windows, "
+        out.print(f"anomalous (score > {anomaly.threshold:g}) in {summary['anomalous_share']:.0%} of the windows with vibration, "
                   f"highest score {summary['max_anomaly_score']:.3g}; anomaly model {anomaly.model_id}")
 
 
