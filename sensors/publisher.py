@@ -35,7 +35,7 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
     from edgesnn.broker import connect, mqtt_client, parse_broker
 
     if seconds is not None and not seconds > 0:
-        raise EdgesnnError(f"seconds {seconds:g}: give a positive duration, or none for the whole signal")
+        raise EdgesnnError(f"--seconds {seconds:g}: give a positive duration, or none for the whole signal")
     # samples per frame at each sensor's own rate
     root = check_root(root)
     plan = [(f"{root}/{s}/waveform", x, rate, max(1, int(round(frame_ms / 1000 * rate))))
