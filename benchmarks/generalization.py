@@ -43,6 +43,7 @@ def run_job(job) -> dict:
         test_data = load_task(Path(base["data"]), "fault_type", sizes=[held])
     cfg.epochs, cfg.steps_per_epoch, cfg.seed, cfg.device = base["epochs"], base["steps"], base["seed"], base["device"]
     cfg.speed_jitter = base["speed_jitter"]
+    cfg.spectral_jitter_db = base["spectral_jitter_db"]
     cfg.timesteps = base["timesteps"]
     if pack == "mra_snn":
         cfg.extra = dict(base["options"])
@@ -64,19 +65,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--speed-jitter", type=float, default=0.0, help="training time-stretch augmentation")
+    ap.add_argument("--spectral-jitter", dest="spectral_jitter_db", type=float, default=0.0,
+                    help="training augmentation: random smooth gain over frequency, +- dB")
     ap.add_argument("--timesteps", type=int, default=4, help="MRA-SNN timesteps (4: the recorded results)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="an MRA-SNN pack option, repeatable (e.g. frontend=envelope)")
     ap.add_argument("--packs", default=",".join(PACKS), help="packs to train, of " + ",".join(PACKS))
     ap.add_argument("--kinds", default="load,severity", help="load (4x4 transfer), severity (leave one size out)")
+    ap.add_argument("--held-out", default=",".join(map(str, SIZES)), help="sizes to hold out, of the three (severity)")
     ap.add_argument("--out", default="bench_out/generalization", help="writes <out>.json and <out>.png")
     args = ap.parse_args()
     base = {k: getattr(args, k) for k in ("data", "epochs", "steps", "seed", "threads", "device",
-                                          "speed_jitter", "timesteps")}
+                                          "speed_jitter", "spectral_jitter_db", "timesteps")}
     base["options"] = dict(o.split("=", 1) for o in args.option)
     packs, kinds = args.packs.split(","), args.kinds.split(",")
     jobs = [("load", p, load, base) for p in packs for load in range(4) if "load" in kinds]
-    jobs += [("severity", p, size, base) for p in packs for size in SIZES if "severity" in kinds]
+    held_out = [float(s) for s in args.held_out.split(",")]
+    jobs += [("severity", p, size, base) for p in packs for size in held_out if "severity" in kinds]
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(run_job, jobs))
 
@@ -101,7 +106,7 @@ def main() -> None:
         t = Table(title="leave one severity out: fault-type accuracy on the unseen size (test region)")
         for col in ["held-out size", *packs]:
             t.add_column(col, justify="right")
-        for size in SIZES:
+        for size in held_out:
             row = {r["pack"]: r["test_accuracy"] for r in results if r["kind"] == "severity" and r["held"] == size}
             t.add_row(f"{size:.3f} in", *[f"{row[p]:.4f}" for p in packs])
         console.print(t)
@@ -124,9 +129,9 @@ def main() -> None:
                 ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", color="w", fontsize=8)
         ax.set(title=f"{pack} load transfer", xlabel="test load", ylabel="training load")
     for pack in (packs if "severity" in kinds else []):
-        axes[-1].plot([f"{s:.3f}" for s in SIZES],
+        axes[-1].plot([f"{s:.3f}" for s in held_out],
                      [next(r["test_accuracy"] for r in results if r["kind"] == "severity" and r["pack"] == pack
-                           and r["held"] == s) for s in SIZES], marker="o", label=pack)
+                           and r["held"] == s) for s in held_out], marker="o", label=pack)
     axes[-1].set(title="leave one severity out", xlabel="held-out defect size (in)", ylabel="fault-type accuracy")
     axes[-1].legend()
     fig.tight_layout()

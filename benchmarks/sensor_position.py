@@ -1,0 +1,122 @@
+"""Another sensor position: models that learned the drive-end accelerometer, tested on the fan-end
+and base accelerometers of the same CWRU recordings.
+
+Every CWRU recording holds three channels recorded at once: drive end (`X<n>_DE_time`, what the
+models learn), fan end (`_FE_time`, the other end of the motor) and base plate (`_BA_time`; the
+normal recording has none). The defect is in the drive-end bearing; the other sensors feel the same
+impacts, at the same repetition rate, through another structural path: other resonances, weaker,
+mixed with more of the rest of the machine. A model that learned the fault physics keeps the fault
+type there; one that learned the drive-end sensor's resonances does not. Only the time-ordered test
+region of each recording is scored (CONTRACTS section 1); the drive-end row is the reference.
+
+Models are given as NAME=PATH, a model card (.json, run with onnxruntime) or a checkpoint (.pt,
+run in PyTorch). Prints a table, writes JSON and a PNG.
+
+    python benchmarks/sensor_position.py default=models/mra_snn/mra-snn-cwru10-int8.json \\
+        wdcnn=models/wdcnn/wdcnn-cwru10.json --out benchmarks/results/sensor_position
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from edgesnn.dataset import TaskData
+from edgesnn.evaluation import predict_labels
+from edgesnn.errors import EdgesnnError
+from edgesnn.labels import CWRU10, FAULT_TYPES, fault_type
+from edgesnn.sensors import cwru
+
+CHANNELS = ("DE", "FE", "BA")
+
+
+def channel_windows(data: Path, channel: str, window: int = 2048):
+    """Test-region windows of one channel of every recording that has it, with 10-class labels."""
+    recordings = []
+    for entry in cwru.read_manifest(data):
+        other = replace(entry, variable=entry.variable.replace("_DE_time", f"_{channel}_time"))
+        try:
+            recordings.append(cwru.read_entry(data, other))
+        except EdgesnnError:  # the normal recording has no base channel
+            continue
+    labels = np.array([CWRU10.index(r.entry.label()) for r in recordings])
+    return TaskData(CWRU10, recordings, labels, window).windows("test")
+
+
+def predictor(path: Path):
+    """(predict function, classes) of a model card or an `edgesnn train` checkpoint."""
+    if path.suffix == ".json":
+        from edgesnn.runtime import Diagnoser
+
+        model = Diagnoser(path)
+        return model.logits, model.classes
+    import torch
+
+    from edgesnn.training import load_checkpoint, torch_predict
+
+    torch.set_num_threads(1)
+    model, ckpt = load_checkpoint(path)
+    return torch_predict(model), ckpt["classes"]
+
+
+def score(predict, classes, w) -> dict:
+    pred = predict_labels(predict, w.x)
+    true_type = np.array([fault_type(CWRU10[y]) for y in w.y])
+    pred_type = np.array([fault_type(classes[p]) for p in pred])
+    row = {"windows": int(len(w.y)), "fault_type_accuracy": float(np.mean(pred_type == true_type))}
+    if list(classes) == list(CWRU10):
+        row["accuracy"] = float(np.mean(pred == w.y))
+    row["recall"] = {t: float(np.mean(pred_type[true_type == t] == t)) for t in FAULT_TYPES if (true_type == t).any()}
+    row["called"] = {t: {p: int(np.sum(pred_type[true_type == t] == p)) for p in FAULT_TYPES}
+                     for t in FAULT_TYPES if (true_type == t).any()}
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", help="NAME=PATH of a model card (.json) or checkpoint (.pt)")
+    ap.add_argument("--data", type=Path, default=Path("../shared/datasets/cwru"))
+    ap.add_argument("--out", type=Path, default=Path("bench_out/sensor_position"))
+    args = ap.parse_args()
+    windows = {c: channel_windows(args.data, c) for c in CHANNELS}
+    results = {}
+    for item in args.models:
+        name, _, path = item.partition("=")
+        predict, classes = predictor(Path(path))
+        results[name] = {"model": path, **{c: score(predict, classes, windows[c]) for c in CHANNELS}}
+
+    print("| model | " + " | ".join(f"{c} fault type" for c in CHANNELS) + " | "
+          + " | ".join(f"{c} {t}" for c in CHANNELS[1:] for t in FAULT_TYPES) + " |")
+    print("|---" * (1 + len(CHANNELS) + 2 * len(FAULT_TYPES)) + "|")
+    for name, r in results.items():
+        cells = [f"{r[c]['fault_type_accuracy']:.3f}" for c in CHANNELS]
+        cells += [f"{r[c]['recall'][t]:.3f}" if t in r[c]["recall"] else "-" for c in CHANNELS[1:] for t in FAULT_TYPES]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                                         "results": results}, indent=1))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(results), 3.8))
+    width = 0.8 / len(CHANNELS)
+    for k, c in enumerate(CHANNELS):
+        ax.bar(np.arange(len(results)) + (k - 1) * width, [r[c]["fault_type_accuracy"] for r in results.values()],
+               width, label={"DE": "drive end (trained)", "FE": "fan end", "BA": "base"}[c])
+    ax.set_xticks(np.arange(len(results)), list(results), rotation=15)
+    ax.set(ylabel="fault-type accuracy, test region", ylim=(0, 1.15), title="another sensor position")
+    ax.legend(fontsize=8, ncol=3, loc="upper center")
+    fig.tight_layout()
+    fig.savefig(args.out.with_suffix(".png"), dpi=110)
+    print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
