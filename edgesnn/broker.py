@@ -34,7 +34,10 @@ def check_root(root: str) -> str:
 
 def parse_broker(url: str) -> Broker:
     """mqtt://[user[:password]@]HOST[:PORT] or mqtts://... (TLS, default port 8883)."""
-    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
+    try:
+        parsed = urlparse(url if "://" in url else f"mqtt://{url}")
+    except ValueError as exc:  # an IPv6 address without its closing bracket
+        raise EdgesnnError(f"{url}: not a broker URL ({exc})") from None
     if parsed.scheme not in ("mqtt", "mqtts"):
         raise EdgesnnError(f"{url}: use mqtt://HOST:PORT or mqtts://HOST:PORT")
     if not parsed.hostname:

@@ -56,6 +56,8 @@ CASES = {
     "no exit threshold": (["train", "--pack", "ssnn", "-o", "exit_threshold=nan", "--out", "{d}/t"],
                           "exit_threshold (a softmax probability) must be a number above 0"),
     "unsupported broker": (["monitor", "--broker", "https://x", "--journal", "{d}/j.sqlite"], "use mqtt://HOST:PORT"),
+    "unclosed IPv6 broker": (["monitor", "--broker", "mqtt://[::1", "--journal", "{d}/j.sqlite"],
+                             "mqtt://[::1: not a broker URL (Invalid IPv6 URL)"),
     "broker down": (["monitor", "--broker", "mqtt://127.0.0.1:1", "--journal", "{d}/j.sqlite"],
                     "mqtt://127.0.0.1:1: cannot connect to the broker"),
     "brackets survive": (["infer", "{d}/[x].npy", "--fs", "12000"], "[x].npy: file not found"),
