@@ -831,6 +831,10 @@ def packs():
         try:
             factory, defaults = get_factory(name), pack_defaults(name)
         except Exception as exc:  # a broken third-party pack is listed, not fatal
+            if isinstance(exc, ImportError) and (exc.name or "").split(".")[0] == "torch":
+                # the edge install: the pack is fine, training it needs the extra
+                t.add_row(name, "-", "-", "-", "needs the training extra: pip install 'edgesnn\\[train]'")
+                continue
             t.add_row(name, "-", "-", "-", f"cannot load: {type(exc).__name__}: {exc}")
             continue
         doc = (inspect.getmodule(factory).__doc__ or "").strip().splitlines()

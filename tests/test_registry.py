@@ -57,6 +57,20 @@ def test_packs_command_lists_every_pack_with_its_options():
     assert "teacher_timesteps" in r.stdout and "stage_timesteps" in r.stdout
 
 
+def test_packs_command_without_torch_names_the_training_extra():
+    """On the edge install (no torch) the packs are not broken: training them needs the extra."""
+    import subprocess
+
+    code = ("import sys\nsys.modules['torch'] = None  # as on the edge install\n"
+            "sys.argv = ['edgesnn', 'packs']\nfrom edgesnn.cli.main import main\nmain()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for name in registry.list_packs():
+        assert name in r.stdout
+    assert "cannot load" not in r.stdout, r.stdout
+    assert r.stdout.count("pip install 'edgesnn[train]'") == len(registry.list_packs()), r.stdout
+
+
 def test_training_stops_when_the_loss_is_not_finite(monkeypatch, cwru_dir):
     """A loss of NaN (here a network that outputs NaN) stops training with one line that says
     where and what to try, instead of training on and keeping NaN weights."""
