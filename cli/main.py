@@ -565,7 +565,7 @@ def monitor(
             metrics.serve(metrics_port, lambda: mon.last_status)
         except OSError as exc:
             raise EdgesnnError(f"127.0.0.1:{metrics_port}: cannot serve metrics ({exc.strerror})") from None
-    err.print(f"monitoring {broker} for {root}/<sensor>/waveform (a sensor id may span levels) with {mon.diagnoser.model_id}"
+    err.print(f"monitoring {broker} for {mon.root}/<sensor>/waveform (a sensor id may span levels) with {mon.diagnoser.model_id}"
               + (f" and anomaly model {anomaly.model_id} (threshold {anomaly.threshold:g})" if anomaly else ""), markup=False,
               soft_wrap=True)
     with _dashboard() as refresh:

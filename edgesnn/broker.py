@@ -24,12 +24,15 @@ class Broker:
 
 def check_root(root: str) -> str:
     """A topic root (CONTRACTS section 3) is one or more plain topic levels: MQTT wildcards or
-    empty levels in it would subscribe to, or publish under, other topics than meant."""
-    levels = root.strip("/").split("/")
+    empty levels in it would subscribe to, or publish under, other topics than meant. A leading
+    / is kept: in MQTT /plant1 is another topic than plant1, and sensors that publish under
+    /plant1 must be heard; a trailing / is dropped."""
+    plain = root.rstrip("/")
+    levels = plain.removeprefix("/").split("/")
     if any(not level or "+" in level or "#" in level for level in levels) or root.startswith("$"):
         raise EdgesnnError(f"topic root {root!r}: give plain topic levels, e.g. plant1/edgesnn (no +, #, "
                            "empty levels or leading $)")
-    return root.strip("/")
+    return plain
 
 
 def parse_broker(url: str) -> Broker:

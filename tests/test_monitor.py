@@ -73,6 +73,23 @@ def test_monitor_diagnoses_real_clips_and_counts_bad_frames(broker, cwru_dir):
     assert status["windows"] == 20 and status["dropped"] == 0 and status["online"] is False
 
 
+def test_a_root_with_a_leading_slash_is_the_topic_it_names(broker):
+    """In MQTT /plant and plant are different topics: with --root /plant a sensor publishing
+    under /plant is heard and diagnosed under /plant, as the monitor's banner says."""
+    root = f"/edgesnn-test-{uuid.uuid4().hex[:8]}"
+    received = []
+    listener = mqtt_listener(broker, f"{root}/#", lambda c, u, msg: received.append(msg.topic))
+    mon = Monitor(broker, root)
+    assert mon.root == root
+    x = np.random.default_rng(0).standard_normal(4096).astype(np.float32)
+    with running_monitor(broker, mon) as pub:
+        pub.publish(f"{root}/pump1/waveform", encode_waveform(0, time.time(), 12000, x), qos=1)
+        wait_for(lambda: f"{root}/pump1/diagnosis" in received, 20)
+    listener.loop_stop()
+    listener.disconnect()
+    assert received.count(f"{root}/pump1/diagnosis") == 2, received
+
+
 def test_replay_streams_a_recording_frame_by_frame(broker, cwru_dir):
     from edgesnn.payloads import decode_waveform
     from edgesnn.sensors.publisher import replay, sensor_id
