@@ -56,6 +56,9 @@ def _check_fields(path: Path, card: dict) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise EdgesnnError(f"{path}: card field {key} is {value!r}, not a whole number in {lo}..{hi}")
 
+    name = card["name"]
+    if not isinstance(name, str) or not name.strip():  # every diagnosis names its model by it
+        raise EdgesnnError(f"{path}: card field name is {name!r}, not a model name")
     whole("window", 16, MAX_WINDOW)
     whole("timesteps", 1, 64)
     whole("spike_bits", 0, 16)

@@ -31,7 +31,10 @@ def test_exactly_one_default_and_every_card_verifies():
     ({"classes": ["normal", "ball_007"]}, "the card lists 2 classes, its ONNX graph gives 10 outputs"),
     ({"window": 1024}, "the card says window 1024, its ONNX graph takes 2048"),
     ({"onnx": "../wdcnn/wdcnn-cwru10.onnx"}, "card field onnx must name a file beside the card"),
-], ids=["window-0", "negative-rate", "no-classes", "classes-vs-outputs", "window-vs-graph", "onnx-elsewhere"])
+    ({"name": None}, "card field name is None, not a model name"),
+    ({"name": ""}, "card field name is '', not a model name"),
+], ids=["window-0", "negative-rate", "no-classes", "classes-vs-outputs", "window-vs-graph", "onnx-elsewhere",
+        "null-name", "empty-name"])
 def test_an_inconsistent_card_is_refused_in_one_line_before_any_window(tmp_path, change, message):
     card = json.loads(default_card_path().read_text())
     (tmp_path / card["onnx"]).write_bytes((default_card_path().parent / card["onnx"]).read_bytes())
