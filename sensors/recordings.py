@@ -143,6 +143,9 @@ def _from_csv(path: Path, variable: str | None) -> np.ndarray:
 
 
 def _from_npy(path: Path, variable: str | None) -> np.ndarray:
+    with open(path, "rb") as f:  # np.load would read an .npz archive, and call any other file a pickle
+        if f.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
+            raise EdgesnnError(f"{path}: not a .npy file (no NumPy header); save one array with numpy.save")
     try:
         x = np.load(path, allow_pickle=False)
     except Exception as exc:

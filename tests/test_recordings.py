@@ -17,6 +17,17 @@ def test_npy_with_explicit_rate_is_resampled(tmp_path):
     assert fs == 12_000 and len(x) == 12_000
 
 
+def test_a_file_named_npy_that_is_not_one_is_refused_as_such(tmp_path):
+    """An .npz archive or any other file behind a .npy name: one line saying it is not a .npy
+    file, not numpy's advice on unpickling, nor an error from reading the archive as an array."""
+    np.savez(tmp_path / "a.npz", x=SIGNAL)
+    (tmp_path / "a.npy").write_bytes((tmp_path / "a.npz").read_bytes())
+    (tmp_path / "b.npy").write_text("time,accel\n0,0.1\n")
+    for name in ("a.npy", "b.npy"):
+        with pytest.raises(EdgesnnError, match=r"not a \.npy file \(no NumPy header\)"):
+            read_recording(tmp_path / name, fs=12_000)
+
+
 def test_csv_with_header_and_column(tmp_path):
     p = tmp_path / "a.csv"
     np.savetxt(p, np.stack([SIGNAL, 2 * SIGNAL], 1), delimiter=",", header="de,fe", comments="")
