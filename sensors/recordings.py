@@ -178,7 +178,9 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
             raise EdgesnnError(f"{path}: --fs {fs:g} contradicts the file's own rate {file_fs} Hz")
         fs = float(file_fs)
         x = _channel(x, variable, str(path))
-        if x.dtype.kind in "iu":  # integer PCM: full scale to +-1
+        if x.dtype == np.uint8:  # 8-bit PCM is unsigned, silence at 128: full scale to +-1
+            x = (x.astype(np.float64) - 128) / 128
+        elif x.dtype.kind in "iu":  # integer PCM: full scale to +-1
             x = x / float(np.iinfo(x.dtype).max)
     elif suffix == ".mat":
         x = _from_mat(path, variable)

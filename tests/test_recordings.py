@@ -57,6 +57,16 @@ def test_wav_carries_its_rate(tmp_path):
         read_recording(p, fs=12_000)
 
 
+def test_8_bit_wav_is_centred_on_its_silence(tmp_path):
+    """8-bit WAV samples are unsigned around 128: read as g they are centred on 0, full scale +-1."""
+    p = tmp_path / "a.wav"
+    pcm = np.clip(np.round(128 + SIGNAL / 5 * 127), 0, 255).astype(np.uint8)
+    wavfile.write(p, 12_000, pcm)
+    x, _ = read_recording(p)
+    np.testing.assert_allclose(x, (pcm.astype(np.float64) - 128) / 128, atol=1e-7)
+    assert abs(x.mean()) < 0.01
+
+
 def test_mat_named_variable(tmp_path):
     p = tmp_path / "rec.mat"
     scipy.io.savemat(p, {"acc": SIGNAL[:, None], "rpm": np.array([[1797.0]])})
