@@ -370,7 +370,10 @@ def infer(
                 for i, (l, p) in enumerate(zip(labels, probs))]
         print(json.dumps({"summary": summary, "windows": rows}, indent=1))
         return
-    table = Table(title=f"{path.name}: {len(labels)} windows of {diagnoser.window} samples at {rate:g} Hz")
+    # the title on its own line: as a table title it would wrap to the narrow table's width
+    out.print(f"{path.name}: {len(labels)} windows of {diagnoser.window} samples at {rate:g} Hz", markup=False,
+              soft_wrap=True)
+    table = Table()
     for col in ("start (s)", "label", "confidence") + (("anomaly score",) if anomaly else ()):
         table.add_column(col, justify="right")
     for i, (l, p) in enumerate(zip(labels, probs)):

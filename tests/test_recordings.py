@@ -179,3 +179,13 @@ def test_a_cwru_recording_brings_its_own_rate(cwru_dir, tmp_path):
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
     with pytest.raises(EdgesnnError, match="not a readable WAV file"):
         read_recording(tmp_path / "cut.wav")
+
+
+def test_infer_prints_its_title_on_one_line(tmp_path):
+    """The title names the recording and its windows in one line, however narrow the table."""
+    from conftest import run_cli
+
+    np.save(tmp_path / "pump3_drive_end_2024-05-01.npy", SIGNAL)
+    r = run_cli("infer", tmp_path / "pump3_drive_end_2024-05-01.npy", "--fs", "12000")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].strip() == "pump3_drive_end_2024-05-01.npy: 11 windows of 2048 samples at 12000 Hz"
