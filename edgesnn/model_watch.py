@@ -45,7 +45,8 @@ class ModelWatcher:
     def __init__(self, folder: Path, current: Diagnoser):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise EdgesnnError(f"{self.folder}: model folder not found")
+            what = "a file, not a model folder" if self.folder.exists() else "model folder not found"
+            raise EdgesnnError(f"{self.folder}: {what}")
         self.current = current
         self.tried: dict[Path, tuple] = {}  # card -> stamp when last tried
         self.swaps = 0
