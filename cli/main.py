@@ -329,8 +329,9 @@ def infer(
                            f"{MAX_WINDOWS_PER_WINDOW} windows per window length")
     x, rate = read_recording(path, fs=fs, target_fs=diagnoser.sample_rate_hz, variable=variable)
     if len(x) < diagnoser.window:
-        raise EdgesnnError(f"{path}: {len(x) / rate:.3f} s of signal is shorter than one "
-                           f"{diagnoser.window / rate:.3f} s window")
+        raise EdgesnnError(f"{path}: {len(x)} sample{'' if len(x) == 1 else 's'} ({len(x) / rate:.3g} s) of signal "
+                           f"at {rate:g} Hz is shorter than one {diagnoser.window}-sample "
+                           f"({diagnoser.window / rate:.3f} s) window")
     # Block by block, so that memory follows the block, not the recording; kept per window are
     # only its probabilities (and anomaly score).
     parts = []

@@ -5,6 +5,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import scipy.io
+from scipy.io import wavfile
 
 from conftest import run_cli
 from edgesnn.errors import EdgesnnError
@@ -19,6 +20,7 @@ def files(tmp_path_factory):
     nan[7] = np.nan
     np.save(d / "nan.npy", nan)
     np.save(d / "short.npy", sig[:1000])
+    wavfile.write(d / "one.wav", 12_000, np.array([100], np.int16))
     np.save(d / "dead.npy", np.zeros(12_000, np.float32))
     np.save(d / "huge.npy", sig * 1e8)  # not in g: no accelerometer reads 1e8 g
     scipy.io.savemat(d / "two.mat", {"a": sig[:, None], "b": sig[:, None]})
@@ -38,6 +40,8 @@ CASES = {
     "dead sensor": (["infer", "{d}/dead.npy", "--fs", "12000"], "no vibration in any window (constant signal)"),
     "absurd sample rate": (["infer", "{d}/ok.npy", "--fs", "12"], "outside"),
     "too short": (["infer", "{d}/short.npy", "--fs", "12000"], "shorter than one"),
+    "one sample": (["infer", "{d}/one.wav"], "one.wav: 1 sample (8.33e-05 s) of signal at 12000 Hz is shorter "
+                                             "than one 2048-sample (0.171 s) window"),
     "broken card": (["infer", "{d}/ok.npy", "--fs", "12000", "--model", "{d}/broken.json"], "not valid JSON"),
     "missing card": (["infer", "{d}/ok.npy", "--fs", "12000", "--model", "{d}/no.json"], "model card not found"),
     "unknown model name": (["infer", "{d}/ok.npy", "--fs", "12000", "--model", "nope"],
