@@ -413,7 +413,7 @@ def firmware_sim(
     from edgesnn.firmware_sim.esvae import IntESVAE
     from edgesnn.firmware_sim.network import IntMRASNN
     from edgesnn.runtime import Diagnoser
-    from edgesnn.signal import frame
+    from edgesnn.signal import flat, frame
 
     if (fs is not None or variable is not None) and recording is None:
         raise EdgesnnError("--fs and --variable describe --recording: give the recording too")
@@ -421,7 +421,7 @@ def firmware_sim(
     card = read_card(card_path)
     detector = is_anomaly_card(card)
     net = (IntESVAE if detector else IntMRASNN).from_card(card_path, card)
-    labels = None
+    labels, quiet = None, np.zeros(0, bool)
     if recording is not None:
         from edgesnn.sensors.recordings import read_recording
 
@@ -429,6 +429,11 @@ def firmware_sim(
         windows, where = frame(x, net.window, net.window), str(recording)
         if len(windows) == 0:
             raise EdgesnnError(f"{recording}: shorter than one {net.window}-sample window")
+        quiet = flat(windows)  # as in infer: a window with no vibration is not diagnosed
+        if quiet.all():
+            raise EdgesnnError(f"{recording}: no vibration in any window (constant signal): a disconnected sensor, "
+                               "or the wrong variable?")
+        windows = windows[~quiet]
     else:
         from edgesnn.dataset import load_task
         from edgesnn.labels import task_of
@@ -444,6 +449,8 @@ def firmware_sim(
         labels = labels[:limit] if labels is not None else None
     stats: dict = {}
     report = {"model": card["name"], "input": where, "windows": len(windows)}
+    if recording is not None:
+        report["no_signal_windows"] = int(quiet.sum())
     if detector:
         scorer = AnomalyScorer(card_path)
         ours = net.scores(windows, stats)
@@ -489,6 +496,9 @@ def firmware_sim(
     for k, v in rows:
         t.add_row(k, v)
     out.print(t)
+    if quiet.any():
+        out.print(f"[yellow]{int(quiet.sum())} windows had no vibration (constant signal) and were not "
+                  "simulated: is the sensor connected?[/yellow]")
 
 
 def _shipped_quantized_card() -> Path:

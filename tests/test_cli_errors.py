@@ -80,6 +80,8 @@ CASES = {
     "server registering a non-key": (["fleet", "server", "--ca", "{ca}", "--cert", "{d}/c", "--key", "{d}/k",
                                       "--register", "{d}/ok.npy", "--out", "{d}/srv"], "ok.npy: not an OpenSSH public key"),
     "firmware-sim on a float model": (["firmware-sim", "--model", "{wdcnn}"], "not a quantized model"),
+    "firmware-sim dead sensor": (["firmware-sim", "--recording", "{d}/dead.npy", "--fs", "12000"],
+                                 "dead.npy: no vibration in any window (constant signal)"),
     "firmware-sim recording missing": (["firmware-sim", "--recording", "{d}/none.npy", "--fs", "12000"],
                                        "none.npy: file not found"),
 }
@@ -171,6 +173,19 @@ def test_windows_without_vibration_are_not_diagnosed(tmp_path, cwru_dir):
     out = json.loads(r.stdout)
     assert [w["anomaly_score"] for w in out["windows"]][2:] == [None, None]
     assert out["summary"]["anomalous_share"] == 1.0  # of the two diagnosed inner-race windows
+
+
+def test_firmware_sim_leaves_windows_without_vibration_out(tmp_path):
+    """As infer does: a sensor that drops out mid-recording, its constant stretch is not simulated."""
+    import json
+
+    x = np.random.default_rng(0).standard_normal(4 * 2048).astype(np.float32)
+    x[3 * 2048 :] = 0.2
+    np.save(tmp_path / "dropout.npy", x)
+    r = run_cli("firmware-sim", "--recording", tmp_path / "dropout.npy", "--fs", "12000", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["windows"] == 3 and out["no_signal_windows"] == 1 and out["onnxruntime_bit_exact_windows"] == 3
 
 
 def test_a_failed_export_leaves_the_model_of_that_name_as_it_was(tmp_path):
