@@ -24,6 +24,9 @@ MAX_FRAME_S = 10.0
 # Shock accelerometers reach about 1e5 g; a larger value is a unit or encoding error (and, squared
 # by a float32 model's standardization, would overflow to NaN probabilities).
 MAX_ABS_G = 1e6
+# t0 is a UNIX time: never negative, and not past the year 9999. A clock that drifts, or that
+# counts from 0 at boot, stays well inside.
+MAX_T0_S = 253_402_300_800.0  # 10000-01-01T00:00:00Z
 REQUIRED_KEYS = ("v", "seq", "t0", "fs", "dtype", "data")
 REASONS = ("oversized", "not_json", "missing_key", "bad_version", "bad_seq", "bad_t0", "bad_fs",
            "bad_unit", "bad_dtype", "bad_base64", "empty", "non_finite", "out_of_range")
@@ -66,6 +69,8 @@ def decode_waveform(payload: bytes) -> WaveformFrame:
         raise Rejected("bad_seq", f"seq={str(seq)[:40]}")
     if not isinstance(t0, (int, float)) or isinstance(t0, bool) or not _finite(t0):
         raise Rejected("bad_t0", f"t0={str(t0)[:40]}")
+    if not 0 <= t0 < MAX_T0_S:
+        raise Rejected("bad_t0", f"t0={t0!r} is not a UNIX time (0 up to the year 9999)")
     if not isinstance(fs, (int, float)) or isinstance(fs, bool) or not (MIN_FS_HZ <= fs <= MAX_FS_HZ):
         raise Rejected("bad_fs", f"fs={fs!r} outside {MIN_FS_HZ:g}..{MAX_FS_HZ:g} Hz")
     if msg.get("unit", "g") != "g":

@@ -90,6 +90,24 @@ def test_a_root_with_a_leading_slash_is_the_topic_it_names(broker):
     assert received.count(f"{root}/pump1/diagnosis") == 2, received
 
 
+def test_a_t0_that_is_no_unix_time_is_rejected_and_counted(broker):
+    """t0 = -1e300 is finite but no time of a sample: rejected as bad_t0, while a sensor whose
+    clock counts from 0 at boot is diagnosed."""
+    root = f"edgesnn-test-{uuid.uuid4().hex[:8]}"
+    received = []
+    listener = mqtt_listener(broker, f"{root}/#", lambda c, u, msg: received.append(msg.topic))
+    mon = Monitor(broker, root, journal=":memory:")
+    x = np.random.default_rng(0).standard_normal(2048).astype(np.float32)
+    with running_monitor(broker, mon) as pub:
+        pub.publish(f"{root}/far/waveform", encode_waveform(0, -1e300, 12000, x), qos=1)
+        pub.publish(f"{root}/boot/waveform", encode_waveform(0, 0.0, 12000, x), qos=1)
+        wait_for(lambda: f"{root}/boot/diagnosis" in received and mon.rejected["bad_t0"], 20)
+    listener.loop_stop()
+    listener.disconnect()
+    assert dict(mon.rejected) == {"bad_t0": 1}
+    assert f"{root}/boot/diagnosis" in received and f"{root}/far/diagnosis" not in received
+
+
 def test_replay_streams_a_recording_frame_by_frame(broker, cwru_dir):
     from edgesnn.payloads import decode_waveform
     from edgesnn.sensors.publisher import replay, sensor_id

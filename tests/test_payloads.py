@@ -48,6 +48,9 @@ def test_round_trip():
     (good(v=True), "bad_version"),
     (good(v=1.0), "bad_version"),
     (good(t0=10**400), "bad_t0"),  # a JSON integer beyond any float
+    (good(t0=-1e300), "bad_t0"),  # finite, but no UNIX time
+    (good(t0=-0.5), "bad_t0"),
+    (good(t0=1e12), "bad_t0"),  # past the year 9999
     (good(seq=10**30), "bad_seq"),
     (good(data=base64.b64encode(np.array([1, 3e38], "<f4").tobytes()).decode()), "out_of_range"),
 ])
@@ -55,6 +58,12 @@ def test_each_bad_payload_has_its_reason(payload, reason):
     with pytest.raises(Rejected) as info:
         decode_waveform(payload)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("t0", [0, 0.0, 12.5, 1763800000.125, 253_402_300_799.0])
+def test_any_unix_time_is_a_t0(t0):
+    """A clock that counts from 0 at boot, or drifts, is still a clock: only the year 10000 is too far."""
+    assert decode_waveform(good(t0=t0)).t0 == t0
 
 
 def test_diagnosis_payload_has_the_contract_keys():
