@@ -871,7 +871,7 @@ def packs():
 def main() -> None:
     """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except click.exceptions.Exit as exc:  # --help, or a command's own exit code
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -896,3 +896,6 @@ def main() -> None:
         err.print(f"error: unexpected {type(exc).__name__}: {first} (a bug in edgesnn; EDGESNN_DEBUG=1 "
                   "shows the traceback)", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
+    # in this mode typer returns an Exit's code instead of raising it (Ctrl-C is 130): keep it the status
+    if isinstance(code, int) and code:
+        sys.exit(code)

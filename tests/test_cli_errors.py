@@ -318,3 +318,22 @@ def test_every_pack_checks_its_own_options(pack, option, says):
     timesteps = {"esvae": 8, "ssnn": 0, "trt": 2}.get(pack, 1)
     with pytest.raises(typer.BadParameter, match=says):
         _pack_options(pack, [option], timesteps, 1 if pack == "esvae" else 2)
+
+
+def test_ctrl_c_in_training_exits_130_and_writes_nothing(tmp_path, cwru_dir):
+    """Ctrl-C is a failure to a script or a service manager (it had exited 0, as if trained)."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("edgesnn")
+    proc = subprocess.Popen([str(exe), "train", "--data", str(cwru_dir), "--epochs", "50", "--steps", "2",
+                             "--batch-size", "8", "--threads", "1", "--out", str(tmp_path / "run")],
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
+    assert proc.stderr.readline().startswith("epoch 1/50"), "training did not start"
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, rest
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
