@@ -157,7 +157,12 @@ def train(
             if not err.is_terminal:
                 err.print(f"epoch {epoch}/{total} {info}")
 
-        ckpt = run_training(cfg, progress=report)
+        try:
+            ckpt = run_training(cfg, progress=report)
+        except KeyboardInterrupt:  # the files are written at the end only: say that this run left none
+            err.print(f"error: training interrupted after epoch {int(progress.tasks[bar].completed)} of {epochs}; "
+                      f"nothing was written to {out_dir}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
     ckpt["command"] = "edgesnn " + shlex.join(sys.argv[1:])
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, out_dir / "checkpoint.pt")

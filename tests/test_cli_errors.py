@@ -320,7 +320,7 @@ def test_every_pack_checks_its_own_options(pack, option, says):
         _pack_options(pack, [option], timesteps, 1 if pack == "esvae" else 2)
 
 
-def test_ctrl_c_in_training_exits_130_and_writes_nothing(tmp_path, cwru_dir):
+def test_ctrl_c_in_training_exits_130_and_says_nothing_was_written(tmp_path, cwru_dir):
     """Ctrl-C is a failure to a script or a service manager (it had exited 0, as if trained)."""
     import signal
     import subprocess
@@ -336,4 +336,7 @@ def test_ctrl_c_in_training_exits_130_and_writes_nothing(tmp_path, cwru_dir):
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=120)[1]
     assert proc.returncode == 130, rest
+    last = rest.strip().splitlines()[-1]  # after the epochs' lines, one that says what the run left
+    assert "Traceback" not in rest and last.startswith("error: training interrupted after epoch "), rest
+    assert last.endswith(f"of 50; nothing was written to {tmp_path / 'run'}"), rest
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
