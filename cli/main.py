@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -138,6 +139,7 @@ def train(
     get_factory(pack)  # an unknown pack fails before any data is read
     try:  # and an --out that cannot hold the results, before an hour of training
         out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close()  # a folder that exists may still be read-only
     except OSError as exc:
         raise EdgesnnError(f"{out_dir}: cannot write the results there ({exc.strerror})") from None
     timesteps, bits = pack_shape(pack, timesteps, bits)

@@ -340,3 +340,21 @@ def test_ctrl_c_in_training_exits_130_and_says_nothing_was_written(tmp_path, cwr
     assert "Traceback" not in rest and last.startswith("error: training interrupted after epoch "), rest
     assert last.endswith(f"of 50; nothing was written to {tmp_path / 'run'}"), rest
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_train_refuses_a_folder_it_cannot_write_before_reading_data(tmp_path):
+    """An existing read-only --out had passed the check, trained to the end and failed at saving."""
+    import os
+    from pathlib import Path
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:  # root writes in any folder of its own: take one that no one may write in
+        folder = Path("/sys")
+        if not folder.is_dir():
+            pytest.skip("no read-only folder for root")
+    r = run_cli("train", "--data", tmp_path / "no-data", "--out", folder)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"error: {folder}: cannot write the results there"), r.stderr
