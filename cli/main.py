@@ -37,13 +37,16 @@ DATA_HELP = "CWRU folder (with MANIFEST.csv, or files with standard CWRU names);
 DEFAULT_DATA = os.environ.get("EDGESNN_CWRU", "../shared/datasets/cwru")
 
 
-def _csv(text: Optional[str], kind=int) -> Optional[list]:
+def _csv(text: Optional[str], option: str, kind=int) -> Optional[list]:
     if text is None:
         return None
     try:
-        return [kind(v) for v in text.split(",") if v.strip()]
+        values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
+    if not values:  # an empty list would train on no fault recording at all
+        raise typer.BadParameter(f"{text!r} names no value", param_hint=option)
+    return values
 
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -146,7 +149,8 @@ def train(
     extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
                       batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,
-                      speed_jitter=speed_jitter, spectral_jitter_db=spectral_jitter, loads=_csv(loads), sizes=_csv(sizes, float), threads=threads,
+                      speed_jitter=speed_jitter, spectral_jitter_db=spectral_jitter, loads=_csv(loads, "--loads"),
+                      sizes=_csv(sizes, "--sizes", float), threads=threads,
                       extra=extra, teacher=str(teacher) if teacher else None)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
