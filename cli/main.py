@@ -269,7 +269,7 @@ def export(
     need_training_extra()
     from edgesnn.card import read_card
     from edgesnn.dataset import load_task
-    from edgesnn.export import export_measured, integer_loss
+    from edgesnn.export import export_measured, integer_loss, quantizable
     from edgesnn.training import load_checkpoint
 
     if quantize and data is None:
@@ -281,6 +281,11 @@ def export(
                            "letter or digit (it names the files in --out, and the C source includes its header by it)")
     model, ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
+    if quantize and not quantizable(model):  # before the data is read, naming the checkpoint
+        front = cfg.get("extra", {}).get("frontend", "raw")
+        raise EdgesnnError(f"{checkpoint}: the integer network covers the plain MRA-SNN with its learned raw-signal "
+                           f"encoder, ssnn's shrinking one and the esvae detector, not this {cfg['pack']} model"
+                           + (f" ({front} front end)" if front != "raw" else "") + "; export it without --quantize")
     if c_source and hasattr(model, "scores"):
         raise EdgesnnError(f"{checkpoint}: --c writes a classifier's C; this {cfg['pack']} model is an anomaly "
                            "detector (its integer network is in firmware_sim/esvae.py)")

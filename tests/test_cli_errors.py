@@ -361,3 +361,23 @@ def test_train_refuses_a_folder_it_cannot_write_before_reading_data(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert lines[0].startswith(f"error: {folder}: cannot write the results there"), r.stderr
+
+
+def test_quantizing_a_network_the_integer_path_does_not_cover_names_the_checkpoint(tmp_path):
+    """Refused before the data is read (it had calibrated first), naming the file and why."""
+    torch = pytest.importorskip("torch")
+    from edgesnn.labels import TASKS
+    from edgesnn.registry import create_model
+    from edgesnn.training import TrainConfig
+
+    for pack, extra, says in (("wdcnn", {}, "not this wdcnn model; export it without --quantize"),
+                              ("mra_snn", {"frontend": "cwt"}, "not this mra_snn model (cwt front end)")):
+        ckpt = {"format": "edgesnn-checkpoint/1", "classes": list(TASKS["cwru10"]), "history": [],
+                "state_dict": create_model(pack, n_classes=10, window=2048, **extra).state_dict(),
+                "config": asdict(TrainConfig(pack=pack, timesteps=1, bits=0 if pack == "wdcnn" else 2, extra=extra))}
+        torch.save(ckpt, tmp_path / f"{pack}.pt")
+        r = run_cli("export", tmp_path / f"{pack}.pt", "--quantize", "--data", tmp_path / "no-data",
+                    "--out", tmp_path / "out")
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr
+        assert lines[0].startswith(f"error: {tmp_path / pack}.pt: the integer network covers") and says in lines[0], r.stderr
