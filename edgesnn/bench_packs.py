@@ -175,13 +175,19 @@ def run(data: Path, cards: dict[str, Path], repeats: int = 5, ssnn_checkpoint: P
     from edgesnn.labels import task_of
     from edgesnn.runtime import Diagnoser
 
-    rows, test, diagnosers = {}, None, {}
+    diagnosers = {label: Diagnoser(path) for label, path in cards.items()}  # a card that cannot run fails first
+    first = next(iter(diagnosers.values()))
+    for label, d in diagnosers.items():  # one table scores one task's labels, before any model is scored
+        if list(d.classes) != list(first.classes):
+            raise EdgesnnError(f"{cards[label]}: a model of the classes {', '.join(d.classes)}; this table scores "
+                               f"those of {first.model_id} ({task_of(first.classes)}): score it apart")
+    rows, test = {}, None
     for label, path in cards.items():
         card = read_card(path)
         if test is None:
             test = load_task(data, task_of(card["classes"]), card["window"]).windows("test")
             timing = test.x[:: max(1, len(test.x) // 64)][:64].astype(np.float32)
-        diagnoser = diagnosers[label] = Diagnoser(path)
+        diagnoser = diagnosers[label]
         r = evaluate(diagnoser.logits, test, diagnoser.classes)
         energy, basis = energy_pj(path, card, timing)
         training = card.get("training", {})

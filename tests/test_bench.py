@@ -64,3 +64,23 @@ def test_bench_packs_trains_exports_and_scores_packs_itself(cwru_dir, tmp_path):
     exit_ = result["ssnn_early_exit"]
     assert abs(sum(exit_["exit_at_0.9"]["stage_share"]) - 1.0) < 1e-9 and exit_["all_stages"]["ms_per_window"] > 0
     assert result["onnx_early_exit"]["ssnn"]["ms_per_window_every_stage"] > 0
+
+
+def test_bench_packs_refuses_a_card_of_another_task_by_name(cwru_dir, tmp_path):
+    """A 4-class card in the 10-class table had failed as 'a bug in edgesnn' (IndexError)."""
+    from dataclasses import asdict
+
+    from edgesnn.export import export_measured
+    from edgesnn.labels import TASKS
+    from edgesnn.registry import create_model
+    from edgesnn.training import TrainConfig
+
+    model = create_model("wdcnn", n_classes=4, window=2048).eval()
+    ckpt = {"config": asdict(TrainConfig(pack="wdcnn", task="fault_type", timesteps=1, bits=0)),
+            "classes": list(TASKS["fault_type"]), "history": []}
+    card = export_measured(model, ckpt, tmp_path, "four")
+    r = run_cli("bench", "packs", "--data", cwru_dir, "--card", card, "--repeats", "1", "--out", tmp_path / "b")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"error: {card}: a model of the classes normal, ball, inner_race, outer_race"), r.stderr
+    assert "(cwru10): score it apart" in lines[0]
