@@ -219,8 +219,9 @@ def evaluate_cmd(
             raise EdgesnnError(f"{path}: an anomaly model scores windows, it does not classify; "
                                "`edgesnn export` measures its AUROC on the test region")
     tasks = {ckpt["config"]["task"] for _, ckpt in models}
-    if len(tasks) != 1:
-        raise EdgesnnError(f"checkpoints are of different tasks ({', '.join(sorted(tasks))}); evaluate them apart")
+    if len(tasks) != 1:  # say which is which: the paths alone do not tell
+        which = ", ".join(f"{path} is {ckpt['config']['task']}" for path, (_, ckpt) in zip(checkpoints, models))
+        raise EdgesnnError(f"checkpoints of different tasks ({which}); evaluate them apart")
     task_data = load_task(data, tasks.pop(), models[0][1]["config"]["window"])
     test = task_data.windows("test")
     out_dir.mkdir(parents=True, exist_ok=True)

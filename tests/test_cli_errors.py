@@ -381,3 +381,21 @@ def test_quantizing_a_network_the_integer_path_does_not_cover_names_the_checkpoi
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1, r.stderr
         assert lines[0].startswith(f"error: {tmp_path / pack}.pt: the integer network covers") and says in lines[0], r.stderr
+
+
+def test_eval_of_checkpoints_of_different_tasks_says_which_is_which(tmp_path):
+    torch = pytest.importorskip("torch")
+    from edgesnn.labels import TASKS
+    from edgesnn.registry import create_model
+    from edgesnn.training import TrainConfig
+
+    for task in TASKS:
+        torch.save({"format": "edgesnn-checkpoint/1", "classes": list(TASKS[task]), "history": [],
+                    "state_dict": create_model("wdcnn", n_classes=len(TASKS[task]), window=2048).state_dict(),
+                    "config": asdict(TrainConfig(pack="wdcnn", task=task, timesteps=1, bits=0))}, tmp_path / f"{task}.pt")
+    r = run_cli("eval", tmp_path / "cwru10.pt", tmp_path / "fault_type.pt", "--data", tmp_path / "no-data",
+                "--out", tmp_path / "out")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert (f"{tmp_path / 'cwru10.pt'} is cwru10, {tmp_path / 'fault_type.pt'} is fault_type); evaluate them apart"
+            in lines[0]), r.stderr
