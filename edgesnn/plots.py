@@ -8,10 +8,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 ACCURACIES = (("train_accuracy", "train (noisy)"), ("val_accuracy", "validation clean"),
               ("val_snr_-6db_accuracy", "validation -6 dB"))
+POINTS = {"marker": "o", "markersize": 3}  # a point per epoch: a one-epoch run has no line to draw
 
 
 def learning_curve(history: list[dict], path: Path, title: str) -> None:
@@ -19,18 +21,21 @@ def learning_curve(history: list[dict], path: Path, title: str) -> None:
     model) gets its own validation metrics plotted instead, whatever they are."""
     epochs = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(epochs, [h["loss"] for h in history])
+    for ax in (a, b):  # ticks at whole epochs, also for a single one
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+    a.plot(epochs, [h["loss"] for h in history], **POINTS)
     a.set(xlabel="epoch", ylabel="training loss", title=title)
     accuracies = [(k, name) for k, name in ACCURACIES if all(k in h for h in history)]
     if accuracies:
         for key, name in accuracies:
-            b.plot(epochs, [h[key] for h in history], label=name)
+            b.plot(epochs, [h[key] for h in history], label=name, **POINTS)
         b.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.01))
     else:
         skip = {"epoch", "loss", "seconds", "selection_score"}
         keys = [k for k in history[0] if k not in skip and all(isinstance(h.get(k), (int, float)) for h in history)]
         for key in keys:
-            b.plot(epochs, [h[key] for h in history], label=key)
+            b.plot(epochs, [h[key] for h in history], label=key, **POINTS)
         b.set(xlabel="epoch", ylabel="validation")
     if b.lines:
         b.legend()

@@ -119,3 +119,19 @@ def test_train_distills_from_a_teacher_checkpoint(trained, cwru_dir, tmp_path):
         r = run_cli("train", *common, *args, "--out", tmp_path / "x")
         lines = r.stderr.strip().splitlines()
         assert r.returncode != 0 and len(lines) == 1 and says in lines[0], r.stderr
+
+
+def test_learning_curve_of_one_epoch_shows_its_points(tmp_path, monkeypatch):
+    """A one-epoch run drew lines of one point each: two empty panels."""
+    pytest.importorskip("matplotlib")
+    from edgesnn import plots
+
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    row = {"epoch": 1, "loss": 1.2, "train_accuracy": 0.3, "val_accuracy": 0.5, "val_snr_-6db_accuracy": 0.4}
+    plots.learning_curve([row], tmp_path / "curve.png", "one epoch")
+    lines = [line for ax in figures[0].axes for line in ax.get_lines()]
+    assert len(lines) == 4 and all(line.get_marker() not in ("None", None, "") for line in lines)
+    ax = figures[0].axes[0]
+    lo, hi = ax.get_xlim()
+    assert [t for t in ax.get_xticks() if lo <= t <= hi] == [1.0]  # whole epochs only
