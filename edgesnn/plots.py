@@ -49,10 +49,11 @@ def confusion_matrix(matrix, classes, path: Path, title: str) -> None:
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
     ax.set_yticks(range(len(classes)), classes)
+    dark = max(max(row) for row in matrix) / 2  # black on the darkest blues is unreadable: white there
     for i, row in enumerate(matrix):
         for j, n in enumerate(row):
             if n:
-                ax.text(j, i, n, ha="center", va="center", fontsize=8)
+                ax.text(j, i, n, ha="center", va="center", fontsize=8, color="white" if n > dark else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

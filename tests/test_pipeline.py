@@ -135,3 +135,17 @@ def test_learning_curve_of_one_epoch_shows_its_points(tmp_path, monkeypatch):
     ax = figures[0].axes[0]
     lo, hi = ax.get_xlim()
     assert [t for t in ax.get_xticks() if lo <= t <= hi] == [1.0]  # whole epochs only
+
+
+def test_confusion_matrix_counts_are_readable_on_dark_cells(tmp_path, monkeypatch):
+    """The diagonal of a good model is the darkest blue: its counts were black on it."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.colors import to_rgb
+
+    from edgesnn import plots
+
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    plots.confusion_matrix([[60, 2], [0, 59]], ["normal", "ball_007"], tmp_path / "c.png", "two classes")
+    colors = {t.get_text(): to_rgb(t.get_color()) for t in figures[0].axes[0].texts}
+    assert colors == {"60": (1, 1, 1), "59": (1, 1, 1), "2": (0, 0, 0)}
