@@ -43,7 +43,6 @@ def run_job(job) -> dict:
         test_data = load_task(Path(base["data"]), "fault_type", sizes=[held])
     cfg.epochs, cfg.steps_per_epoch, cfg.seed, cfg.device = base["epochs"], base["steps"], base["seed"], base["device"]
     cfg.speed_jitter = base["speed_jitter"]
-    cfg.spectral_jitter_db = base["spectral_jitter_db"]
     cfg.timesteps = base["timesteps"]
     if pack == "mra_snn":
         cfg.extra = dict(base["options"])
@@ -65,8 +64,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--speed-jitter", type=float, default=0.0, help="training time-stretch augmentation")
-    ap.add_argument("--spectral-jitter", dest="spectral_jitter_db", type=float, default=0.0,
-                    help="training augmentation: random smooth gain over frequency, +- dB")
     ap.add_argument("--timesteps", type=int, default=4, help="MRA-SNN timesteps (4: the recorded results)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="an MRA-SNN pack option, repeatable (e.g. frontend=envelope)")
@@ -76,7 +73,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench_out/generalization", help="writes <out>.json and <out>.png")
     args = ap.parse_args()
     base = {k: getattr(args, k) for k in ("data", "epochs", "steps", "seed", "threads", "device",
-                                          "speed_jitter", "spectral_jitter_db", "timesteps")}
+                                          "speed_jitter", "timesteps")}
     base["options"] = dict(o.split("=", 1) for o in args.option)
     packs, kinds = args.packs.split(","), args.kinds.split(",")
     jobs = [("load", p, load, base) for p in packs for load in range(4) if "load" in kinds]

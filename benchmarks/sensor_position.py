@@ -10,17 +10,19 @@ type there; one that learned the drive-end sensor's resonances does not. Only th
 region of each recording is scored (CONTRACTS section 1); the drive-end row is the reference.
 
 Models are given as NAME=PATH, a model card (.json, run with onnxruntime) or a checkpoint (.pt,
-run in PyTorch). Prints a table, writes JSON and a PNG.
+run in PyTorch). `--train DE,FE` first trains the default's network with the default's settings
+on the training region of those channels (the same labels; validation on the drive end) and
+scores it as `trained_DE+FE`. Prints a table, writes JSON and a PNG.
 
     python benchmarks/sensor_position.py default=models/mra_snn/mra-snn-cwru10-int8.json \\
-        wdcnn=models/wdcnn/wdcnn-cwru10.json --out benchmarks/results/sensor_position
+        wdcnn=models/wdcnn/wdcnn-cwru10.json [--train DE,FE] --out benchmarks/results/sensor_position
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +36,8 @@ from edgesnn.sensors import cwru
 CHANNELS = ("DE", "FE", "BA")
 
 
-def channel_windows(data: Path, channel: str, window: int = 2048):
-    """Test-region windows of one channel of every recording that has it, with 10-class labels."""
+def channel_task(data: Path, channel: str, window: int = 2048) -> TaskData:
+    """The 10-class task on one channel of every recording that has it."""
     recordings = []
     for entry in cwru.read_manifest(data):
         other = replace(entry, variable=entry.variable.replace("_DE_time", f"_{channel}_time"))
@@ -44,7 +46,35 @@ def channel_windows(data: Path, channel: str, window: int = 2048):
         except EdgesnnError:  # the normal recording has no base channel
             continue
     labels = np.array([CWRU10.index(r.entry.label()) for r in recordings])
-    return TaskData(CWRU10, recordings, labels, window).windows("test")
+    return TaskData(CWRU10, recordings, labels, window)
+
+
+@dataclass
+class DriveEndValidated(TaskData):
+    """Training windows drawn from every channel's recordings; validation and test windows from
+    the first `drive_end` recordings (the drive end) only."""
+
+    drive_end: int = 0
+
+    def windows(self, region: str):
+        return TaskData(self.classes, self.recordings[: self.drive_end], self.labels[: self.drive_end],
+                        self.window).windows(region)
+
+
+def train_on(data: Path, channels: list[str], out: Path) -> Path:
+    """The default's network and settings trained on the training region of `channels`."""
+    import torch
+
+    from edgesnn.training import TrainConfig, train
+
+    tasks = [channel_task(data, c) for c in ["DE"] + [c for c in channels if c != "DE"]]
+    task = DriveEndValidated(CWRU10, [r for t in tasks for r in t.recordings], np.concatenate([t.labels for t in tasks]),
+                             tasks[0].window, drive_end=len(tasks[0].recordings))
+    ckpt = train(TrainConfig(data=str(data), seed=0, threads=1), data=task)
+    ckpt["command"] = f"benchmarks/sensor_position.py --train {','.join(channels)}"
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, out / "checkpoint.pt")
+    return out / "checkpoint.pt"
 
 
 def predictor(path: Path):
@@ -78,13 +108,21 @@ def score(predict, classes, w) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="+", help="NAME=PATH of a model card (.json) or checkpoint (.pt)")
+    ap.add_argument("models", nargs="*", help="NAME=PATH of a model card (.json) or checkpoint (.pt)")
     ap.add_argument("--data", type=Path, default=Path("../shared/datasets/cwru"))
+    ap.add_argument("--train", help="channels to train the default's network on first, e.g. DE,FE")
     ap.add_argument("--out", type=Path, default=Path("bench_out/sensor_position"))
     args = ap.parse_args()
-    windows = {c: channel_windows(args.data, c) for c in CHANNELS}
+    windows = {c: channel_task(args.data, c).windows("test") for c in CHANNELS}
+    models = list(args.models)
+    if args.train:
+        channels = args.train.split(",")
+        if any(c not in CHANNELS for c in channels):
+            ap.error(f"--train takes channels of {', '.join(CHANNELS)}")
+        name = "trained_" + "+".join(channels)
+        models.append(f"{name}={train_on(args.data, channels, args.out.parent / name)}")
     results = {}
-    for item in args.models:
+    for item in models:
         name, _, path = item.partition("=")
         predict, classes = predictor(Path(path))
         results[name] = {"model": path, **{c: score(predict, classes, windows[c]) for c in CHANNELS}}

@@ -117,9 +117,6 @@ def train(
                                        help="time-stretch augmentation: each training window stretched by a "
                                             "random factor in 1 +- this, as a shaft-speed change would; better "
                                             "load transfer, worse accuracy under noise (README)"),
-    spectral_jitter: float = typer.Option(0.0, callback=finite, min=0.0, max=30.0,
-                                          help="spectral augmentation: each training window through a random "
-                                               "smooth gain over frequency, up to +- this many dB (README)"),
     task: str = typer.Option("cwru10", help="cwru10 (fault and size) or fault_type (4 classes)"),
     loads: Optional[str] = typer.Option(None, help="train only on these motor loads, e.g. 0 or 1,2"),
     sizes: Optional[str] = typer.Option(None, help="train only on these fault sizes (in), e.g. 0.007,0.014"),
@@ -149,7 +146,7 @@ def train(
     extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
                       batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,
-                      speed_jitter=speed_jitter, spectral_jitter_db=spectral_jitter, loads=_csv(loads, "--loads"),
+                      speed_jitter=speed_jitter, loads=_csv(loads, "--loads"),
                       sizes=_csv(sizes, "--sizes", float), threads=threads,
                       extra=extra, teacher=str(teacher) if teacher else None)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

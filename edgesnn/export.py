@@ -156,7 +156,7 @@ def _card(name: str, default: bool, onnx_path: Path, ckpt: dict, model, metrics:
         "metrics": metrics or {},
         "training": {k: cfg[k] for k in ("seed", "epochs", "steps_per_epoch", "batch_size", "lr", "noise",
                                          "snr_range_db", "noise_fraction")}
-                    | {k: cfg[k] for k in ("speed_jitter", "spectral_jitter_db") if cfg.get(k)}  # augmentations used
+                    | ({"speed_jitter": cfg["speed_jitter"]} if cfg.get("speed_jitter") else {})  # augmentation used
                     | {"seconds": round(ckpt.get("train_seconds", 0.0), 1),
                        "epochs_to_val_99": epochs_to(ckpt.get("history", []), 0.99)},
         # a fleet's global model says how it was retrained (edgesnn fleet)

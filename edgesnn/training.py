@@ -51,7 +51,6 @@ class TrainConfig:
     snr_range_db: tuple[float, float] = (-14.0, 6.0)
     noise_fraction: float = 0.75  # share of each batch that gets noise; the rest stays clean
     speed_jitter: float = 0.0  # random time stretch of training windows, as a fraction of speed
-    spectral_jitter_db: float = 0.0  # random smooth gain over frequency of training windows, +- dB
     loads: list[int] | None = None
     sizes: list[float] | None = None
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
@@ -68,23 +67,6 @@ def _add_batch_noise(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) ->
     noise = torch.randn(x.shape, generator=gen) * torch.sqrt(power / 10 ** (snr / 10))
     keep_clean = torch.rand(n, 1, 1, generator=gen) >= cfg.noise_fraction
     return torch.where(keep_clean, x, x + noise)
-
-
-SPECTRAL_BANDS = 8  # control points of the random gain curve, 0 Hz to Nyquist (860 Hz apart at 12 kHz)
-
-
-def _random_spectral_gain(x: torch.Tensor, max_db: float, gen: torch.Generator) -> torch.Tensor:
-    """Each window through a random smooth filter: a gain in dB drawn uniformly in +-max_db at
-    SPECTRAL_BANDS points from 0 Hz to Nyquist, linear in between. Which structural resonances a
-    defect rings, and how loudly, depends on its size, the sensor mounting and the machine; the
-    impacts' repetition rate (the fault frequency, as sidebands of a few hundred Hz around each
-    resonance) passes through a curve this smooth. So a model cannot key on one recording's
-    resonance pattern and must use the repetition."""
-    n, _, length = x.shape
-    spectrum = torch.fft.rfft(x, dim=-1)
-    points = (2 * torch.rand(n, 1, SPECTRAL_BANDS, generator=gen) - 1) * max_db
-    gain_db = nn.functional.interpolate(points, size=spectrum.shape[-1], mode="linear", align_corners=True)
-    return torch.fft.irfft(spectrum * 10 ** (gain_db / 20), n=length, dim=-1)
 
 
 def torch_predict(model: nn.Module):
@@ -180,8 +162,6 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
             xb, yb = data.sample_train(cfg.batch_size, rng, cfg.speed_jitter, train_classes)
             x = torch.from_numpy(xb)[:, None, :]
             y = torch.from_numpy(yb)
-            if cfg.spectral_jitter_db:  # the structure shapes the vibration; the sensor's noise comes after
-                x = _random_spectral_gain(x, cfg.spectral_jitter_db, gen)
             if cfg.noise:
                 x = _add_batch_noise(x, cfg, gen)
             x, y = x.to(cfg.device), y.to(cfg.device)
