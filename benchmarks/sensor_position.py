@@ -11,8 +11,8 @@ region of each recording is scored (CONTRACTS section 1); the drive-end row is t
 
 Models are given as NAME=PATH, a model card (.json, run with onnxruntime) or a checkpoint (.pt,
 run in PyTorch). `--train DE,FE` first trains the default's network with the default's settings
-on the training region of those channels (the same labels; validation on the drive end) and
-scores it as `trained_DE+FE`. Prints a table, writes JSON and a PNG.
+on the training region of those channels (the same labels; validation on the drive end), saves
+it as runs/sensor_position/trained_DE+FE/checkpoint.pt and scores it as `trained_DE+FE`. Prints a table, writes JSON and a PNG.
 
     python benchmarks/sensor_position.py default=models/mra_snn/mra-snn-cwru10-int8.json \\
         wdcnn=models/wdcnn/wdcnn-cwru10.json [--train DE,FE] --out benchmarks/results/sensor_position
@@ -68,8 +68,8 @@ def train_on(data: Path, channels: list[str], out: Path) -> Path:
     from edgesnn.training import TrainConfig, train
 
     tasks = [channel_task(data, c) for c in ["DE"] + [c for c in channels if c != "DE"]]
-    task = DriveEndValidated(CWRU10, [r for t in tasks for r in t.recordings], np.concatenate([t.labels for t in tasks]),
-                             tasks[0].window, drive_end=len(tasks[0].recordings))
+    recordings, labels = [r for t in tasks for r in t.recordings], np.concatenate([t.labels for t in tasks])
+    task = DriveEndValidated(CWRU10, recordings, labels, tasks[0].window, drive_end=len(tasks[0].recordings))
     ckpt = train(TrainConfig(data=str(data), seed=0, threads=1), data=task)
     ckpt["command"] = f"benchmarks/sensor_position.py --train {','.join(channels)}"
     out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ def main() -> None:
         if any(c not in CHANNELS for c in channels):
             ap.error(f"--train takes channels of {', '.join(CHANNELS)}")
         name = "trained_" + "+".join(channels)
-        models.append(f"{name}={train_on(args.data, channels, args.out.parent / name)}")
+        models.append(f"{name}={train_on(args.data, channels, Path('runs/sensor_position') / name)}")
     results = {}
     for item in models:
         name, _, path = item.partition("=")
@@ -147,9 +147,10 @@ def main() -> None:
     width = 0.8 / len(CHANNELS)
     for k, c in enumerate(CHANNELS):
         ax.bar(np.arange(len(results)) + (k - 1) * width, [r[c]["fault_type_accuracy"] for r in results.values()],
-               width, label={"DE": "drive end (trained)", "FE": "fan end", "BA": "base"}[c])
+               width, label={"DE": "drive end", "FE": "fan end", "BA": "base"}[c])
     ax.set_xticks(np.arange(len(results)), list(results), rotation=15)
-    ax.set(ylabel="fault-type accuracy, test region", ylim=(0, 1.15), title="another sensor position")
+    ax.set(ylabel="fault-type accuracy, test region", ylim=(0, 1.15),
+           title="another sensor position (trained on the drive end unless named)")
     ax.legend(fontsize=8, ncol=3, loc="upper center")
     fig.tight_layout()
     fig.savefig(args.out.with_suffix(".png"), dpi=110)
