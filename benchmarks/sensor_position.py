@@ -12,7 +12,8 @@ region of each recording is scored (CONTRACTS section 1); the drive-end row is t
 Models are given as NAME=PATH, a model card (.json, run with onnxruntime) or a checkpoint (.pt,
 run in PyTorch). `--train DE,FE` first trains the default's network with the default's settings
 on the training region of those channels (the same labels; validation on the drive end), saves
-it as runs/sensor_position/trained_DE+FE/checkpoint.pt and scores it as `trained_DE+FE`. Prints a table, writes JSON and a PNG.
+it as runs/sensor_position/trained_DE+FE/checkpoint.pt and scores it as `trained_DE+FE`. Prints
+a table, writes JSON and a PNG.
 
     python benchmarks/sensor_position.py default=models/mra_snn/mra-snn-cwru10-int8.json \\
         wdcnn=models/wdcnn/wdcnn-cwru10.json [--train DE,FE] --out benchmarks/results/sensor_position
