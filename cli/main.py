@@ -6,6 +6,7 @@ commands (infer) run on the plain install.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -51,6 +52,25 @@ def _csv(text: Optional[str], option: str, kind=int) -> Optional[list]:
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+SHAPE_KEYWORDS = ("n_classes", "window", "timesteps", "bits")  # set by train's own flags, not --option
+
+
+def _option_names(pack: str) -> list[str]:
+    """The options pack `pack` takes, as `edgesnn packs` lists them: its factory's own keywords,
+    then those of the network it builds where the factory passes the rest on."""
+    from edgesnn.registry import get_factory, pack_defaults
+
+    factory = get_factory(pack)
+    options = [k for k in pack_defaults(pack) if k not in SHAPE_KEYWORDS]
+    if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values()):
+        # the factory passes options on to the network it builds: name that network's
+        built = factory()
+        if "frontend" in getattr(built, "config", {}):
+            options.append("the MRA-SNN backbone's (frontend=raw|cwt|envelope, channels, blocks, dendritic)")
+        else:
+            options += [k for k, p in inspect.signature(type(built).__init__).parameters.items()
+                        if p.default is not p.empty and k not in SHAPE_KEYWORDS and k not in options]
+    return options
 
 
 def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dict:
@@ -81,6 +101,12 @@ def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dic
     try:
         model = create_model(pack, n_classes=10, window=2048, timesteps=timesteps, bits=bits, **options)
     except (TypeError, ValueError, RuntimeError) as exc:
+        # Python words an unknown key as "__init__() got an unexpected keyword argument": name the valid ones
+        unknown = [k for k in options if f"unexpected keyword argument '{k}'" in str(exc)]
+        if isinstance(exc, TypeError) and unknown:
+            valid = ", ".join(_option_names(pack)) or "none"
+            raise typer.BadParameter(f"pack {pack} has no option {unknown[0]!r}; its options: {valid}",
+                                     param_hint=hint) from None
         raise typer.BadParameter(f"pack {pack}: {str(exc).splitlines()[0]}", param_hint=hint) from None
     try:  # options each pack accepts may still not fit together (a third-party pack checks less)
         with torch.no_grad():
@@ -846,8 +872,6 @@ def bench_packs(
 @app.command()
 def packs():
     """List the installed model packs, their default timesteps and bits, and what each is."""
-    import inspect
-
     from rich.table import Table
 
     from edgesnn.registry import get_factory, list_packs, pack_defaults
@@ -866,16 +890,7 @@ def packs():
             t.add_row(name, "-", "-", "-", f"cannot load: {type(exc).__name__}: {exc}")
             continue
         doc = (inspect.getmodule(factory).__doc__ or "").strip().splitlines()
-        options = [k for k in defaults if k not in ("n_classes", "window", "timesteps", "bits")]
-        if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values()):
-            # the factory passes options on to the network it builds: name that network's
-            built = factory()
-            if "frontend" in getattr(built, "config", {}):
-                options.append("the MRA-SNN backbone's (frontend=raw|cwt|envelope, channels, blocks, dendritic)")
-            else:
-                options += [k for k, p in inspect.signature(type(built).__init__).parameters.items()
-                            if p.default is not p.empty and k not in ("n_classes", "window", "timesteps", "bits")
-                            and k not in options]
+        options = _option_names(name)
         steps = defaults.get("stage_timesteps") or defaults.get("timesteps", "-")
         t.add_row(name, ",".join(map(str, steps)) if isinstance(steps, tuple) else str(steps),
                   str(defaults.get("bits", "-")), ", ".join(options) or "-", doc[0] if doc else "")

@@ -323,6 +323,28 @@ def test_every_pack_checks_its_own_options(pack, option, says):
         _pack_options(pack, [option], timesteps, 1 if pack == "esvae" else 2)
 
 
+@pytest.mark.parametrize("pack, lists", [
+    ("mra_snn", "the MRA-SNN backbone's (frontend=raw|cwt|envelope, channels, blocks, dendritic)"),
+    ("ssnn", "stage_timesteps, exit_threshold, the MRA-SNN backbone's"),
+    ("esvae", "hidden, latent, mmd_weight, frame, hop"),
+    ("wdcnn", "none"),
+])
+def test_an_unknown_option_is_named_with_the_options_of_its_pack(pack, lists):
+    """It had read "MRASNN.__init__() got an unexpected keyword argument 'nokey'": Python's words,
+    and no word of the keys that are valid. The list is the one `edgesnn packs` shows."""
+    pytest.importorskip("torch")
+    import typer
+
+    from edgesnn.cli.main import _option_names, _pack_options
+    from edgesnn.registry import pack_shape
+
+    with pytest.raises(typer.BadParameter) as info:
+        _pack_options(pack, ["nokey=3"], *pack_shape(pack))
+    assert info.value.message == f"pack {pack} has no option 'nokey'; its options: " \
+                                 f"{', '.join(_option_names(pack)) or 'none'}"
+    assert lists in info.value.message and "__init__" not in info.value.message
+
+
 def test_ctrl_c_in_training_exits_130_and_says_nothing_was_written(tmp_path, cwru_dir):
     """Ctrl-C is a failure to a script or a service manager (it had exited 0, as if trained)."""
     import signal
