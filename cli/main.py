@@ -168,6 +168,11 @@ def train(
         tempfile.TemporaryFile(dir=out_dir).close()  # a folder that exists may still be read-only
     except OSError as exc:
         raise EdgesnnError(f"{out_dir}: cannot write the results there ({exc.strerror})") from None
+    # a result's name taken by a folder would fail only after training, the files before it replaced
+    for name in ("checkpoint.pt", "history.json", "learning_curve.png"):
+        if (out_dir / name).exists() and not (out_dir / name).is_file():
+            raise EdgesnnError(f"{out_dir / name}: not a file, and train writes its {name} there; "
+                               "remove it or choose another --out")
     timesteps, bits = pack_shape(pack, timesteps, bits)
     extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,

@@ -385,6 +385,22 @@ def test_train_refuses_a_folder_it_cannot_write_before_reading_data(tmp_path):
     assert lines[0].startswith(f"error: {folder}: cannot write the results there"), r.stderr
 
 
+@pytest.mark.parametrize("name", ["checkpoint.pt", "history.json", "learning_curve.png"])
+def test_train_refuses_an_output_that_is_not_a_file_before_reading_data(tmp_path, name):
+    """A folder named history.json had been found only after training, with checkpoint.pt
+    already overwritten: half a result beside the old one."""
+    out = tmp_path / "run"
+    (out / name).mkdir(parents=True)
+    for other in {"checkpoint.pt", "history.json"} - {name}:
+        (out / other).write_text("the previous run's")
+    r = run_cli("train", "--data", tmp_path / "no-data", "--out", out)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0] == f"error: {out / name}: not a file, and train writes its {name} there; " \
+                       "remove it or choose another --out", r.stderr
+    assert all((out / other).read_text() == "the previous run's" for other in {"checkpoint.pt", "history.json"} - {name})
+
+
 def test_quantizing_a_network_the_integer_path_does_not_cover_names_the_checkpoint(tmp_path):
     """Refused before the data is read (it had calibrated first), naming the file and why."""
     torch = pytest.importorskip("torch")
