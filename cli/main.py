@@ -163,6 +163,8 @@ def train(
     from edgesnn.training import TrainConfig, train as run_training
 
     get_factory(pack)  # an unknown pack fails before any data is read
+    if out_dir.resolve().is_relative_to(data.resolve()):  # results would mix with the recordings they came from
+        raise EdgesnnError(f"--out {out_dir} is the data folder {data} or inside it; write the results elsewhere")
     try:  # and an --out that cannot hold the results, before an hour of training
         out_dir.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out_dir).close()  # a folder that exists may still be read-only

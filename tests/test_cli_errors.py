@@ -385,6 +385,21 @@ def test_train_refuses_a_folder_it_cannot_write_before_reading_data(tmp_path):
     assert lines[0].startswith(f"error: {folder}: cannot write the results there"), r.stderr
 
 
+def test_train_refuses_an_out_in_the_data_folder_before_reading_data(tmp_path):
+    """--out equal to --data (or a folder in it) had written checkpoint, history and PNG among
+    the recordings."""
+    data = tmp_path / "cwru"
+    data.mkdir()
+    (data / "MANIFEST.csv").write_text("file,variable,fault,diameter_in,load_hp,rpm,fs_hz,samples,sha256\n")
+    (tmp_path / "link").symlink_to(data)  # the same folder by another path
+    for out in (data, data / "run" / "1", tmp_path / "link" / "run"):
+        r = run_cli("train", "--data", data, "--out", out)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr
+        assert lines[0] == f"error: --out {out} is the data folder {data} or inside it; write the results elsewhere"
+    assert [p.name for p in data.iterdir()] == ["MANIFEST.csv"]
+
+
 @pytest.mark.parametrize("name", ["checkpoint.pt", "history.json", "learning_curve.png"])
 def test_train_refuses_an_output_that_is_not_a_file_before_reading_data(tmp_path, name):
     """A folder named history.json had been found only after training, with checkpoint.pt
