@@ -896,11 +896,12 @@ def packs():
                 continue
             t.add_row(name, "-", "-", "-", f"cannot load: {type(exc).__name__}: {exc}")
             continue
-        doc = (inspect.getmodule(factory).__doc__ or "").strip().splitlines()
+        # the docstring's first paragraph, not its first line: a sentence may go on to the next
+        about = " ".join((inspect.getmodule(factory).__doc__ or "").strip().split("\n\n")[0].split())
         options = _option_names(name)
         steps = defaults.get("stage_timesteps") or defaults.get("timesteps", "-")
         t.add_row(name, ",".join(map(str, steps)) if isinstance(steps, tuple) else str(steps),
-                  str(defaults.get("bits", "-")), ", ".join(options) or "-", doc[0] if doc else "")
+                  str(defaults.get("bits", "-")), ", ".join(options) or "-", about)
     out.print(t)
 
 

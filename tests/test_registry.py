@@ -57,6 +57,24 @@ def test_packs_command_lists_every_pack_with_its_options():
     assert "teacher_timesteps" in r.stdout and "stage_timesteps" in r.stdout
 
 
+def test_packs_command_describes_each_pack_by_whole_sentences():
+    """realspike's had stopped mid-sentence ("... real-valued spikes in training, binary"): the
+    table showed the first line of a docstring whose first sentence goes on to the next."""
+    from conftest import run_cli
+
+    r = run_cli("packs")
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if line.startswith("│")]
+    assert len({len(line) for line in lines}) == 1, r.stdout  # every row as wide as the table
+    about, name = {}, None
+    for cells in (line.split("│")[1:-1] for line in lines):  # a row wraps over several lines
+        name = cells[0].strip() or name
+        about[name] = f"{about.get(name, '')} {cells[-1].strip()}".strip()
+    assert about["realspike"] == ("Real Spike (arXiv 2210.06686) on the MRA-SNN backbone: real-valued spikes "
+                                  "in training, binary spikes on the device.")
+    assert set(about) == set(registry.list_packs()) and all(a.endswith(".") for a in about.values()), about
+
+
 def test_packs_command_without_torch_names_the_training_extra():
     """On the edge install (no torch) the packs are not broken: training them needs the extra."""
     import subprocess
