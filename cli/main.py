@@ -849,11 +849,7 @@ def bench_packs(
                 "to 99% val", "what it is for"):
         t.add_column(col, justify="left" if col in ("model", "what it is for") else "right")
     for label, r in rows.items():
-        t.add_row(label, str(r["timesteps"]), str(r["spike_bits"]), "yes" if r["quantized"] else "no",
-                  f"{r['test_accuracy']:.4f}", f"{r['snr_accuracy']['-4']:.4f}", f"{r['ms_per_window_batch1']:.3f}",
-                  f"{r['energy_pj'] / 1e6:.3f}" + (" (sim)" if r["energy_basis"] == "int8 simulator" else " (dense)"),
-                  f"{r['train_seconds']:.0f}" if r["train_seconds"] else "-",
-                  str(r["epochs"] or "-"), str(r["epochs_to_val_99"] or "-"), r["claim"])
+        t.add_row(*bp.table_row(label, r))
     out.print(t)
     out.print(_snr_table(rows, "accuracy under white noise (the same noisy windows for every model)"))
     if "ssnn_early_exit" in result:
@@ -881,7 +877,7 @@ def packs():
     """List the installed model packs, their default timesteps and bits, and what each is."""
     from rich.table import Table
 
-    from edgesnn.registry import get_factory, list_packs, pack_defaults
+    from edgesnn.registry import get_factory, list_packs, pack_defaults, timesteps_text
 
     t = Table(title="installed model packs (edgesnn train --pack NAME)")
     for col in ("pack", "T", "bits", "options", "what it is"):
@@ -899,8 +895,7 @@ def packs():
         # the docstring's first paragraph, not its first line: a sentence may go on to the next
         about = " ".join((inspect.getmodule(factory).__doc__ or "").strip().split("\n\n")[0].split())
         options = _option_names(name)
-        steps = defaults.get("stage_timesteps") or defaults.get("timesteps", "-")
-        t.add_row(name, ",".join(map(str, steps)) if isinstance(steps, tuple) else str(steps),
+        t.add_row(name, timesteps_text(defaults.get("timesteps", "-"), defaults.get("stage_timesteps")),
                   str(defaults.get("bits", "-")), ", ".join(options) or "-", about)
     out.print(t)
 

@@ -19,6 +19,7 @@ import numpy as np
 from edgesnn.bench import onnx_macs
 from edgesnn.errors import EdgesnnError
 from edgesnn.firmware_sim.budget import ENERGY_PJ
+from edgesnn.registry import timesteps_text
 
 # What each method is for, to read its row against: the claim the row tests.
 CLAIMS = {
@@ -42,6 +43,16 @@ def _claim(card: dict) -> str:
     if options:  # a pack trained with non-default options is read for those
         return f"{card['pack']} with " + ", ".join(f"{k}={v}" for k, v in options.items())
     return CLAIMS.get(card["pack"], "")
+
+
+def table_row(label: str, r: dict) -> list[str]:
+    """The cells of one row of `edgesnn bench packs`' table (r: a row of run()'s "packs")."""
+    return [label, timesteps_text(r["timesteps"], r.get("stage_timesteps")), str(r["spike_bits"]),
+            "yes" if r["quantized"] else "no", f"{r['test_accuracy']:.4f}", f"{r['snr_accuracy']['-4']:.4f}",
+            f"{r['ms_per_window_batch1']:.3f}",
+            f"{r['energy_pj'] / 1e6:.3f}" + (" (sim)" if r["energy_basis"] == "int8 simulator" else " (dense)"),
+            f"{r['train_seconds']:.0f}" if r["train_seconds"] else "-",
+            str(r["epochs"] or "-"), str(r["epochs_to_val_99"] or "-"), r["claim"]]
 
 
 def _interleaved_ms(fns: dict, x: np.ndarray, repeats: int) -> dict:
@@ -193,7 +204,8 @@ def run(data: Path, cards: dict[str, Path], repeats: int = 5, ssnn_checkpoint: P
         training = card.get("training", {})
         rows[label] = {
             "pack": card["pack"], "card": f"{Path(path).parent.name}/{Path(path).name}", "claim": _claim(card),
-            "timesteps": card["timesteps"], "spike_bits": card["spike_bits"],
+            "timesteps": card["timesteps"], "stage_timesteps": card.get("stage_timesteps"),
+            "spike_bits": card["spike_bits"],
             "quantized": "quantization" in card, "options": card.get("pack_options", {}),
             "test_accuracy": r["test_accuracy"], "snr_accuracy": r["snr_accuracy"],
             "energy_pj": energy, "energy_basis": basis,
@@ -224,7 +236,8 @@ def plot(result: dict, path: Path) -> None:
     a.set(xlabel="SNR (dB), white noise", ylabel="test-region accuracy", title="accuracy under noise")
     a.legend(fontsize=8)
     pos = np.arange(len(labels))
-    names = [f"{k} (T={rows[k]['timesteps']}, {rows[k]['spike_bits']}b)" for k in labels]
+    names = [f"{k} (T={timesteps_text(rows[k]['timesteps'], rows[k].get('stage_timesteps'))}, "
+             f"{rows[k]['spike_bits']}b)" for k in labels]
     bars = b.barh(pos, [rows[k]["ms_per_window_batch1"] for k in labels])
     b.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
     b.set_yticks(pos, names, fontsize=8)

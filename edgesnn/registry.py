@@ -56,6 +56,12 @@ def pack_shape(name: str, timesteps: int | None = None, bits: int | None = None)
             bits if bits is not None else defaults.get("bits", 2))
 
 
+def timesteps_text(timesteps, stage_timesteps=None) -> str:
+    """T as the tables show it: a pack that shrinks timesteps per stage by each stage's ("4,2,1"
+    for ssnn, whose `timesteps` is only the first stage's), any other by its one count."""
+    return ",".join(map(str, stage_timesteps)) if stage_timesteps else str(timesteps)
+
+
 def create_model(name: str, **kwargs):
     """Build pack `name`: create_model("mra_snn", n_classes=10, window=2048, timesteps=4, bits=2)."""
     return get_factory(name)(**kwargs)

@@ -49,6 +49,25 @@ def test_bench_packs_scores_every_shipped_classifier_on_the_same_windows(cwru_di
     assert (tmp_path / "packs.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_bench_packs_table_shows_timesteps_as_edgesnn_packs_does():
+    """ssnn's T read 4, its first stage's count, where `edgesnn packs` and README show 4,2,1."""
+    from edgesnn import bench_packs
+    from edgesnn.card import read_card
+    from edgesnn.models import shipped_cards
+    from edgesnn.registry import pack_defaults, timesteps_text
+
+    measured = {"quantized": True, "test_accuracy": 1.0, "snr_accuracy": {"-4": 0.99}, "ms_per_window_batch1": 0.5,
+                "energy_pj": 2e6, "energy_basis": "int8 simulator", "train_seconds": None, "epochs": None,
+                "epochs_to_val_99": None, "claim": ""}
+    for pack in ("ssnn", "mra_snn"):
+        card = read_card(next(p for p in shipped_cards() if read_card(p)["pack"] == pack))
+        row = {**measured, "timesteps": card["timesteps"], "stage_timesteps": card.get("stage_timesteps"),
+               "spike_bits": card["spike_bits"]}  # as bench_packs.run() keeps them
+        defaults = pack_defaults(pack)
+        shown = timesteps_text(defaults["timesteps"], defaults.get("stage_timesteps"))  # `edgesnn packs`' T
+        assert bench_packs.table_row(pack, row)[1] == shown == {"ssnn": "4,2,1", "mra_snn": "1"}[pack]
+
+
 def test_bench_packs_trains_exports_and_scores_packs_itself(cwru_dir, tmp_path):
     """The `--train` path, tiny: an integer pack and ssnn (float, with its early exit) trained,
     exported with measured cards, and scored with the early exit in both runtimes."""
