@@ -300,7 +300,7 @@ def export(
     need_training_extra()
     from edgesnn.card import read_card
     from edgesnn.dataset import load_task
-    from edgesnn.export import export_measured, integer_loss, quantizable
+    from edgesnn.export import c_exportable, export_measured, integer_loss, quantizable
     from edgesnn.training import load_checkpoint
 
     if quantize and data is None:
@@ -320,6 +320,10 @@ def export(
     if c_source and hasattr(model, "scores"):
         raise EdgesnnError(f"{checkpoint}: --c writes a classifier's C; this {cfg['pack']} model is an anomaly "
                            "detector (its integer network is in firmware_sim/esvae.py)")
+    if c_source and not c_exportable(model):  # before the export: a refusal after it would leave its files
+        raise EdgesnnError(f"{checkpoint}: --c writes the plain MRA-SNN's C, not this {cfg['pack']} model's "
+                           "shrinking network with early exits (firmware-sim and onnxruntime run it); export it "
+                           "without --c")
     name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}" + ("-int8" if quantize else "")
     if default:  # two shipped defaults would leave every command without a default model
         from edgesnn.models import SHIPPED_DIR, shipped_cards

@@ -51,6 +51,14 @@ def quantizable(model: torch.nn.Module) -> bool:
     return type(net) is ESVAE or (type(net) in (MRASNN, ShrinkingMRASNN) and net.frontend == "raw")
 
 
+def c_exportable(model: torch.nn.Module) -> bool:
+    """Whether the C export (firmware_sim/c_export.py) covers the network `model` deploys: not
+    ssnn's shrinking one with early exits, which firmware-sim and onnxruntime run."""
+    from edgesnn.models.ssnn import EarlyExitSSNN, ShrinkingMRASNN
+
+    return not isinstance(deployed(model), (EarlyExitSSNN, ShrinkingMRASNN))
+
+
 def _to_onnx(model: torch.nn.Module, window: int, path: Path) -> None:
     if hasattr(model, "to_onnx"):  # a network with control flow builds its own graph (ssnn's early exit)
         model.to_onnx(path, OPSET)

@@ -320,3 +320,18 @@ def test_ssnn_integer_network_exits_per_window_bit_for_bit_with_onnxruntime(task
     assert abs(sum(report["operations"]["exit_share"].values()) - 1) < 1e-9
     with pytest.raises(EdgesnnError, match="plain MRA-SNN"):
         c_sources(net, "ssnn")
+
+
+def test_export_c_refuses_ssnn_before_writing_anything(tmp_path, cwru_dir):
+    """`export --quantize --c` of an ssnn checkpoint is refused in one line before any file is
+    written: a failed export leaves no model behind (it used to write the ONNX, card and .npz,
+    then fail at the C source)."""
+    r = run_cli("train", "--pack", "ssnn", "--data", cwru_dir, "--epochs", "1", "--steps", "1",
+                "--batch-size", "8", "--threads", "1", "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "export"
+    r = run_cli("export", tmp_path / "run" / "checkpoint.pt", "--quantize", "--c", "--data", cwru_dir, "--out", out)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "early exits" in lines[0], r.stderr
+    assert not out.exists() or not any(out.iterdir())
