@@ -66,7 +66,7 @@ def _option_names(pack: str) -> list[str]:
         # the factory passes options on to the network it builds: name that network's
         built = factory()
         if "frontend" in getattr(built, "config", {}):
-            options.append("the MRA-SNN backbone's (frontend=raw|cwt|envelope, channels, blocks, dendritic)")
+            options.append("the MRA-SNN backbone's (frontend=raw|cwt|envelope|raw+envelope, channels, blocks, dendritic)")
         else:
             options += [k for k, p in inspect.signature(type(built).__init__).parameters.items()
                         if p.default is not p.empty and k not in SHAPE_KEYWORDS and k not in options]

@@ -215,6 +215,42 @@ def test_fixed_front_ends_export_as_plain_onnx_but_not_to_the_integer_network(ta
         assert type(_build(name, frontend=frontend).encoder.front).__name__ == front
 
 
+def test_both_views_train_export_and_stay_float(task, tmp_path):
+    """frontend=raw+envelope: the raw encoder's and the envelope spectra's spiking blocks side by
+    side into one classifier; it trains, exports to ONNX equal to PyTorch (export checks), and is
+    refused by the integer network and by packs whose network runs one view."""
+    from edgesnn.export import export
+    from edgesnn.firmware_sim.quantize import quantize_mra_snn
+    from edgesnn.training import TrainConfig, model_from_checkpoint, train
+
+    cfg = TrainConfig(pack="mra_snn", epochs=1, steps_per_epoch=2, batch_size=8, extra={"frontend": "raw+envelope"})
+    ckpt = train(cfg, data=task)
+    model = model_from_checkpoint(ckpt)
+    assert type(model.encoder).__name__ == "MultiScaleEncoder"
+    assert type(model.envelope_view.encoder.front).__name__ == "EnvelopeSpectrum"
+    assert model.classifier.in_features == 2 * model.config["channels"]
+    card = json.loads(export(model, ckpt, tmp_path, "both").read_text())
+    assert card["pack_options"] == {"frontend": "raw+envelope"} and card["onnx_check"]["argmax_agreement"] == 1.0
+    with pytest.raises(EdgesnnError, match="raw\\+envelope front end"):
+        quantize_mra_snn(model, ckpt["classes"], task.windows("val").x[:64])
+    assert _build("inflor", frontend="raw+envelope").envelope_view is not None
+    for name in ("realspike", "ltl", "trt", "tssd", "ssnn"):
+        with pytest.raises(ValueError, match="one view"):
+            _build(name, frontend="raw+envelope")
+
+
+def test_view_dropout_leaves_each_window_at_least_one_view():
+    from edgesnn.models.mra_snn import VIEW_DROPOUT
+
+    model = _build("mra_snn", frontend="raw+envelope").train()
+    torch.manual_seed(0)
+    joined = model.join_views(torch.ones(4000, 3), torch.ones(4000, 3))
+    raw_off, envelope_off = joined[:, :3].sum(1) == 0, joined[:, 3:].sum(1) == 0
+    assert not (raw_off & envelope_off).any()
+    assert abs(raw_off.float().mean() - VIEW_DROPOUT) < 0.03 and abs(envelope_off.float().mean() - VIEW_DROPOUT) < 0.03
+    assert torch.equal(model.eval().join_views(torch.ones(5, 3), torch.ones(5, 3)), torch.ones(5, 6))
+
+
 def test_train_pack_options_from_the_command_line(tmp_path, cwru_dir):
     r = run_cli("train", "--pack", "tssd", "--option", "teacher_timesteps=1", "--data", cwru_dir, "--out", tmp_path)
     assert r.returncode != 0 and "must exceed" in r.stderr and "Traceback" not in r.stderr

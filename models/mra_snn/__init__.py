@@ -89,6 +89,12 @@ class FixedFrontEndEncoder(nn.Module):
         return self.attention(self.bn(self.mix(self.feature_norm(self.front(x)))))
 
 
+def direct_encoding(current: torch.Tensor, timesteps: int) -> torch.Tensor:
+    """The same encoded current [N, C, L] drives the neurons at every timestep: [T*N, C, L].
+    (Shapes written without x.shape keep shape arithmetic out of the exported graph.)"""
+    return current.repeat(timesteps, 1, 1) if timesteps > 1 else current
+
+
 def _encoder(frontend: str, channels: int, scales: tuple[int, ...], window: int) -> nn.Module:
     if frontend == "raw":
         return MultiScaleEncoder(channels, scales)
@@ -117,13 +123,36 @@ class SpikeResidualAttentionBlock(nn.Module):
         return self.pool(self.neurons(current))
 
 
-FRONTENDS = ("raw", "cwt", "envelope")
+FRONTENDS = ("raw", "cwt", "envelope", "raw+envelope")
+# frontend=raw+envelope, in training only: a quarter of the windows reach the classifier through
+# the raw view alone and a quarter through the envelope view alone, so that neither view can lean
+# on the other and each must diagnose by itself
+VIEW_DROPOUT = 0.25
+
+
+class EnvelopeView(nn.Module):
+    """The second view of frontend=raw+envelope: envelope spectra of the standardized window
+    through their own spiking neurons and spike residual attention blocks -> spikes [T*N, C, L']."""
+
+    def __init__(self, window: int, channels: int, blocks: int, bits: int, timesteps: int, dendritic: bool,
+                 params: LIFParams):
+        super().__init__()
+        self.timesteps = timesteps
+        self.encoder = _encoder("envelope", channels, SCALES, window)
+        self.neurons = SpikingNeurons(channels, bits, timesteps, dendritic, params)
+        self.blocks = nn.Sequential(*[
+            SpikeResidualAttentionBlock(channels, channels, bits, timesteps, dendritic, params) for _ in range(blocks)
+        ])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.neurons(direct_encoding(self.encoder(z), self.timesteps)))
 
 
 class MRASNN(nn.Module):
     """The network every MRA-SNN-based pack deploys. `frontend`: "raw" (learned multi-scale
-    convolutions, the default), "cwt" (fixed wavelet bank) or "envelope" (envelope spectra of
-    resonance bands); `rectifier`: the membrane
+    convolutions, the default), "cwt" (fixed wavelet bank), "envelope" (envelope spectra of
+    resonance bands) or "raw+envelope" (both views, each through its own spiking blocks, their
+    firing rates side by side into one classifier); `rectifier`: the membrane
     potential rectifier's steepness (0: none; it shapes training only)."""
 
     def __init__(self, n_classes: int = 10, window: int = 2048, timesteps: int = 1, bits: int = 2,
@@ -137,6 +166,10 @@ class MRASNN(nn.Module):
                            rectifier=rectifier)
         if frontend not in FRONTENDS:
             raise ValueError(f"frontend must be one of {', '.join(FRONTENDS)}, not {frontend!r}")
+        views = frontend.split("+")
+        if len(views) > 1 and (type(self).forward is not MRASNN.forward or hasattr(type(self), "training_loss")):
+            raise ValueError(f"frontend={frontend} is for the plain MRA-SNN (packs mra_snn, inflor); "
+                             f"{type(self).__name__} trains and runs one view")
         whole_number("channels", channels, 1)
         whole_number("blocks", blocks, 0)
         if not isinstance(dendritic, bool):
@@ -146,26 +179,36 @@ class MRASNN(nn.Module):
         self.frontend = frontend
         params = LIFParams(rectifier=float(rectifier))
         self.standardize = Standardize()
-        self.encoder = _encoder(frontend, channels, tuple(scales), window)
+        self.encoder = _encoder(views[0], channels, tuple(scales), window)
         self.encode_neurons = SpikingNeurons(channels, bits, timesteps, dendritic, params)
         self.blocks = nn.Sequential(*[
             SpikeResidualAttentionBlock(channels, channels, bits, timesteps, dendritic, params) for _ in range(blocks)
         ])
-        self.classifier = nn.Linear(channels, n_classes)
+        self.envelope_view = (EnvelopeView(window, channels, blocks, bits, timesteps, dendritic, params)
+                              if len(views) > 1 else None)
+        self.classifier = nn.Linear(channels * len(views), n_classes)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Raw windows [N, 1, L] -> encoder spikes [T*N, C, L'] (time folded into the batch)."""
-        current = self.encoder(self.standardize(x))  # [N, C, L']
-        # The same encoded current drives the neurons at every timestep (direct encoding).
-        # (Shapes written without x.shape keep shape arithmetic out of the exported graph.)
-        return self.encode_neurons(current.repeat(self.timesteps, 1, 1) if self.timesteps > 1 else current)
+        return self.encode_neurons(direct_encoding(self.encoder(self.standardize(x)), self.timesteps))
 
     def rate(self, s: torch.Tensor) -> torch.Tensor:
         """Spikes [T*N, C, L] -> firing rate per channel [N, C], over time and length."""
         return s.mean(dim=2) if self.timesteps == 1 else torch.stack(s.chunk(self.timesteps)).mean(dim=(0, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.rate(self.blocks(self.encode(x))))
+        rates = self.rate(self.blocks(self.encode(x)))
+        if self.envelope_view is not None:  # (onnxruntime merges the repeated standardization)
+            rates = self.join_views(rates, self.rate(self.envelope_view(self.standardize(x))))
+        return self.classifier(rates)
+
+    def join_views(self, raw: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
+        """Both views' firing rates [N, 2C]; in training, each window's VIEW_DROPOUT chance to
+        keep only the raw view's, and as much to keep only the envelope view's."""
+        if self.training:
+            u = torch.rand(raw.shape[0], 1, device=raw.device)
+            raw, envelope = raw * (u >= VIEW_DROPOUT), envelope * ((u < VIEW_DROPOUT) | (u >= 2 * VIEW_DROPOUT))
+        return torch.cat([raw, envelope], dim=1)
 
     def export_form(self) -> "MRASNN":
         """A copy to export to ONNX, with the raw-signal encoder in its frame form."""
