@@ -79,8 +79,11 @@ def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
 
     torch.set_num_threads(1)
     cards = {p: read_card(p) for p in shipped_cards()}
-    pack = cards[default_card_path()]["pack"]
-    float_card = next((p for p, c in cards.items() if c["pack"] == pack and "quantization" not in c), None)
+    default = cards[default_card_path()]
+    pack = default["pack"]
+    # the float export of the default's own network: the same pack and pack options, not quantized
+    float_card = next((p for p, c in cards.items() if c["pack"] == pack and "quantization" not in c
+                       and c.get("pack_options", {}) == default.get("pack_options", {})), None)
     int_card = next((p for p, c in cards.items() if c["pack"] == pack and "quantization" in c), None)
     wdcnn_card = next((p for p, c in cards.items() if c["pack"] == "wdcnn"), None)
     if None in (float_card, int_card, wdcnn_card):
