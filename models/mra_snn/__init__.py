@@ -198,7 +198,7 @@ class MRASNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rates = self.rate(self.blocks(self.encode(x)))
-        if self.envelope_view is not None:  # (onnxruntime merges the repeated standardization)
+        if self.envelope_view is not None:  # (the exported graph standardizes once for both views)
             rates = self.join_views(rates, self.rate(self.envelope_view(self.standardize(x))))
         return self.classifier(rates)
 
