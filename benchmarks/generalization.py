@@ -108,16 +108,20 @@ def main() -> None:
             t.add_row(f"{size:.3f} in", *[f"{row[p]:.4f}" for p in packs])
         console.print(t)
 
+    plot(results, packs, kinds, held_out, out.with_suffix(".png"))
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+
+
+def plot(results: list[dict], packs: list[str], kinds: list[str], held_out: list[float], path: Path) -> None:
+    """A load-transfer heat map per pack (when measured), then leave one severity out."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(packs) + 1, figsize=(4.7 * (len(packs) + 1), 4))
-    for ax, pack in zip(axes, packs):
-        if "load" not in kinds:
-            ax.axis("off")
-            continue
+    maps = packs if "load" in kinds else []
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(4.7 * (len(maps) + 1), 4), squeeze=False)
+    for ax, pack in zip(axes[0], maps):
         m = np.array([[r["per_load_accuracy"][str(j)] for j in range(4)]
                       for r in results if r["kind"] == "load" and r["pack"] == pack])
         ax.imshow(m, vmin=0.5, vmax=1, cmap="viridis")
@@ -125,15 +129,19 @@ def main() -> None:
             for j in range(4):
                 ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", color="w", fontsize=8)
         ax.set(title=f"{pack} load transfer", xlabel="test load", ylabel="training load")
-    for pack in (packs if "severity" in kinds else []):
-        axes[-1].plot([f"{s:.3f}" for s in held_out],
-                     [next(r["test_accuracy"] for r in results if r["kind"] == "severity" and r["pack"] == pack
-                           and r["held"] == s) for s in held_out], marker="o", label=pack)
-    axes[-1].set(title="leave one severity out", xlabel="held-out defect size (in)", ylabel="fault-type accuracy")
-    axes[-1].legend()
+    last = axes[0][-1]
+    if "severity" in kinds:
+        for pack in packs:
+            last.plot([f"{s:.3f}" for s in held_out],
+                      [next(r["test_accuracy"] for r in results if r["kind"] == "severity" and r["pack"] == pack
+                            and r["held"] == s) for s in held_out], marker="o", label=pack)
+        last.set(title="leave one severity out", xlabel="held-out defect size (in)", ylabel="fault-type accuracy",
+                 ylim=(0, 1))
+        last.legend()
+    else:
+        last.axis("off")
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=110)
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
