@@ -126,9 +126,11 @@ def plot(results: list[dict], packs: list[str], kinds: list[str], held_out: list
                       for r in results if r["kind"] == "load" and r["pack"] == pack])
         ax.imshow(m, vmin=0.5, vmax=1, cmap="viridis")
         for i in range(4):
-            for j in range(4):
-                ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", color="w", fontsize=8)
-        ax.set(title=f"{pack} load transfer", xlabel="test load", ylabel="training load")
+            for j in range(4):  # dark text on the bright (accurate) cells
+                ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", color="k" if m[i, j] > 0.85 else "w",
+                        fontsize=8)
+        ax.set(title=f"{pack} load transfer", xlabel="test load", ylabel="training load",
+               xticks=range(4), yticks=range(4))
     last = axes[0][-1]
     if "severity" in kinds:
         for pack in packs:
