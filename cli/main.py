@@ -50,6 +50,7 @@ def _csv(text: Optional[str], option: str, kind=int) -> Optional[list]:
     return values
 
 
+BROKER_HELP = "MQTT broker: mqtt://HOST:PORT, or mqtts://HOST[:PORT] for TLS (port 8883); user:password@ before HOST"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 SHAPE_KEYWORDS = ("n_classes", "window", "timesteps", "bits")  # set by train's own flags, not --option
@@ -578,7 +579,7 @@ PASSWORD = typer.Option(None, "--password", help="broker password (or env EDGESN
 
 @app.command()
 def monitor(
-    broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker, mqtt://HOST:PORT"),
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", help=BROKER_HELP),
     root: str = typer.Option("edgesnn", help="topic root (CONTRACTS section 3)"),
     model: Optional[Path] = typer.Option(None, help="model card (.json) or a shipped model's name, e.g. mra-snn-cwru10; default: the shipped default model"),
     hop: Optional[int] = typer.Option(None, min=1, help="samples between windows at the model's rate (default: one window)"),
@@ -712,7 +713,7 @@ app.add_typer(sensors_app, name="sensors")
 def sensors_replay(
     files: list[Path] = typer.Argument(..., help="recordings, one sensor each (.mat, .csv, .npy, .wav)"),
     fs: Optional[float] = typer.Option(None, help="sample rate in Hz of the recordings (a .wav carries its own)"),
-    broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker, mqtt://HOST:PORT"),
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", help=BROKER_HELP),
     root: str = typer.Option("edgesnn", help="topic root"),
     frame_ms: float = typer.Option(100.0, callback=finite, min=1.0, help="milliseconds of signal per frame"),
     speed: float = typer.Option(1.0, callback=finite, min=0.0, help="x real time (0: as fast as possible)"),
@@ -733,7 +734,7 @@ def sensors_replay(
 def sensors_simulate(
     count: int = typer.Option(4, min=1, max=10_000, help="number of synthetic bearings"),
     seconds: float = typer.Option(60.0, callback=finite, min=0.1, help="seconds of signal per sensor"),
-    broker: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker, mqtt://HOST:PORT"),
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", help=BROKER_HELP),
     root: str = typer.Option("edgesnn", help="topic root"),
     frame_ms: float = typer.Option(100.0, callback=finite, min=1.0, help="milliseconds of signal per frame"),
     speed: float = typer.Option(1.0, callback=finite, min=0.0, help="x real time (0: as fast as possible)"),
