@@ -27,10 +27,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 
 from edgesnn.dataset import TaskData
 from edgesnn.evaluation import predict_labels
-from edgesnn.errors import EdgesnnError
 from edgesnn.labels import CWRU10, FAULT_TYPES, fault_type
 from edgesnn.sensors import cwru
 
@@ -42,10 +42,9 @@ def channel_task(data: Path, channel: str, window: int = 2048) -> TaskData:
     recordings = []
     for entry in cwru.read_manifest(data):
         other = replace(entry, variable=entry.variable.replace("_DE_time", f"_{channel}_time"))
-        try:
-            recordings.append(cwru.read_entry(data, other))
-        except EdgesnnError:  # the normal recording has no base channel
-            continue
+        if other.variable not in {name for name, *_ in scipy.io.whosmat(data / entry.file)}:
+            continue  # the normal recording has no base channel
+        recordings.append(cwru.read_entry(data, other))
     labels = np.array([CWRU10.index(r.entry.label()) for r in recordings])
     return TaskData(CWRU10, recordings, labels, window)
 
@@ -95,6 +94,8 @@ def predictor(path: Path):
 
 
 def score(predict, classes, w) -> dict:
+    """Fault-type accuracy of a model on windows `w` (10-class labels), its recall per fault type and
+    what it called each type; the 10-class accuracy too for a 10-class model."""
     pred = predict_labels(predict, w.x)
     true_type = np.array([fault_type(CWRU10[y]) for y in w.y])
     pred_type = np.array([fault_type(classes[p]) for p in pred])
