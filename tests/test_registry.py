@@ -75,13 +75,15 @@ def test_packs_command_describes_each_pack_by_whole_sentences():
     assert set(about) == set(registry.list_packs()) and all(a.endswith(".") for a in about.values()), about
 
 
-def test_packs_command_without_torch_names_the_training_extra():
+def test_packs_command_without_torch_names_the_training_extra(tmp_path):
     """On the edge install (no torch) the packs are not broken: training them needs the extra."""
     import subprocess
 
     code = ("import sys\nsys.modules['torch'] = None  # as on the edge install\n"
             "sys.argv = ['edgesnn', 'packs']\nfrom edgesnn.cli.main import main\nmain()\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # run outside the checkout: `python -c` puts its folder first on the path, and the source
+    # folder edgesnn/ there would shadow the installed package (which holds edgesnn.cli)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     for name in registry.list_packs():
         assert name in r.stdout
