@@ -1,10 +1,11 @@
 """Rebuild the ONNX graph of every shipped integer model from its integer network (the card's
-`.npz`), after a change to how firmware_sim/onnx_graph.py writes the graph.
+`.npz`), after a change to how firmware_sim writes the graph (onnx_graph.py, gateway_graph.py).
 
 The integer network is the model; its ONNX graph is derived from it. So a faster graph needs no
-retraining: each graph is rewritten, proven bit for bit against the simulator (validation-region
-windows and random ones, as `edgesnn export --quantize` does), its test-region metrics are
-measured again and must equal the card's, and the card gets the new sha256 and check.
+retraining: each graph is rewritten and checked against the simulator as `edgesnn export
+--quantize` does (validation-region windows and random ones: the gateway graph by class, the
+exact graph bit for bit), its test-region metrics are measured again, and the card gets the new
+sha256, check and metrics. Metrics that moved are printed: an exact graph must not move any.
 
     python benchmarks/rebuild_integer_graphs.py [--data ../shared/datasets/cwru]
 """
@@ -18,7 +19,7 @@ from edgesnn.anomaly import AnomalyScorer, detector_metrics, is_anomaly_card
 from edgesnn.card import read_card, write_card
 from edgesnn.dataset import load_task
 from edgesnn.evaluation import evaluate
-from edgesnn.export import CHECK_WINDOWS, card_metrics
+from edgesnn.export import CHECK_WINDOWS, card_metrics, onnx_graph_text
 from edgesnn.firmware_sim.esvae import IntESVAE
 from edgesnn.firmware_sim.network import IntMRASNN
 from edgesnn.firmware_sim.onnx_graph import spike_encoding, write_checked
@@ -28,7 +29,7 @@ from edgesnn.runtime import Diagnoser
 from edgesnn.sensors.cwru import sha256_of
 
 
-def rebuild(card_path: Path, data: Path) -> tuple[int, int]:
+def rebuild(card_path: Path, data: Path) -> tuple[int, int, dict]:
     card = read_card(card_path)
     detector = is_anomaly_card(card)  # scored on the windows of every class, normal against faults
     net = (IntESVAE if detector else IntMRASNN).from_card(card_path, card)
@@ -39,15 +40,19 @@ def rebuild(card_path: Path, data: Path) -> tuple[int, int]:
     card["onnx_sha256"] = sha256_of(onnx_path)
     if not detector:
         card["quantization"]["spikes"] = spike_encoding(net.encoder_neurons.levels)
-    write_card(card_path, card)
+        card["quantization"]["onnx_graph"] = onnx_graph_text(card["onnx_check"])
+    write_card(card_path, card)  # the new sha256 first: the runtime refuses a graph its card does not name
     test = task.windows("test")
     if detector:
         metrics = detector_metrics(AnomalyScorer(card_path).scores, test, task.classes, card["threshold"])
     else:
         metrics = card_metrics(evaluate(Diagnoser(card_path).logits, test, task.classes))
-    if metrics != card["metrics"]:
-        raise SystemExit(f"{card_path}: the rebuilt graph scores differently: {metrics} vs {card['metrics']}")
-    return old_bytes, onnx_path.stat().st_size
+    moved = {k: (card["metrics"].get(k), v) for k, v in metrics.items() if card["metrics"].get(k) != v}
+    if moved and card["onnx_check"]["graph"].startswith("exact"):
+        raise SystemExit(f"{card_path}: the rebuilt exact graph scores differently: {moved}")
+    card["metrics"] = metrics
+    write_card(card_path, card)
+    return old_bytes, onnx_path.stat().st_size, moved
 
 
 def main() -> None:
@@ -56,8 +61,13 @@ def main() -> None:
     args = parser.parse_args()
     for path in shipped_cards():
         if "quantization" in read_card(path):
-            old, new = rebuild(path, args.data)
-            print(f"{path.parent.name}/{path.name}: rebuilt, bit-exact, same metrics ({old} -> {new} bytes)")
+            old, new, moved = rebuild(path, args.data)
+            check = read_card(path)["onnx_check"]
+            print(f"{path.parent.name}/{path.name}: {check['graph'].split(':')[0]} graph, "
+                  f"{check['bit_exact_windows']}/{check['windows']} windows bit for bit, "
+                  f"{check.get('real_argmax_agreement', 1.0):.4f} same class on real ones ({old} -> {new} bytes)")
+            for key, (was, now) in moved.items():
+                print(f"  {key}: {was} -> {now}")
 
 
 if __name__ == "__main__":

@@ -291,13 +291,15 @@ def export(
     default: bool = typer.Option(False, help='mark the card "default": true'),
     data: Optional[Path] = typer.Option(DEFAULT_DATA, help="measure the card's metrics on this CWRU test region"),
     quantize: bool = typer.Option(False, help="the integer network: int8 weights, exact integer spikes, calibrated "
-                                              "on training-region windows (needs --data); checked bit for bit "
-                                              "against edgesnn.firmware_sim"),
+                                              "on training-region windows (needs --data); checked against "
+                                              "edgesnn.firmware_sim (the same class on 99.9% of real windows, "
+                                              "or bit for bit)"),
     c_source: bool = typer.Option(False, "--c", help="with --quantize: also write <name>.c and <name>.h, the "
                                                      "integer network as self-contained C99 (no heap, no floats)"),
 ):
     """Write ONNX + model card, checked against PyTorch (float: 1e-4 on random windows, see README)
-    or against the integer simulator (--quantize: bit for bit)."""
+    or against the integer simulator (--quantize: the same class on 99.9% of real windows for the
+    fast gateway graph, else bit for bit; README: Quantized inference)."""
     need_training_extra()
     from edgesnn.card import read_card
     from edgesnn.dataset import load_task
@@ -516,6 +518,7 @@ def firmware_sim(
         theirs = Diagnoser(card_path).logits(windows) * 256
         report |= {"onnxruntime_bit_exact_windows": int(np.all(ours == theirs, axis=1).sum()),
                    "onnxruntime_argmax_agreement": float(np.mean(ours.argmax(1) == theirs.argmax(1))),
+                   "onnxruntime_max_logit_difference": float(np.abs(ours - theirs).max(initial=0.0) / 256),
                    **budget.budget(net, stats, card["sample_rate_hz"])}
         if labels is not None:
             report["accuracy"] = float(np.mean(ours.argmax(1) == labels))
@@ -531,8 +534,14 @@ def firmware_sim(
                 ("windows over the alarm threshold", f"{report['alarm_share']:.1%}")]
     else:
         rows = [("accuracy", f"{report['accuracy']:.4f}" if labels is not None else "-")]
+        same = round(report["onnxruntime_argmax_agreement"] * len(windows))
+        rows.append(("same class as onnxruntime", f"{same}/{len(windows)}"))
+    if str(card.get("onnx_check", {}).get("graph", "")).startswith("gateway"):
+        # float32 currents and membranes (firmware_sim/gateway_graph.py): by class, not bit for bit
+        rows.append(("largest logit difference from onnxruntime", f"{report['onnxruntime_max_logit_difference']:.3f}"))
+    else:
+        rows.append(("bit for bit with onnxruntime", f"{report['onnxruntime_bit_exact_windows']}/{len(windows)}"))
     rows += [
-            ("agrees with onnxruntime (bit for bit)", f"{report['onnxruntime_bit_exact_windows']}/{len(windows)}"),
             ("flash: weights + tables", f"{fl['weights']} + {fl['tables']} = {fl['total'] / 1024:.1f} KiB"),
             ("RAM: static buffers + the int16 input window", f"{ram['peak'] / 1024:.1f} KiB"),
             ("dense multiply-accumulates", f"{ops['snn_mac']:,}"),

@@ -21,14 +21,19 @@ from edgesnn.labels import task_of
 BATCH = 32
 
 
-def _median_ms_per_window(run, x: np.ndarray, repeats: int) -> float:
-    run(x)  # warm-up
-    times = []
+def _interleaved_ms_per_window(runs: dict, x: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median ms per window of each `runs[name](x)`, the runtimes taking turns within every
+    repetition: a machine that slows down for a while (shared hosts do) slows all of them alike,
+    so their ratios hold."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():
+        run(x)  # warm-up
     for _ in range(repeats):
-        t = time.perf_counter()
-        run(x)
-        times.append((time.perf_counter() - t) / len(x))
-    return float(np.median(times) * 1e3)
+        for name, run in runs.items():
+            t = time.perf_counter()
+            run(x)
+            times[name].append((time.perf_counter() - t) / len(x))
+    return {name: float(np.median(t) * 1e3) for name, t in times.items()}
 
 
 def onnx_macs(path: Path, window: int) -> int:
@@ -113,12 +118,11 @@ def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
              int_card: label(int_card, "MRA-SNN integer, onnxruntime"), wdcnn_card: "WDCNN float, onnxruntime"}
     runtimes = {names[float_card]: Diagnoser(float_card).logits, names[int_card]: Diagnoser(int_card).logits,
                 "MRA-SNN float, PyTorch eager": eager, names[wdcnn_card]: Diagnoser(wdcnn_card).logits}
-    rows = {}
-    for name, fn in runtimes.items():
-        single = _median_ms_per_window(lambda b: [fn(b[i : i + 1]) for i in range(len(b))], x[:16], repeats)
-        batched = _median_ms_per_window(fn, x[:BATCH], repeats)
-        rows[name] = {"ms_per_window_batch1": single, f"ms_per_window_batch{BATCH}": batched,
-                      "real_time_factor_batch1": single / 1e3 / window_s}
+    one_by_one = {name: (lambda b, fn=fn: [fn(b[i : i + 1]) for i in range(len(b))]) for name, fn in runtimes.items()}
+    single = _interleaved_ms_per_window(one_by_one, x[:16], repeats)
+    batched = _interleaved_ms_per_window(runtimes, x[:BATCH], repeats)
+    rows = {name: {"ms_per_window_batch1": single[name], f"ms_per_window_batch{BATCH}": batched[name],
+                   "real_time_factor_batch1": single[name] / 1e3 / window_s} for name in runtimes}
     for path, name in names.items():
         c = cards[path]
         rows[name]["file_bytes"] = Path(c["_onnx_path"]).stat().st_size

@@ -438,21 +438,50 @@ def _split(b: _Builder, x: str, parts: int) -> list[str]:
 
 
 def write_checked(net, onnx_path, check_windows: np.ndarray, n_random: int = 64, seed: int = 0) -> dict:
-    """Write the graph of `net` (an IntMRASNN or an IntESVAE) to `onnx_path` and prove it:
-    onnxruntime and the simulator agree bit for bit on `check_windows` (real windows [N, L]) and
-    on `n_random` random ones of every scale. Returns the card's `onnx_check`; a graph that
-    differs is deleted and refused."""
+    """Write the graph of `net` (an IntMRASNN or an IntESVAE) to `onnx_path` and prove it
+    against the simulator on `check_windows` (real windows [N, L]) and on `n_random` random ones
+    of every scale. Returns the card's `onnx_check`.
+
+    A plain MRA-SNN gets the gateway graph (gateway_graph.py) when it picks the simulator's class
+    on at least MIN_AGREEMENT of the real windows; otherwise (a barely trained network whose
+    classes are near ties), and for every other network, it gets this module's exact graph,
+    which must equal the simulator bit for bit on every window or is deleted and refused."""
     from pathlib import Path
 
     from edgesnn.firmware_sim.esvae import IntESVAE
-    from edgesnn.runtime import MAX_BATCH, onnx_session
+    from edgesnn.firmware_sim.gateway_graph import MIN_AGREEMENT, build_gateway_onnx, fits
 
     onnx_path = Path(onnx_path)
-    detector = isinstance(net, IntESVAE)
-    onnx.save(build_esvae_onnx(net) if detector else build_onnx(net), str(onnx_path))
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal((n_random, net.window)) * rng.uniform(0.01, 3.0, size=(n_random, 1))
     x = np.concatenate([check_windows, noise]).astype(np.float32)
+    real = len(check_windows)
+    gateway_agreement = None
+    if fits(net):
+        onnx.save(build_gateway_onnx(net), str(onnx_path))
+        check, _ = _compare(net, onnx_path, x, real)
+        gateway_agreement = check["real_argmax_agreement"]
+        if gateway_agreement >= MIN_AGREEMENT:
+            return check | {"graph": "gateway: float32 currents and membranes (firmware_sim/gateway_graph.py)"}
+    onnx.save(build_esvae_onnx(net) if isinstance(net, IntESVAE) else build_onnx(net), str(onnx_path))
+    check, differ = _compare(net, onnx_path, x, real)
+    if differ:
+        onnx_path.unlink()
+        raise EdgesnnError(f"{onnx_path}: onnxruntime and the integer simulator differ on {differ} of "
+                           f"{len(x) * len(check.get('exit_thresholds_checked', [None]))} windows")
+    check["graph"] = "exact: the integer network bit for bit (firmware_sim/onnx_graph.py)"
+    if gateway_agreement is not None:
+        check["gateway_real_argmax_agreement"] = gateway_agreement  # why the gateway graph was not kept
+    return check
+
+
+def _compare(net, onnx_path, x: np.ndarray, real: int) -> tuple[dict, int]:
+    """onnxruntime on `onnx_path` against the simulator on windows `x` (the first `real` of them
+    real): the card's check and the number of windows that are not bit for bit the same."""
+    from edgesnn.firmware_sim.esvae import IntESVAE
+    from edgesnn.runtime import MAX_BATCH, onnx_session
+
+    detector = isinstance(net, IntESVAE)
     session = onnx_session(str(onnx_path))
     # a network with early exits is checked at its own threshold (windows leave at every stage),
     # with none leaving early (2: above any probability) and with all leaving at the first exit (0)
@@ -461,7 +490,7 @@ def write_checked(net, onnx_path, check_windows: np.ndarray, n_random: int = 64,
     differ = 0
     for threshold in thresholds:
         feed = {} if threshold is None else {"exit_threshold": np.array(threshold, dtype=np.float32)}
-        # what the graph must output: the scores, or the Q8 logits / 256 (exact in float32)
+        # the simulator's scores, or its Q8 logits / 256 (exact in float32)
         ours = (net.scores(x)[:, None] if detector
                 else (net.q8_logits(x, exit_threshold=threshold) / (1 << Q)).astype(np.float32))
         theirs = np.concatenate([session.run(None, {"acceleration": x[i : i + MAX_BATCH, None]} | feed)[0]
@@ -470,13 +499,12 @@ def write_checked(net, onnx_path, check_windows: np.ndarray, n_random: int = 64,
         differ += len(x) - int(exact.sum())
         if threshold is None or threshold == net.exit_threshold:
             check = {"reference": "edgesnn.firmware_sim (integer network)", "windows": len(x),
-                     "real_windows": len(check_windows), "bit_exact_windows": int(exact.sum())}
+                     "real_windows": real, "bit_exact_windows": int(exact.sum())}
             if not detector:
-                check["argmax_agreement"] = float(np.mean(theirs.argmax(1) == ours.argmax(1)))
-    if differ:
-        onnx_path.unlink()
-        raise EdgesnnError(f"{onnx_path}: onnxruntime and the integer simulator differ on {differ} of "
-                           f"{len(x) * len(thresholds)} windows")
+                same = theirs.argmax(1) == ours.argmax(1)
+                check |= {"argmax_agreement": float(np.mean(same)),
+                          "real_argmax_agreement": float(np.mean(same[:real])),
+                          "max_logit_difference": float(np.abs(theirs - ours)[:real].max(initial=0.0))}
     if exits:
         check["exit_thresholds_checked"] = thresholds
-    return check
+    return check, differ

@@ -1,6 +1,7 @@
-"""The integer network: export --quantize (int8 ONNX, exact integer spikes) and --c (C99) checked
-bit for bit against the integer simulator, and `edgesnn firmware-sim` on real CWRU windows (tiny
-run)."""
+"""The integer network: export --quantize (int8 ONNX, exact integer spikes: the gateway graph,
+checked by class against the integer simulator, or the exact graph, bit for bit) and --c (C99,
+bit for bit), and `edgesnn firmware-sim` on real CWRU windows (tiny run; the shipped default's
+integer network where agreement needs a trained network)."""
 
 import json
 import shutil
@@ -33,7 +34,7 @@ def quantized(tmp_path_factory, cwru_dir):
     return out / "model"
 
 
-def test_quantized_export_is_bit_exact_with_the_simulator_and_card_says_so(quantized, cwru_dir):
+def test_quantized_export_checks_against_the_simulator_and_card_says_so(quantized, cwru_dir):
     from edgesnn.card import read_card
     from edgesnn.dataset import load_task
     from edgesnn.firmware_sim.network import IntMRASNN, to_int16
@@ -41,9 +42,11 @@ def test_quantized_export_is_bit_exact_with_the_simulator_and_card_says_so(quant
 
     card = read_card(quantized / "tiny-int8.json")
     check = card["onnx_check"]
-    assert check["bit_exact_windows"] == check["windows"] and check["real_windows"] > 0
+    assert check["graph"].startswith("gateway") and check["real_windows"] > 0
+    assert check["real_argmax_agreement"] >= 0.999
     q = card["quantization"]
     assert q["firmware"] == "tiny-int8.npz" and "int8" in q["weights"] and q["calibration_windows"] == 4096
+    assert "not bit for bit" in q["onnx_graph"]
     assert card["metrics"]["test_windows"] == 621 and "snr_-4db_accuracy" in card["metrics"]
     assert set(q["float_metrics"]) == set(card["metrics"])
     # int8 weights in the file; spikes as uint8 tensors read through DequantizeLinear, scale 1
@@ -57,18 +60,68 @@ def test_quantized_export_is_bit_exact_with_the_simulator_and_card_says_so(quant
     uint8 = {n.output[0] for n in graph.node if n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.UINT8}
     spike_reads = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in uint8]
     assert len(uint8) >= 4 and {numpy_helper.to_array(inits[n.input[1]]).item() for n in spike_reads} == {1.0, 256.0}
-    # independently: onnxruntime and the simulator on real test windows, bit for bit
+    # independently: onnxruntime and the simulator on real test windows (T = 2: membranes carried
+    # from step to step), the logits a fraction of a spike's weight apart
     test = load_task(cwru_dir, "cwru10", 2048).windows("test")
     x = test.x[::20]
     net = IntMRASNN.load(quantized / "tiny-int8.npz")
-    np.testing.assert_array_equal(Diagnoser(quantized / "tiny-int8.json").logits(x) * 256, net.run(to_int16(x)))
+    np.testing.assert_allclose(Diagnoser(quantized / "tiny-int8.json").logits(x) * 256, net.run(to_int16(x)), atol=16)
+
+
+def test_gateway_graph_of_the_shipped_network_picks_the_simulators_class_on_real_windows(cwru_dir, tmp_path):
+    """A trained network, where classes are not ties: the shipped default's integer network on
+    the test region, clean (the issue's bar: 99.9 %) and at -4 dB, where a few windows are near
+    ties between two classes."""
+    from edgesnn.card import default_card_path
+    from edgesnn.dataset import load_task
+    from edgesnn.evaluation import add_noise
+    from edgesnn.firmware_sim.gateway_graph import build_gateway_onnx
+    from edgesnn.firmware_sim.network import IntMRASNN
+    from edgesnn.runtime import onnx_session
+
+    import onnx
+
+    net = IntMRASNN.load(default_card_path().with_suffix(".npz"))
+    onnx.save(build_gateway_onnx(net), str(tmp_path / "g.onnx"))
+    session = onnx_session(str(tmp_path / "g.onnx"))
+    test = load_task(cwru_dir, "cwru10", 2048).windows("test")
+    for x, bar in ((test.x, 0.999), (add_noise(test.x, -4, np.random.default_rng(0)), 0.99)):
+        theirs = np.concatenate([session.run(None, {"acceleration": x[i : i + 64, None].astype(np.float32)})[0]
+                                 for i in range(0, len(x), 64)])
+        ours = net.q8_logits(x)
+        assert np.mean(theirs.argmax(1) == ours.argmax(1)) >= bar
+        assert abs(np.mean(theirs.argmax(1) == test.y) - np.mean(ours.argmax(1) == test.y)) <= 1 - bar
+
+
+def test_a_gateway_graph_that_disagrees_gives_way_to_the_exact_graph(quantized, cwru_dir, tmp_path, monkeypatch):
+    from edgesnn.dataset import load_task
+    from edgesnn.firmware_sim import gateway_graph
+    from edgesnn.firmware_sim.network import IntMRASNN
+    from edgesnn.firmware_sim.onnx_graph import write_checked
+    from edgesnn.runtime import Diagnoser
+
+    monkeypatch.setattr(gateway_graph, "MIN_AGREEMENT", 1.01)  # no graph agrees that well
+    net = IntMRASNN.load(quantized / "tiny-int8.npz")
+    val = load_task(cwru_dir, "cwru10", 2048).windows("val").x[:32]
+    check = write_checked(net, tmp_path / "exact.onnx", val, n_random=16)
+    assert check["graph"].startswith("exact") and check["gateway_real_argmax_agreement"] <= 1.0
+    assert check["bit_exact_windows"] == check["windows"] == 48
+    # the exact graph computes what the simulator computes, bit for bit
+    card = json.loads((quantized / "tiny-int8.json").read_text())
+    shutil.copy(tmp_path / "exact.onnx", tmp_path / "tiny-int8.onnx")
+    from edgesnn.sensors.cwru import sha256_of
+
+    card["onnx_sha256"] = sha256_of(tmp_path / "tiny-int8.onnx")
+    (tmp_path / "tiny-int8.json").write_text(json.dumps(card))
+    np.testing.assert_array_equal(Diagnoser(tmp_path / "tiny-int8.json").logits(val) * 256, net.q8_logits(val))
 
 
 def test_firmware_sim_reports_the_budget_on_real_windows(quantized, cwru_dir):
     r = run_cli("firmware-sim", "--model", quantized / "tiny-int8.json", "--data", cwru_dir, "--limit", "64", "--json")
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
-    assert rep["windows"] == 64 and rep["onnxruntime_bit_exact_windows"] == 64
+    assert rep["windows"] == 64 and rep["onnxruntime_argmax_agreement"] == 1.0
+    assert 0 <= rep["onnxruntime_bit_exact_windows"] <= 64 and rep["onnxruntime_max_logit_difference"] < 0.1
     assert 0.0 <= rep["accuracy"] <= 1.0
     assert 20_000 < rep["flash_bytes"]["total"] < 256 * 1024 and 0 < rep["ram_bytes"]["peak"] < 64 * 1024
     ops = rep["operations"]
