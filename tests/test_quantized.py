@@ -91,6 +91,11 @@ def test_gateway_graph_of_the_shipped_network_picks_the_simulators_class_on_real
         ours = net.q8_logits(x)
         assert np.mean(theirs.argmax(1) == ours.argmax(1)) >= bar
         assert abs(np.mean(theirs.argmax(1) == test.y) - np.mean(ours.argmax(1) == test.y)) <= 1 - bar
+    # blind to gain, as the firmware is, over the range the runtime diagnoses (RMS >= 1e-6 g)
+    x = test.x[::31]
+    for gain in (1e-5, 1e4, 1e9):
+        z = session.run(None, {"acceleration": (x * gain)[:, None].astype(np.float32)})[0]
+        assert np.array_equal(z.argmax(1), net.q8_logits(x).argmax(1))
 
 
 def test_a_gateway_graph_that_disagrees_gives_way_to_the_exact_graph(quantized, cwru_dir, tmp_path, monkeypatch):
