@@ -303,7 +303,7 @@ def export(
     need_training_extra()
     from edgesnn.card import read_card
     from edgesnn.dataset import load_task
-    from edgesnn.export import c_exportable, export_measured, integer_loss, quantizable
+    from edgesnn.export import c_exportable, exact_graph_fallback, export_measured, integer_loss, quantizable
     from edgesnn.training import load_checkpoint
 
     if quantize and data is None:
@@ -340,9 +340,10 @@ def export(
     task_data = load_task(data, cfg["task"], cfg["window"]) if data is not None else None
     card_path = export_measured(model, ckpt, out_dir, name, task_data, quantize, default)
     out.print(f"wrote {card_path.with_suffix('.onnx')} and {card_path}")
-    warning = integer_loss(read_card(card_path)) if quantize else None
-    if warning:
-        err.print(f"[yellow]warning:[/yellow] {card_path.name}: {warning}", soft_wrap=True)
+    written = read_card(card_path)
+    for warning in (integer_loss(written), exact_graph_fallback(written)) if quantize else ():
+        if warning:
+            err.print(f"[yellow]warning:[/yellow] {card_path.name}: {warning}", soft_wrap=True)
     if c_source:
         from edgesnn.firmware_sim.c_export import write_c
         from edgesnn.firmware_sim.network import IntMRASNN
@@ -516,7 +517,8 @@ def firmware_sim(
     else:
         ours = net.q8_logits(windows, stats)
         theirs = Diagnoser(card_path).logits(windows) * 256
-        report |= {"onnxruntime_bit_exact_windows": int(np.all(ours == theirs, axis=1).sum()),
+        report |= {"onnx_graph": str(card.get("onnx_check", {}).get("graph", "")).split(":")[0] or None,
+                   "onnxruntime_bit_exact_windows": int(np.all(ours == theirs, axis=1).sum()),
                    "onnxruntime_argmax_agreement": float(np.mean(ours.argmax(1) == theirs.argmax(1))),
                    "onnxruntime_max_logit_difference": float(np.abs(ours - theirs).max(initial=0.0) / 256),
                    **budget.budget(net, stats, card["sample_rate_hz"])}

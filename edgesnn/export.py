@@ -238,17 +238,28 @@ MAX_INTEGER_LOSS = 0.003
 
 
 def integer_loss(card: dict) -> str | None:
-    """A one-line warning when a quantized classifier's card shows its integer network clearly
-    less accurate (clean, test region) than the float network it came from, else None."""
+    """A one-line warning when a quantized classifier's card shows its integer model (the ONNX
+    graph the card ships) clearly less accurate (clean, test region) than the float network it
+    came from, else None."""
     float_metrics = card.get("quantization", {}).get("float_metrics", {})
     if "test_accuracy" not in float_metrics or "test_accuracy" not in card.get("metrics", {}):
         return None
     loss = float_metrics["test_accuracy"] - card["metrics"]["test_accuracy"]
     if loss <= MAX_INTEGER_LOSS:
         return None
-    return (f"the integer network is {100 * loss:.2f} points less accurate than the float one on the test region "
+    return (f"the integer model is {100 * loss:.2f} points less accurate than the float one on the test region "
             f"({card['metrics']['test_accuracy']:.4f} against {float_metrics['test_accuracy']:.4f}, more than "
             f"{100 * MAX_INTEGER_LOSS:.1f}); ship the float export (without --quantize) or retrain")
+
+
+def exact_graph_fallback(card: dict) -> str | None:
+    """A one-line warning when a quantized plain MRA-SNN shipped the exact graph because the
+    faster gateway graph did not pick the simulator's class often enough, else None."""
+    agreement = card.get("onnx_check", {}).get("gateway_real_argmax_agreement")
+    if agreement is None:
+        return None
+    return (f"the fast gateway graph picked the integer network's class on {agreement:.2%} of the real check windows "
+            "(needs 99.9%), so the slower exact graph was written; a better trained network usually passes")
 
 
 def card_metrics(r: dict) -> dict:

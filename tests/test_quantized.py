@@ -111,6 +111,10 @@ def test_a_gateway_graph_that_disagrees_gives_way_to_the_exact_graph(quantized, 
     check = write_checked(net, tmp_path / "exact.onnx", val, n_random=16)
     assert check["graph"].startswith("exact") and check["gateway_real_argmax_agreement"] <= 1.0
     assert check["bit_exact_windows"] == check["windows"] == 48
+    from edgesnn.export import exact_graph_fallback
+
+    assert "slower exact graph" in exact_graph_fallback({"onnx_check": check})
+    assert exact_graph_fallback(json.loads((quantized / "tiny-int8.json").read_text())) is None
     # the exact graph computes what the simulator computes, bit for bit
     card = json.loads((quantized / "tiny-int8.json").read_text())
     shutil.copy(tmp_path / "exact.onnx", tmp_path / "tiny-int8.onnx")
@@ -200,3 +204,20 @@ def test_export_warns_when_the_integer_network_loses_accuracy():
     card["metrics"]["test_accuracy"] = 0.9952
     assert integer_loss(card) is None
     assert integer_loss({"metrics": {"test_auroc": 1.0}, "quantization": {"float_metrics": {}}}) is None
+
+
+def test_a_graph_that_fails_its_check_leaves_the_file_it_would_replace(quantized, cwru_dir, tmp_path, monkeypatch):
+    from edgesnn.dataset import load_task
+    from edgesnn.errors import EdgesnnError
+    from edgesnn.firmware_sim import gateway_graph, onnx_graph
+    from edgesnn.firmware_sim.network import IntMRASNN
+
+    monkeypatch.setattr(gateway_graph, "MIN_AGREEMENT", 1.01)
+    real_compare = onnx_graph._compare
+    monkeypatch.setattr(onnx_graph, "_compare", lambda *a: (real_compare(*a)[0], 1))  # one window differs
+    shipped = tmp_path / "model.onnx"
+    shipped.write_bytes(b"the model a monitor is running")
+    val = load_task(cwru_dir, "cwru10", 2048).windows("val").x[:8]
+    with pytest.raises(EdgesnnError, match="differ on 1 of .*the gateway graph, tried first"):
+        onnx_graph.write_checked(IntMRASNN.load(quantized / "tiny-int8.npz"), shipped, val, n_random=4)
+    assert shipped.read_bytes() == b"the model a monitor is running" and list(tmp_path.iterdir()) == [shipped]
