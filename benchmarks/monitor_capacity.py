@@ -106,7 +106,7 @@ def run_level(n: int, seconds: float, args, rss_every: float = 0.0) -> dict:
         exe = Path(sys.executable).with_name("edgesnn")
         mon = subprocess.Popen([str(exe), "monitor", "--broker", args.broker, "--root", root,
                                 "--journal", f"{tmp}/journal.sqlite", "--duration", str(seconds + 60),
-                                "--threads", str(args.threads)],
+                                "--threads", str(args.threads)] + (["--model", args.model] if args.model else []),
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         deadline = time.time() + 60
         while not consumer.status.get("online") and time.time() < deadline:
@@ -198,6 +198,7 @@ def main() -> None:
     ap.add_argument("--soak", type=float, default=0.0, help="instead: one level for this many seconds, RSS sampled")
     ap.add_argument("--sensors", type=int, default=50, help="sensors of the soak run")
     ap.add_argument("--threads", type=int, default=1, help="the monitor's onnxruntime threads")
+    ap.add_argument("--model", default=None, help="the monitor's model card (default: the shipped default)")
     ap.add_argument("--out", default="benchmarks/results/monitor_capacity")
     args = ap.parse_args()
     from rich.console import Console
