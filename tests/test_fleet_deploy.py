@@ -108,6 +108,7 @@ def test_tls_deployment_admits_registered_devices_and_exports_each_round(cwru_di
         assert row["accepted"] == 2 and row["rejected"] == {}
         card = json.loads(Path(row["exported"]).read_text())
         assert card["quantization"] and card["fleet"]["selection"] == "sfedca"
+        assert row["exported_graph"] == card["onnx_check"]["graph"].split(":")[0] in ("gateway", "exact")
         assert 0.0 <= card["metrics"]["test_accuracy"] <= 1.0
     assert sorted(p.name for p in models.glob("*.json")) == ["mra-snn-fleet-int8-r0001.json",
                                                              "mra-snn-fleet-int8-r0002.json"]

@@ -143,7 +143,9 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
                        rejected=dict(log.rejected), train_loss=log.train_loss, bytes=dict(log.bytes),
                        stats_cpu_seconds=log.stats_cpu_seconds, stats_windows=log.stats_windows)
         if cfg.export_dir and server_round > 0:
-            row["exported"] = str(export_round(cfg, data, eval_model, history + [row], server_round))
+            card = export_round(cfg, data, eval_model, history + [row], server_round)
+            # "gateway" (fast) or "exact": a round the gateway graph did not match ships the slower graph
+            row.update(exported=str(card), exported_graph=json.loads(card.read_text())["onnx_check"]["graph"].split(":")[0])
         history.append(row)
         if cfg.out:  # progress for whoever watches a deployment's ServerApp; replaced whole, never half-written
             out.mkdir(parents=True, exist_ok=True)
