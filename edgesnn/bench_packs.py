@@ -249,7 +249,7 @@ def plot(result: dict, path: Path) -> None:
     c.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
     c.set_yticks(pos, [])
     c.invert_yaxis()
-    c.set(xlabel="estimated uJ per window (45 nm)", title="energy (green: integer simulator; gray: dense MACs)")
+    c.set(xlabel="estimated uJ per window (45 nm)", title="energy\n(green: integer simulator; gray: dense MACs)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
