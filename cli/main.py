@@ -338,18 +338,15 @@ def export(
                 raise EdgesnnError(f"--default: {others[0]} is the shipped default; set its \"default\" to false "
                                    "first (one default model only)")
     task_data = load_task(data, cfg["task"], cfg["window"]) if data is not None else None
-    card_path = export_measured(model, ckpt, out_dir, name, task_data, quantize, default)
+    # the C is written with the model (in its staging folder), so a failed export leaves the old C too
+    card_path = export_measured(model, ckpt, out_dir, name, task_data, quantize, default, c_source=c_source)
     out.print(f"wrote {card_path.with_suffix('.onnx')} and {card_path}")
     written = read_card(card_path)
     for warning in (integer_loss(written), exact_graph_fallback(written)) if quantize else ():
         if warning:
             err.print(f"[yellow]warning:[/yellow] {card_path.name}: {warning}", soft_wrap=True)
     if c_source:
-        from edgesnn.firmware_sim.c_export import write_c
-        from edgesnn.firmware_sim.network import IntMRASNN
-
-        h, c = write_c(IntMRASNN.from_card(card_path, read_card(card_path)), out_dir, name)
-        out.print(f"wrote {c} and {h}")
+        out.print(f"wrote {card_path.with_suffix('.c')} and {card_path.with_suffix('.h')}")
 
 
 @app.command()

@@ -269,10 +269,17 @@ def card_metrics(r: dict) -> dict:
             "per_load_accuracy": r["per_load_accuracy"]}
 
 
+# What an export may write besides <name>.onnx and <name>.json: files of these suffixes that the
+# new export did not write belonged to the model it replaced (its integer network, its C source)
+MODEL_FILE_SUFFIXES = (".npz", ".c", ".h")
+
+
 def export_measured(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str, task_data=None,
-                    quantize: bool = False, default: bool = False) -> Path:
-    """Export (float, or the integer network with `quantize`) and, given `task_data`, write the
-    card's metrics measured on the exported ONNX file itself through the edge runtime."""
+                    quantize: bool = False, default: bool = False, c_source: bool = False) -> Path:
+    """Export (float, or the integer network with `quantize`, and its C with `c_source`) and, given
+    `task_data`, write the card's metrics measured on the exported ONNX file itself through the
+    edge runtime. The new model replaces the whole model of that name: its files that the new
+    export does not write (an earlier .npz, .c, .h) are removed once the new card is in place."""
 
     if quantize and task_data is None:
         raise EdgesnnError("the integer export calibrates on the training region: give the data")
@@ -287,11 +294,22 @@ def export_measured(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str
             with warnings.catch_warnings():  # numpy's overflow warnings: the checks below say what is wrong
                 warnings.simplefilter("ignore", RuntimeWarning)
                 card_path = _export_measured(model, ckpt, staging, name, task_data, quantize, default)
+                if c_source:
+                    from edgesnn.card import read_card
+                    from edgesnn.firmware_sim.c_export import write_c
+                    from edgesnn.firmware_sim.network import IntMRASNN
+
+                    write_c(IntMRASNN.from_card(card_path, read_card(card_path)), staging, name)
         except EdgesnnError as exc:  # name the file where it would have gone, not the staging copy
             raise EdgesnnError(str(exc).replace(str(staging), str(out_dir))) from None
         files = sorted(staging.iterdir(), key=lambda f: f == card_path)  # the card last
         for f in files:
             os.replace(f, out_dir / f.name)
+        written = {f.name for f in files}
+        for suffix in MODEL_FILE_SUFFIXES:  # the replaced model's, now that no card names them
+            stale = out_dir / f"{name}{suffix}"
+            if stale.name not in written and stale.is_file():
+                stale.unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir / card_path.name

@@ -221,3 +221,18 @@ def test_a_graph_that_fails_its_check_leaves_the_file_it_would_replace(quantized
     with pytest.raises(EdgesnnError, match="differ on 1 of .*the gateway graph, tried first"):
         onnx_graph.write_checked(IntMRASNN.load(quantized / "tiny-int8.npz"), shipped, val, n_random=4)
     assert shipped.read_bytes() == b"the model a monitor is running" and list(tmp_path.iterdir()) == [shipped]
+
+
+def test_an_export_that_replaces_a_model_leaves_none_of_its_files(quantized, cwru_dir, tmp_path):
+    """A model exported again without --c (or without --quantize) replaces the whole model: the
+    earlier <name>.c/.h (and .npz) computed the earlier network, not the new card's."""
+    out = tmp_path / "model"
+    shutil.copytree(quantized, out)
+    assert {"tiny-int8.c", "tiny-int8.h"} <= {f.name for f in out.iterdir()}
+    checkpoint = quantized.parent / "train" / "checkpoint.pt"
+    r = run_cli("export", checkpoint, "--quantize", "--data", cwru_dir, "--out", out, "--name", "tiny-int8")
+    assert r.returncode == 0, r.stderr
+    assert sorted(f.name for f in out.iterdir()) == ["tiny-int8.json", "tiny-int8.npz", "tiny-int8.onnx"]
+    r = run_cli("export", checkpoint, "--data", cwru_dir, "--out", out, "--name", "tiny-int8")
+    assert r.returncode == 0, r.stderr
+    assert sorted(f.name for f in out.iterdir()) == ["tiny-int8.json", "tiny-int8.onnx"]
