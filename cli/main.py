@@ -451,7 +451,8 @@ def firmware_sim(
     fs: Optional[float] = typer.Option(None, help="sample rate of --recording in Hz"),
     variable: Optional[str] = typer.Option(None, help="--recording's variable, column or channel, as for infer"),
     data: Path = typer.Option(DEFAULT_DATA, help=DATA_HELP),
-    limit: int = typer.Option(0, min=0, help="use at most this many windows (0: all)"),
+    limit: int = typer.Option(0, min=0, help="use at most this many windows (0: all): a recording's first "
+                                                 "ones, or of the test region every class in turn"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ):
     """Run the integer-only reference of the device on real windows; print what the device needs
@@ -496,9 +497,10 @@ def firmware_sim(
             raise EdgesnnError(f"{card_path}: {exc}; give --recording instead") from None
         test = load_task(data, task, net.window).windows("test")
         windows, labels, where = test.x, test.y, f"CWRU test region ({data})"
-    if limit:
-        windows = windows[:limit]
-        labels = labels[:limit] if labels is not None else None
+    if limit:  # a recording's first windows; the test region (ordered by class) every class in turn
+        pick = np.arange(min(limit, len(windows))) if labels is None else _every_class(labels, limit)
+        windows = windows[pick]
+        labels = labels[pick] if labels is not None else None
     stats: dict = {}
     report = {"model": card["name"], "input": where, "windows": len(windows)}
     if recording is not None:
@@ -559,6 +561,20 @@ def firmware_sim(
     if quiet.any():
         out.print(f"[yellow]{int(quiet.sum())} windows had no vibration (constant signal) and were not "
                   "simulated: is the sensor connected?[/yellow]")
+
+
+def _every_class(labels, limit: int):
+    """Indices of at most `limit` windows, the classes in turn (each class's windows in a fixed
+    random order, so that every load is drawn), in their original order: the test region lists
+    its windows class by class, and its first `limit` would all be one class."""
+    import numpy as np
+
+    order = np.random.default_rng(0).permutation(len(labels))
+    rank = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        rank[members] = np.arange(len(members))
+    return np.sort(np.lexsort((labels, rank))[:limit])
 
 
 def _shipped_quantized_card() -> Path:

@@ -140,6 +140,15 @@ def test_firmware_sim_reports_the_budget_on_real_windows(quantized, cwru_dir):
     assert r.returncode == 2 and r.stderr.startswith("error:")
 
 
+def test_firmware_sim_limit_takes_windows_of_every_class(cwru_dir):
+    """The test region is ordered by class: its first 64 windows are all ball_007, so --limit
+    must sample every class (else the accuracy is one class's and a detector has no AUROC)."""
+    r = run_cli("firmware-sim", "--model", "esvae-cwru-normal-int8", "--data", cwru_dir, "--limit", "20", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["windows"] == 20 and rep["auroc"] == 1.0 and 0.0 < rep["alarm_share"] < 1.0
+
+
 def test_infer_runs_the_quantized_model(quantized, cwru_dir):
     r = run_cli("infer", cwru_dir / "12k_Drive_End_IR007_0_105.mat", "--fs", "12000", "--model",
                 quantized / "tiny-int8.json", "--json")
