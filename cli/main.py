@@ -310,6 +310,7 @@ def export(
         raise EdgesnnError("--quantize calibrates on the training region: give --data")
     if c_source and not quantize:
         raise EdgesnnError("--c writes the integer network: add --quantize")
+    _out_folder(out_dir)
     if name is not None and not MODEL_NAME.match(name):
         raise EdgesnnError(f"--name {name!r}: a model name of letters, digits, '.', '_' and '-', starting with a "
                            "letter or digit (it names the files in --out, and the C source includes its header by it)")
@@ -563,6 +564,16 @@ def firmware_sim(
                   "simulated: is the sensor connected?[/yellow]")
 
 
+def _out_folder(out_dir: Path) -> None:
+    """Refuse, in one line and before any work, an --out that cannot be a folder: a file, or a
+    path under one (else the command fails at its end with a bare "File exists")."""
+    p = out_dir
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        p = p.parent
+    if p.exists() and not p.is_dir():
+        raise EdgesnnError(f"--out {out_dir}: " + ("a file, not a folder" if p == out_dir else f"{p} is a file"))
+
+
 def _every_class(labels, limit: int):
     """Indices of at most `limit` windows, the classes in turn (each class's windows in a fixed
     random order, so that every load is drawn), in their original order: the test region lists
@@ -797,6 +808,7 @@ def bench_inference(
 
     from edgesnn import bench
 
+    _out_folder(out_dir)
     result = bench.run(data, checkpoint, repeats)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "inference.json").write_text(json.dumps(result, indent=1))
@@ -850,6 +862,7 @@ def bench_packs(
     from edgesnn import bench_packs as bp
     from edgesnn.registry import list_packs
 
+    _out_folder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if train:
         packs = [p for p in list_packs() if p in bp.EPOCHS]

@@ -76,6 +76,10 @@ CASES = {
     "sensor inbox over total": (["monitor", "--inbox-mb", "1", "--sensor-inbox-mb", "2", "--journal", "{d}/j.sqlite"],
                                 "--sensor-inbox-mb 2 exceeds --inbox-mb 1"),
     "C without quantize": (["export", "{d}/none.pt", "--c"], "--c writes the integer network: add --quantize"),
+    "export into a file": (["export", "{d}/none.pt", "--out", "{d}/ok.npy"], "--out {d}/ok.npy: a file, not a folder"),
+    "export under a file": (["export", "{d}/none.pt", "--out", "{d}/ok.npy/m"], "--out {d}/ok.npy/m: {d}/ok.npy is a file"),
+    "bench inference into a file": (["bench", "inference", "--out", "{d}/ok.npy"], "--out {d}/ok.npy: a file, not a folder"),
+    "bench packs into a file": (["bench", "packs", "--out", "{d}/ok.npy"], "--out {d}/ok.npy: a file, not a folder"),
     "certificate for a bad host": (["fleet", "certs", "--out", "{d}/pki", "--host", "a b/.."], "not a host name"),
     "device name with a path": (["fleet", "keys", "../x", "--out", "{d}/pki"], "device name '../x'"),
     "client with a bad CA": (["fleet", "client", "--superlink", "127.0.0.1:1", "--ca", "{d}/ok.npy", "--key",
@@ -113,7 +117,7 @@ def test_bad_input_is_one_line(files, case):
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert message in lines[0]
+    assert message.format(d=files) in lines[0]
 
 
 class _Payload:
