@@ -863,7 +863,6 @@ def bench_packs(
     from edgesnn.registry import list_packs
 
     _out_folder(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if train:
         packs = [p for p in list_packs() if p in bp.EPOCHS]
         with Progress(console=err, disable=not err.is_terminal) as progress:
@@ -880,6 +879,7 @@ def bench_packs(
     if train:
         ssnn_checkpoint = out_dir / "models" / "ssnn" / "checkpoint.pt"
     result = bp.run(data, cards, repeats, ssnn_checkpoint)
+    out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused run leaves no empty folder
     (out_dir / "packs.json").write_text(json.dumps(result, indent=1))
     bp.plot(result, out_dir / "packs.png")
     if as_json:

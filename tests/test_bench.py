@@ -103,3 +103,4 @@ def test_bench_packs_refuses_a_card_of_another_task_by_name(cwru_dir, tmp_path):
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert lines[0].startswith(f"error: {card}: a model of the classes normal, ball, inner_race, outer_race"), r.stderr
     assert "(cwru10): score it apart" in lines[0]
+    assert not (tmp_path / "b").exists()  # a refused run leaves no empty --out behind
