@@ -118,9 +118,12 @@ def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
              int_card: label(int_card, "MRA-SNN integer, onnxruntime"), wdcnn_card: "WDCNN float, onnxruntime"}
     runtimes = {names[float_card]: Diagnoser(float_card).logits, names[int_card]: Diagnoser(int_card).logits,
                 "MRA-SNN float, PyTorch eager": eager, names[wdcnn_card]: Diagnoser(wdcnn_card).logits}
+    # every one of the windows, one at a time and in batches of BATCH
     one_by_one = {name: (lambda b, fn=fn: [fn(b[i : i + 1]) for i in range(len(b))]) for name, fn in runtimes.items()}
-    single = _interleaved_ms_per_window(one_by_one, x[:16], repeats)
-    batched = _interleaved_ms_per_window(runtimes, x[:BATCH], repeats)
+    in_batches = {name: (lambda b, fn=fn: [fn(b[i : i + BATCH]) for i in range(0, len(b), BATCH)])
+                  for name, fn in runtimes.items()}
+    single = _interleaved_ms_per_window(one_by_one, x, repeats)
+    batched = _interleaved_ms_per_window(in_batches, x, repeats)
     rows = {name: {"ms_per_window_batch1": single[name], f"ms_per_window_batch{BATCH}": batched[name],
                    "real_time_factor_batch1": single[name] / 1e3 / window_s} for name in runtimes}
     for path, name in names.items():

@@ -18,6 +18,25 @@ def test_bench_inference_writes_every_row(cwru_dir, tmp_path):
     assert (tmp_path / "inference.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_bench_inference_times_every_window_it_names(cwru_dir, monkeypatch):
+    """The table says 64 real test-region windows: batch 1 and batch 32 both time all of them
+    (they had timed the first 16 and the first 32)."""
+    from edgesnn import bench
+    from edgesnn.runtime import Diagnoser
+
+    seen: dict[int, set] = {1: set(), bench.BATCH: set()}
+    logits = Diagnoser.logits
+
+    def counting(self, x):
+        seen.setdefault(len(x), set()).update(w[:8].tobytes() for w in x)
+        return logits(self, x)
+
+    monkeypatch.setattr(Diagnoser, "logits", counting)
+    result = bench.run(cwru_dir, repeats=3)
+    assert result["windows"] == 64
+    assert len(seen[1]) == 64 and len(seen[bench.BATCH]) == 64
+
+
 def test_bench_packs_scores_every_shipped_classifier_on_the_same_windows(cwru_dir, tmp_path):
     from edgesnn.card import read_card
     from edgesnn.models import shipped_cards
