@@ -822,7 +822,7 @@ def bench_inference(
         t.add_column(col, justify="left" if col == "runtime" else "right")
     for name, r in result["runtimes"].items():
         t.add_row(name, f"{r['ms_per_window_batch1']:.3f}", f"{r[f'ms_per_window_batch{bench.BATCH}']:.3f}",
-                  f"{r['real_time_factor_batch1']:.4f}", f"{r['file_bytes'] / 1024:.0f} KiB" if "file_bytes" in r else "-",
+                  f"{r['real_time_factor_batch1']:.5f}", f"{r['file_bytes'] / 1024:.0f} KiB" if "file_bytes" in r else "-",
                   f"{r['test_accuracy']:.4f}" if "test_accuracy" in r else "-",
                   f"{r['snr_-4db_accuracy']:.4f}" if "snr_-4db_accuracy" in r else "-")
     out.print(t)
@@ -871,9 +871,13 @@ def bench_packs(
                                  lambda p, e, n: progress.update(bars[p], completed=e))
     else:
         cards = bp.shipped_classifier_cards()
-    for path in card or []:  # a row per card: named by its file, or by its path where that name is taken
-        if path not in cards.values():
-            cards[path.stem if path.stem not in cards else str(path)] = path
+    from edgesnn.models import shipped_cards
+
+    shipped = {p.stem: p.resolve() for p in shipped_cards()}
+    for path in card or []:  # a row per card: named by its file, or by its path where that name is taken by
+        if path not in cards.values():  # another row or by a shipped model that this card is not
+            taken = path.stem in cards or shipped.get(path.stem, path.resolve()) != path.resolve()
+            cards[str(path) if taken else path.stem] = path
     if ssnn_checkpoint is None and Path("runs/packs/ssnn/checkpoint.pt").is_file() and not train:
         ssnn_checkpoint = Path("runs/packs/ssnn/checkpoint.pt")
     if train:

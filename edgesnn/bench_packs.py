@@ -23,7 +23,7 @@ from edgesnn.registry import timesteps_text
 
 # What each method is for, to read its row against: the claim the row tests.
 CLAIMS = {
-    "mra_snn": "default: multi-scale attention encoder, residual attention blocks, dendritic neurons",
+    "mra_snn": "multi-scale attention encoder, residual attention blocks, dendritic neurons",
     "wdcnn": "non-spiking baseline",
     "inflor": "rectified membrane gradients: accuracy / robustness at the same cost",
     "realspike": "binary spikes on the device (real-valued in training, folded at export)",
@@ -42,11 +42,14 @@ def _claim(card: dict) -> str:
     options = card.get("pack_options", {})
     if options:  # a pack trained with non-default options is read for those
         return f"{card['pack']} with " + ", ".join(f"{k}={v}" for k, v in options.items())
-    return CLAIMS.get(card["pack"], "")
+    claim = CLAIMS.get(card["pack"], "")
+    return f"default: {claim}" if card.get("default") else claim
 
 
 def table_row(label: str, r: dict) -> list[str]:
     """The cells of one row of `edgesnn bench packs`' table (r: a row of run()'s "packs")."""
+    # an integer model whose ONNX is the exact graph (ssnn's exits, or a gateway graph that did not match)
+    label += " (exact graph)" if r.get("graph") == "exact" else ""
     return [label, timesteps_text(r["timesteps"], r.get("stage_timesteps")), str(r["spike_bits"]),
             "yes" if r["quantized"] else "no", f"{r['test_accuracy']:.4f}", f"{r['snr_accuracy']['-4']:.4f}",
             f"{r['ms_per_window_batch1']:.3f}",
@@ -207,6 +210,7 @@ def run(data: Path, cards: dict[str, Path], repeats: int = 5, ssnn_checkpoint: P
             "timesteps": card["timesteps"], "stage_timesteps": card.get("stage_timesteps"),
             "spike_bits": card["spike_bits"],
             "quantized": "quantization" in card, "options": card.get("pack_options", {}),
+            "graph": str(card.get("onnx_check", {}).get("graph", "")).split(":")[0] if "quantization" in card else None,
             "test_accuracy": r["test_accuracy"], "snr_accuracy": r["snr_accuracy"],
             "energy_pj": energy, "energy_basis": basis,
             "train_seconds": training.get("seconds"), "epochs": training.get("epochs"),

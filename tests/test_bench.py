@@ -123,3 +123,16 @@ def test_bench_packs_refuses_a_card_of_another_task_by_name(cwru_dir, tmp_path):
     assert lines[0].startswith(f"error: {card}: a model of the classes normal, ball, inner_race, outer_race"), r.stderr
     assert "(cwru10): score it apart" in lines[0]
     assert not (tmp_path / "b").exists()  # a refused run leaves no empty --out behind
+
+
+def test_packs_rows_say_default_only_for_the_default_and_mark_exact_graphs():
+    from edgesnn.bench_packs import _claim, table_row
+
+    assert _claim({"pack": "mra_snn", "default": True}).startswith("default: ")
+    assert not _claim({"pack": "mra_snn"}).startswith("default")  # a user's own mra_snn card
+    row = {"timesteps": 4, "stage_timesteps": [4, 2, 1], "spike_bits": 2, "quantized": True, "test_accuracy": 1.0,
+           "snr_accuracy": {"-4": 0.99}, "ms_per_window_batch1": 0.4, "energy_pj": 2e5,
+           "energy_basis": "int8 simulator", "train_seconds": 630, "epochs": 40, "epochs_to_val_99": 7,
+           "claim": "", "graph": "exact"}
+    assert table_row("ssnn", row)[0] == "ssnn (exact graph)"
+    assert table_row("tssd", row | {"graph": "gateway"})[0] == "tssd"
