@@ -20,7 +20,7 @@ So the graph is not bit for bit the firmware: its logits differ by a spike here 
 `write_checked` (onnx_graph.py) refuses it unless it agrees with the simulator on the argmax of
 at least MIN_AGREEMENT of the real windows it is checked on. Measured on the shipped default:
 92 nodes run once onnxruntime has folded the constants, against 169 for the exact graph, and
-2.2x WDCNN's latency at batch 1 instead of 4x.
+2.4 to 2.6x WDCNN's latency at batch 1 instead of 4x.
 
 Networks whose per-window decisions are integer rules (a shrinking network's early exits, the
 anomaly detector's threshold) keep the exact graph.
