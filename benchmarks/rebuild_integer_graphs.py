@@ -40,7 +40,7 @@ def rebuild(card_path: Path, data: Path) -> tuple[int, int, dict]:
     card["onnx_sha256"] = sha256_of(onnx_path)
     if not detector:
         card["quantization"]["spikes"] = spike_encoding(net.encoder_neurons.levels)
-        card["quantization"]["onnx_graph"] = onnx_graph_text(card["onnx_check"])
+    card["quantization"]["onnx_graph"] = onnx_graph_text(card["onnx_check"])
     write_card(card_path, card)  # the new sha256 first: the runtime refuses a graph its card does not name
     test = task.windows("test")
     if detector:
@@ -66,8 +66,9 @@ def main() -> None:
         if "quantization" in read_card(path):
             old, new, moved = rebuild(path, args.data)
             check = read_card(path)["onnx_check"]
-            print(f"{path.parent.name}/{path.name}: {check['graph'].split(':')[0]} graph, "
-                  f"the simulator's class on {check.get('real_argmax_agreement', 1.0):.2%} of real windows, "
+            same = (f"the simulator's class on {check['real_argmax_agreement']:.2%} of real windows, "
+                    if "real_argmax_agreement" in check else "")  # a detector has no class
+            print(f"{path.parent.name}/{path.name}: {check['graph'].split(':')[0]} graph, {same}"
                   f"{check['bit_exact_windows']}/{check['windows']} bit for bit ({old} -> {new} bytes)")
             for key, (was, now) in moved.items():
                 print(f"  {key}: {was} -> {now}")
