@@ -299,7 +299,7 @@ def export(
 ):
     """Write ONNX + model card, checked against PyTorch (float: 1e-4 on random windows, see README)
     or against the integer simulator (--quantize: the same class on 99.9% of real windows for the
-    fast gateway graph, else bit for bit; README: Quantized inference)."""
+    fast gateway graph, else bit for bit; README: "The integer network")."""
     need_training_extra()
     from edgesnn.card import read_card
     from edgesnn.dataset import load_task
