@@ -462,7 +462,7 @@ def firmware_sim(
     from rich.table import Table
 
     from edgesnn.anomaly import AnomalyScorer, auroc, is_anomaly_card
-    from edgesnn.card import read_card, resolve_card
+    from edgesnn.card import onnx_graph_kind, read_card, resolve_card
     from edgesnn.firmware_sim import budget
     from edgesnn.firmware_sim.esvae import IntESVAE
     from edgesnn.firmware_sim.network import IntMRASNN
@@ -517,7 +517,7 @@ def firmware_sim(
     else:
         ours = net.q8_logits(windows, stats)
         theirs = Diagnoser(card_path).logits(windows) * 256
-        report |= {"onnx_graph": str(card.get("onnx_check", {}).get("graph", "")).split(":")[0] or None,
+        report |= {"onnx_graph": onnx_graph_kind(card),
                    "onnxruntime_bit_exact_windows": int(np.all(ours == theirs, axis=1).sum()),
                    "onnxruntime_argmax_agreement": float(np.mean(ours.argmax(1) == theirs.argmax(1))),
                    "onnxruntime_max_logit_difference": float(np.abs(ours - theirs).max(initial=0.0) / 256),
@@ -538,7 +538,7 @@ def firmware_sim(
         rows = [("accuracy", f"{report['accuracy']:.4f}" if labels is not None else "-")]
         same = round(report["onnxruntime_argmax_agreement"] * len(windows))
         rows.append(("same class as onnxruntime", f"{same}/{len(windows)}"))
-    if str(card.get("onnx_check", {}).get("graph", "")).startswith("gateway"):
+    if onnx_graph_kind(card) == "gateway":
         # float32 currents and membranes (firmware_sim/gateway_graph.py): by class, not bit for bit
         rows.append(("largest logit difference from onnxruntime", f"{report['onnxruntime_max_logit_difference']:.3f}"))
     else:

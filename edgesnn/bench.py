@@ -21,7 +21,12 @@ from edgesnn.labels import task_of
 BATCH = 32
 
 
-def _interleaved_ms_per_window(runs: dict, x: np.ndarray, repeats: int) -> dict[str, float]:
+def one_at_a_time(fn):
+    """`fn` run on a batch window by window (batch 1)."""
+    return lambda batch: [fn(batch[i : i + 1]) for i in range(len(batch))]
+
+
+def interleaved_ms_per_window(runs: dict, x: np.ndarray, repeats: int) -> dict[str, float]:
     """Median ms per window of each `runs[name](x)`, the runtimes taking turns within every
     repetition: a machine that slows down for a while (shared hosts do) slows all of them alike,
     so their ratios hold."""
@@ -119,11 +124,10 @@ def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
     runtimes = {names[float_card]: Diagnoser(float_card).logits, names[int_card]: Diagnoser(int_card).logits,
                 "MRA-SNN float, PyTorch eager": eager, names[wdcnn_card]: Diagnoser(wdcnn_card).logits}
     # every one of the windows, one at a time and in batches of BATCH
-    one_by_one = {name: (lambda b, fn=fn: [fn(b[i : i + 1]) for i in range(len(b))]) for name, fn in runtimes.items()}
     in_batches = {name: (lambda b, fn=fn: [fn(b[i : i + BATCH]) for i in range(0, len(b), BATCH)])
                   for name, fn in runtimes.items()}
-    single = _interleaved_ms_per_window(one_by_one, x, repeats)
-    batched = _interleaved_ms_per_window(in_batches, x, repeats)
+    single = interleaved_ms_per_window({name: one_at_a_time(fn) for name, fn in runtimes.items()}, x, repeats)
+    batched = interleaved_ms_per_window(in_batches, x, repeats)
     rows = {name: {"ms_per_window_batch1": single[name], f"ms_per_window_batch{BATCH}": batched[name],
                    "real_time_factor_batch1": single[name] / 1e3 / window_s} for name in runtimes}
     for path, name in names.items():

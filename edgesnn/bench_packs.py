@@ -11,12 +11,12 @@ measured in PyTorch eager from its checkpoint. Needs the training extra.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
-from edgesnn.bench import onnx_macs
+from edgesnn.bench import interleaved_ms_per_window, one_at_a_time, onnx_macs
+from edgesnn.card import onnx_graph_kind
 from edgesnn.errors import EdgesnnError
 from edgesnn.firmware_sim.budget import ENERGY_PJ
 from edgesnn.registry import timesteps_text
@@ -59,18 +59,8 @@ def table_row(label: str, r: dict) -> list[str]:
 
 
 def _interleaved_ms(fns: dict, x: np.ndarray, repeats: int) -> dict:
-    """ms per window (batch 1) of each function, the median over `repeats` rounds in which every
-    function runs once in turn: load on a shared machine falls on all of them alike."""
-    times = {k: [] for k in fns}
-    for fn in fns.values():
-        fn(x[:1])  # warm-up
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            for i in range(len(x)):
-                fn(x[i : i + 1])
-            times[k].append((time.perf_counter() - t) / len(x))
-    return {k: float(np.median(v) * 1e3) for k, v in times.items()}
+    """ms per window at batch 1 of each function, the functions taking turns (bench.py)."""
+    return interleaved_ms_per_window({k: one_at_a_time(fn) for k, fn in fns.items()}, x, repeats)
 
 
 def energy_pj(card_path: Path, card: dict, x: np.ndarray) -> tuple[float, str]:
@@ -210,7 +200,7 @@ def run(data: Path, cards: dict[str, Path], repeats: int = 5, ssnn_checkpoint: P
             "timesteps": card["timesteps"], "stage_timesteps": card.get("stage_timesteps"),
             "spike_bits": card["spike_bits"],
             "quantized": "quantization" in card, "options": card.get("pack_options", {}),
-            "graph": str(card.get("onnx_check", {}).get("graph", "")).split(":")[0] if "quantization" in card else None,
+            "graph": onnx_graph_kind(card),
             "test_accuracy": r["test_accuracy"], "snr_accuracy": r["snr_accuracy"],
             "energy_pj": energy, "energy_basis": basis,
             "train_seconds": training.get("seconds"), "epochs": training.get("epochs"),

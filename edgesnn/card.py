@@ -101,6 +101,13 @@ def write_card(path: Path, card: dict) -> None:
     Path(path).write_text(json.dumps(card, indent=2) + "\n")
 
 
+def onnx_graph_kind(card: dict) -> str | None:
+    """Which graph a quantized card's ONNX is: "gateway" (firmware_sim/gateway_graph.py) or
+    "exact" (bit for bit the integer network, firmware_sim/onnx_graph.py); None for a float model."""
+    graph = card.get("onnx_check", {}).get("graph")
+    return graph.split(":")[0] if "quantization" in card and isinstance(graph, str) else None
+
+
 def model_id(card: dict) -> str:
     """Name and short hash, e.g. mra-snn-cwru10@1a2b3c4d (the `model` field of a diagnosis)."""
     return f"{card['name']}@{card['onnx_sha256'][:8]}"

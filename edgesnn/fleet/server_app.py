@@ -19,6 +19,7 @@ from flwr.app import ArrayRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
 
+from edgesnn.card import onnx_graph_kind, read_card
 from edgesnn.dataset import load_task
 from edgesnn.evaluation import predict_labels
 from edgesnn.fleet import EXPLORE, LR_END
@@ -145,7 +146,7 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
         if cfg.export_dir and server_round > 0:
             card = export_round(cfg, data, eval_model, history + [row], server_round)
             # "gateway" (fast) or "exact": a round the gateway graph did not match ships the slower graph
-            row.update(exported=str(card), exported_graph=json.loads(card.read_text())["onnx_check"]["graph"].split(":")[0])
+            row.update(exported=str(card), exported_graph=onnx_graph_kind(read_card(card)))
         history.append(row)
         if cfg.out:  # progress for whoever watches a deployment's ServerApp; replaced whole, never half-written
             out.mkdir(parents=True, exist_ok=True)
