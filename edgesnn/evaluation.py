@@ -55,6 +55,10 @@ def evaluate(predict: Predict, test: Windows, classes, snrs=SNR_SWEEP_DB, seed: 
         "snr_accuracy": {},
     }
     for snr in snrs:
-        noisy = add_noise(test.x, snr, np.random.default_rng([seed, snr + 100]))
-        result["snr_accuracy"][str(snr)] = float(np.mean(predict_labels(predict, noisy) == test.y))
+        result["snr_accuracy"][str(snr)] = float(np.mean(predict_labels(predict, noisy(test.x, snr, seed)) == test.y))
     return result
+
+
+def noisy(x: np.ndarray, snr: float, seed: int = 0) -> np.ndarray:
+    """The sweep's noisy copy of windows `x` at `snr` dB: the same draw for every model."""
+    return add_noise(x, snr, np.random.default_rng([seed, snr + 100]))

@@ -39,24 +39,27 @@ def _to_ship(model: torch.nn.Module) -> tuple[torch.nn.Module, dict]:
 
 
 def quantizable(model: torch.nn.Module) -> bool:
-    """Whether `export_quantized` covers the network `model` deploys: the plain MRA-SNN or ssnn's
-    shrinking one with its early exit, with the learned raw-signal encoder, or the esvae
-    detector (firmware_sim implements those networks and no other)."""
+    """Whether `export_quantized` covers the network `model` deploys: the plain MRA-SNN with the
+    learned raw-signal encoder or both views (raw+envelope), ssnn's shrinking one with its early
+    exit, or the esvae detector (firmware_sim implements those networks and no other)."""
     from edgesnn.models.esvae import ESVAE
     from edgesnn.models.mra_snn import MRASNN
     from edgesnn.models.ssnn import EarlyExitSSNN, ShrinkingMRASNN
 
     net = deployed(model)
     net = net.model if isinstance(net, EarlyExitSSNN) else net
-    return type(net) is ESVAE or (type(net) in (MRASNN, ShrinkingMRASNN) and net.frontend == "raw")
+    return type(net) is ESVAE or (type(net) is MRASNN and net.frontend in ("raw", "raw+envelope")) or (
+        type(net) is ShrinkingMRASNN and net.frontend == "raw")
 
 
 def c_exportable(model: torch.nn.Module) -> bool:
     """Whether the C export (firmware_sim/c_export.py) covers the network `model` deploys: not
-    ssnn's shrinking one with early exits, which firmware-sim and onnxruntime run."""
+    ssnn's shrinking one with early exits, nor a network with both views, which firmware-sim and
+    onnxruntime run."""
     from edgesnn.models.ssnn import EarlyExitSSNN, ShrinkingMRASNN
 
-    return not isinstance(deployed(model), (EarlyExitSSNN, ShrinkingMRASNN))
+    net = deployed(model)
+    return not isinstance(net, (EarlyExitSSNN, ShrinkingMRASNN)) and getattr(net, "envelope_view", None) is None
 
 
 def _to_onnx(model: torch.nn.Module, window: int, path: Path) -> None:

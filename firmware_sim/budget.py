@@ -14,6 +14,13 @@ channels). The ANN figure is the MACs of the same network run as a conventional 
 Energy constants, 45 nm (Horowitz, ISSCC 2014), per operation in pJ: fp32 AC 0.9, MAC 4.6; int8
 AC 0.03, MAC 0.23. Cycle estimates use the per-operation costs of each MCU profile below; they are
 estimates for planning, not measurements on silicon.
+
+A network with both views (frontend=raw+envelope; the C export does not cover it yet) is counted
+as a device would run it: the envelope view after the raw view, reusing the raw view's buffers,
+one band at a time (its Morlet kernels stored and multiplied over their nonzero taps only, its
+envelope and its DFT in a one-band buffer), into an int16 spectrum. Its integer square roots and
+divisions are counted apart (`envelope_isqrt`, `envelope_divisions`) and priced in cycles; the
+energy figure holds MACs and ACs only.
 """
 
 from __future__ import annotations
@@ -32,11 +39,13 @@ class McuProfile:
     cycles_per_mac: float  # int8 MAC (SIMD dual 16-bit MAC where the core has it)
     cycles_per_ac: float  # one spike-triggered accumulate (load weight, add)
     cycles_per_neuron: float  # one neuron update: leak, add, gate, fire, reset
+    cycles_per_isqrt: float  # floor square root of a 64-bit sum of squares (the envelope view)
+    cycles_per_division: float  # 32-bit integer division (the envelope view's modulation depth)
 
 
-MCU_PROFILES = (
-    McuProfile("Cortex-M4 @ 168 MHz", 168.0, 0.5, 1.0, 12.0),
-    McuProfile("Cortex-M7 @ 480 MHz", 480.0, 0.25, 0.5, 6.0),
+MCU_PROFILES = (  # M4: no double-precision unit, a bitwise 64-bit square root; M7: a double sqrt and a check
+    McuProfile("Cortex-M4 @ 168 MHz", 168.0, 0.5, 1.0, 12.0, 120.0, 12.0),
+    McuProfile("Cortex-M7 @ 480 MHz", 480.0, 0.25, 0.5, 6.0, 40.0, 10.0),
 )
 
 
@@ -57,6 +66,17 @@ def flash_bytes(net: IntMRASNN) -> dict:
     tables += sum(_requant_bytes(len(n.gate.m)) for n in neurons if n.gate is not None)
     tables += 2 * len(net.lut)  # int16 sigmoid table
     tables += 2 * len(net.exp_table) if net.exits else 0  # uint16 exp table of the early exits
+    if net.envelope is not None:
+        e = net.envelope
+        spans = e.spectrum.spans()
+        weights += sum(2 * (stop - start) for start, stop in spans) + e.spectrum.dft.size + e.mix.w.size
+        tables += 2 * len(spans)  # each band's first tap and tap count, a byte each
+        atts = [e.attention] + [b.attention for b in e.blocks]
+        weights += sum(a.w1.size + a.w2.size for a in atts) + sum(b.conv.w.size for b in e.blocks)
+        tables += _requant_bytes(e.mix.w.shape[0]) + sum(_requant_bytes(b.conv.w.shape[0]) for b in e.blocks)
+        tables += sum(_requant_bytes(a.w1.shape[0]) + _requant_bytes(a.w2.shape[0]) for a in atts)
+        tables += sum(_requant_bytes(len(n.gate.m)) for n in [e.neurons] + [b.neurons for b in e.blocks]
+                      if n.gate is not None)
     return _flash(weights, tables)
 
 
@@ -97,6 +117,11 @@ def ram_bytes(net: IntMRASNN) -> dict:
     mixed = [2 * c * lengths[k] for k, m in enumerate(net.mixes) if m is not None]
     if mixed:
         buffers["time-mixed input frame (int16)"] = max(mixed)
+    if net.envelope is not None:  # after the raw view, in its buffers (its lengths are shorter)
+        spectrum = net.envelope.spectrum
+        buffers["envelope view: one band's envelope (int32)"] = 4 * net.window // (2 * spectrum.stride)
+        buffers["envelope view: spectrum (int16)"] = 2 * spectrum.bins * spectrum.bands
+        buffers["raw view's counts, kept (int32)"] = 4 * c
     return _ram(buffers, net.window)
 
 
@@ -127,9 +152,39 @@ def operations(net: IntMRASNN, stats: dict) -> dict:
         density[k] = stats[f"block{k}_input_nonzero"] / max(stats[f"block{k}_windows"], 1) / (t * c * lengths[k])
     out = {"snn_mac": int(round(mac)), "snn_ac": int(round(ac)), "neuron_updates": int(round(neuron_updates)),
            "ann_mac": int(ann_mac), "spike_density": density}
+    if net.envelope is not None:
+        env = _envelope_operations(net, stats)
+        for key in ("snn_mac", "snn_ac", "neuron_updates", "ann_mac"):
+            out[key] += env.pop(key)
+        out |= env
     if net.exits:
         out["exit_share"] = {k: stats.get(f"exit{k}_windows", 0) / n for k in range(len(net.blocks))}
     return out
+
+
+def _envelope_operations(net: IntMRASNN, stats: dict) -> dict:
+    """The envelope view's share, mean per window (network.IntMRASNN.envelope_counts)."""
+    n, e, t = stats["windows"], net.envelope, net.timesteps
+    sp = e.spectrum
+    frames = net.window // sp.stride  # band samples before the pair average
+    half = frames // 2
+    front = sum(2 * (stop - start) for start, stop in sp.spans()) * frames + sp.dft.size * sp.bands
+    c, bins = e.mix.w.shape[:2]
+    mix = c * bins * sp.bands
+    mac = front + mix + e.attention.w1.size + e.attention.w2.size
+    ac, updates, ann = 0.0, t * c * sp.bands, front + mix + e.attention.w1.size + e.attention.w2.size
+    density = {}
+    for k, b in enumerate(e.blocks):
+        length = sp.bands >> k
+        c_out, _, kernel = b.conv.w.shape
+        ac += stats[f"env_block{k}_input_spikes"] / n * c_out * kernel
+        mac += t * (b.attention.w1.size + b.attention.w2.size)
+        updates += t * c * length
+        ann += b.conv.w.size * length + b.attention.w1.size + b.attention.w2.size
+        density[k] = stats[f"env_block{k}_input_nonzero"] / n / (t * c * length)
+    return {"snn_mac": mac, "snn_ac": int(round(ac)), "neuron_updates": updates, "ann_mac": ann,
+            "envelope_isqrt": sp.bands * (frames + sp.bins), "envelope_divisions": sp.bands * half,
+            "envelope_spike_density": density}
 
 
 def energy_pj(ops: dict) -> dict:
@@ -142,6 +197,7 @@ def cycles(ops: dict, window_s: float) -> list[dict]:
     rows = []
     for p in MCU_PROFILES:
         cyc = ops["snn_mac"] * p.cycles_per_mac + ops["snn_ac"] * p.cycles_per_ac + ops["neuron_updates"] * p.cycles_per_neuron
+        cyc += ops.get("envelope_isqrt", 0) * p.cycles_per_isqrt + ops.get("envelope_divisions", 0) * p.cycles_per_division
         ms = cyc / (p.mhz * 1e3)
         rows.append({"mcu": p.name, "cycles": int(cyc), "ms_per_window": ms, "real_time_factor": ms / 1e3 / window_s})
     return rows

@@ -155,6 +155,9 @@ def c_sources(net: IntMRASNN, name: str) -> tuple[str, str]:
     if net.exits:
         raise EdgesnnError(f"{name}: the C export covers the plain MRA-SNN, not a shrinking network with early "
                            f"exits (ssnn); firmware-sim and onnxruntime run this one")
+    if net.envelope is not None:
+        raise EdgesnnError(f"{name}: the C export covers the raw view only, not a network with both views "
+                           f"(frontend=raw+envelope); firmware-sim and onnxruntime run this one")
     c = sum(e.w.shape[0] for e in net.encoder)
     h = net.encoder_attention.w1.shape[0]
     lengths = net.lengths()

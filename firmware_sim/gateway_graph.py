@@ -24,6 +24,10 @@ at least MIN_AGREEMENT of the real windows it is checked on, and writes the exac
 
 Networks whose per-window decisions are integer rules (a shrinking network's early exits, the
 anomaly detector's threshold) keep the exact graph.
+
+A network with both views (frontend=raw+envelope) has its envelope view here too, on the float
+input: envelope.py's int8 Morlet and DFT kernels in float32, without its floors. It has no exact
+graph, so failing the check by class refuses its export.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from edgesnn.firmware_sim.arith import GATE_Q, INT16, Q, Requant
+from edgesnn.firmware_sim.envelope import IntEnvelopeSpectrum
 from edgesnn.firmware_sim.network import Attention, Conv, IntMRASNN, Neurons
 from edgesnn.firmware_sim.onnx_graph import OPSET, _Builder, _exact_spikes, _out_bound, _split
 from edgesnn.framing import framed_kernel
@@ -142,6 +147,71 @@ def _counts(b: _Builder, spikes: str, scale: float = 1.0) -> str:
     return b.op("DequantizeLinear", spikes, b.const(scale, "scale", np.float32), b.const(0, "zero_point", np.uint8))
 
 
+def _view(b: _Builder, net: IntMRASNN, i_enc: str, neurons: Neurons, blocks: list, lengths: list[int],
+          channels: int, tables: dict) -> str:
+    """One view from its encoder's gated current [N, channels, lengths[0]]: neurons, blocks ->
+    the spike counts summed over time and length [N, channels] (float32, exact)."""
+    levels = neurons.levels
+    spikes = _exact_spikes(b, _neurons(b, [i_enc] * net.timesteps, neurons, tables))
+    for k, block in enumerate(blocks):
+        current, bound = _conv(b, _counts(b, spikes), [block.conv], float(levels), lengths[k])
+        i = b.op("Add", _attend(b, current, block.attention, tables), _counts(b, spikes, float(1 << Q)))
+        if bound + levels * (1 << Q) > INT16[1]:  # |gated current| <= |current|; the residual
+            i = b.clip(i, *INT16)
+        steps = [i] if net.timesteps == 1 else _split(b, i, net.timesteps)
+        s = _neurons(b, steps, block.neurons, tables)
+        spikes = _exact_spikes(b, b.op("MaxPool", s, kernel_shape=[2], strides=[2]))
+    counts = _counts(b, spikes)
+    if net.timesteps == 1:
+        return b.op("ReduceSum", counts, b.const([-1], "axes", np.int64), keepdims=0)
+    per_t = b.op("Reshape", counts, b.const([net.timesteps, -1, channels, lengths[len(blocks)]], "shape", np.int64))
+    return b.op("ReduceSum", per_t, b.const([0, 3], "axes", np.int64), keepdims=0)
+
+
+BAND_GROUP = 8  # Morlet bands per convolution, each group's kernels cut to its taps that are not 0 (measured: 4 and 16 are slower)
+
+
+def _band_magnitudes(b: _Builder, x: str, e: IntEnvelopeSpectrum, length: int) -> str:
+    """|re + i im| of the Morlet bands of x [N, 1, length]: [N, bands, length / stride]. A band's
+    int8 kernel is 0 beyond a few of its scales, and the high bands are short, so the bands run
+    in groups over stride-long frames (edgesnn/framing.py), each group's kernel cut to its taps
+    that are not 0 in any of its bands: the same sums, in under half of the multiplications."""
+    frames = b.op("Transpose", b.op("Reshape", x, b.const([-1, length // e.stride, e.stride], "shape", np.int64)),
+                  perm=[0, 2, 1])
+    size = BAND_GROUP if e.bands % BAND_GROUP == 0 else e.bands
+    parts = []
+    for g in range(0, e.bands, size):
+        rows = np.r_[g : g + size, e.bands + g : e.bands + g + size]  # the group's real, then imaginary kernels
+        w, lead, right = framed_kernel(e.bank[rows][:, None, :], e.stride, e.pad, length)
+        used = np.flatnonzero(np.any(w != 0, axis=(0, 1)))
+        cut_lead, cut_right = min(int(used[0]), lead), min(w.shape[2] - 1 - int(used[-1]), right)
+        w = w[:, :, cut_lead : w.shape[2] - cut_right]
+        parts.append(b.op("Conv", frames, b.const(w, "morlet_int8", np.float32), pads=[lead - cut_lead, right - cut_right],
+                          kernel_shape=[w.shape[2]]))
+    z = b.op("Concat", *parts, axis=1)  # [N, groups * (re, im) * size, length / stride]
+    square = b.op("Reshape", b.op("Mul", z, z), b.const([0, e.bands // size, 2, size, -1], "shape", np.int64))
+    summed = b.op("ReduceSum", square, b.const([2], "axes", np.int64), keepdims=0)
+    return b.op("Sqrt", b.op("Reshape", summed, b.const([0, e.bands, -1], "shape", np.int64)))
+
+
+def _envelope_spectrum(b: _Builder, x: str, e: IntEnvelopeSpectrum, length: int) -> str:
+    """envelope.py's spectrum [N, bins, bands] in float32: the same int8 kernels, in the same
+    units, without the floors (of the square roots, the pair average, the division). The band
+    scales cancel in the division by the mean, as in the firmware."""
+    centered = b.op("Sub", x, b.op("ReduceMean", x, b.const([-1], "axes", np.int64), keepdims=1))
+    env = b.op("AveragePool", _band_magnitudes(b, centered, e, length), kernel_shape=[2], strides=[2])  # [N, bands, n]
+    mean = b.op("Max", b.op("ReduceMean", env, b.const([-1], "axes", np.int64), keepdims=1),
+                b.const(1e-30, dtype=np.float32))
+    depth = b.op("Sub", b.op("Mul", b.op("Div", env, mean), b.const(float(1 << Q), dtype=np.float32)),
+                 b.const(float(1 << Q), dtype=np.float32))
+    f = b.op("MatMul", depth, b.const(e.dft.T, "dft_int8", np.float32))  # [N, bands, 2 * bins]
+    fr, fi = b.name("re"), b.name("im")
+    b.nodes.append(helper.make_node("Split", [f], [fr, fi], axis=2, num_outputs=2))
+    mag = b.op("Sqrt", b.op("Add", b.op("Mul", fr, fr), b.op("Mul", fi, fi)))
+    spectrum = b.clip(b.op("Mul", mag, b.const(2.0**-e.shift, dtype=np.float32)), 0.0, float(INT16[1]))
+    return b.op("Transpose", spectrum, perm=[0, 2, 1])
+
+
 def build_gateway_onnx(net: IntMRASNN) -> onnx.ModelProto:
     if not fits(net):
         raise ValueError("the gateway graph carries plain MRA-SNN networks (no early exits, no time mix)")
@@ -155,25 +225,19 @@ def build_gateway_onnx(net: IntMRASNN) -> onnx.ModelProto:
     in_scale = b.op("Expand", b.const(2.0**net.s_in, dtype=np.float32), b.const([net.window], "shape", np.int64))
     unit = b.op("LayerNormalization", "acceleration", in_scale, axis=-1, epsilon=1e-20)
     x = b.clip(b.op("Round", unit), -127.0, 127.0)
-    lengths = net.lengths()
-    levels = net.encoder_neurons.levels
     i_enc = _attend(b, _conv(b, x, net.encoder, 127.0, net.window)[0], net.encoder_attention, tables)
-    spikes = _exact_spikes(b, _neurons(b, [i_enc] * net.timesteps, net.encoder_neurons, tables))
-    for k, block in enumerate(net.blocks):
-        current, bound = _conv(b, _counts(b, spikes), [block.conv], float(levels), lengths[k])
-        i = b.op("Add", _attend(b, current, block.attention, tables), _counts(b, spikes, float(1 << Q)))
-        if bound + levels * (1 << Q) > INT16[1]:  # |gated current| <= |current|; the residual
-            i = b.clip(i, *INT16)
-        steps = [i] if net.timesteps == 1 else _split(b, i, net.timesteps)
-        s = _neurons(b, steps, block.neurons, tables)
-        spikes = _exact_spikes(b, b.op("MaxPool", s, kernel_shape=[2], strides=[2]))
+    total = _view(b, net, i_enc, net.encoder_neurons, net.blocks, net.lengths(),
+                  sum(c.w.shape[0] for c in net.encoder), tables)
+    e = net.envelope
+    if e is not None:  # the second view, on the signal itself (envelope.py), its counts << count_shift
+        current, _ = _conv(b, _envelope_spectrum(b, "acceleration", e.spectrum, net.window), [e.mix], float(INT16[1]),
+                           e.spectrum.bands)
+        lengths = [e.spectrum.bands >> k for k in range(len(e.blocks) + 1)]
+        env_total = _view(b, net, _attend(b, current, e.attention, tables), e.neurons, e.blocks, lengths,
+                          e.mix.w.shape[0], tables)
+        total = b.op("Concat", total, b.op("Mul", env_total, b.const(float(1 << e.count_shift), dtype=np.float32)),
+                     axis=1)
     # classifier on the counts summed over time and length; logits in Q8 / 256
-    counts = _counts(b, spikes)
-    if net.timesteps == 1:
-        total = b.op("ReduceSum", counts, b.const([-1], "axes", np.int64), keepdims=0)
-    else:
-        per_t = b.op("Reshape", counts, b.const([net.timesteps, -1, net.fc_w.shape[1], lengths[-1]], "shape", np.int64))
-        total = b.op("ReduceSum", per_t, b.const([0, 3], "axes", np.int64), keepdims=0)
     fc = Requant(net.fc_rq.m, net.fc_rq.shift + Q, net.fc_rq.bias)  # / 256: m / 2**(k + 8)
     b.op("Gemm", total, _weights(b, net.fc_w.T, _scale(fc), [1, -1]),
          b.const(net.fc_rq.bias / float(1 << Q), "bias", np.float32), out="logits")

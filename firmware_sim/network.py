@@ -9,6 +9,8 @@ What one window goes through, all in integers (see arith.py for the operations):
   -> 3 blocks: int8 conv on spike counts (0..levels) -> Q8 current -> attention -> + spikes << 8
      (the residual on the membrane input) -> neurons -> max pool of counts
   -> spike counts summed over time and length -> int8 classifier -> Q8 logits
+A network with both views (frontend=raw+envelope) also runs the envelope view (EnvelopeView,
+envelope.py) on the centered int16 window; its counts join the raw view's before the classifier.
 
 Neuron step, per channel c and position x (v, i in Q8, threshold 256):
   v = (v >> 1) + i                          leak 0.5 as a shift
@@ -37,6 +39,7 @@ import numpy as np
 
 from edgesnn.firmware_sim.arith import (EXP_Q, EXP_STEP, GATE_Q, Q, Requant, exp_table, int_matmul, requantize, sat16,
                                         sigmoid_lut)
+from edgesnn.firmware_sim.envelope import IntEnvelopeSpectrum, centered
 
 @dataclass
 class Conv:
@@ -80,6 +83,23 @@ class Head:
     rq: Requant  # -> Q8 logits (1 / (T * length) folded in)
 
 @dataclass
+class EnvelopeView:
+    """frontend=raw+envelope's second view: the envelope spectrum [N, bins, bands] of the
+    centered int16 window (envelope.py), an int8 1x1 convolution of its bins into channels (both
+    batch norms, the bins' scales and the spectrum's shift folded in), channel attention, neurons
+    and blocks as in the raw view. Its spike counts join the raw view's at the classifier, shifted
+    left by `count_shift`: its length is shorter by that power of two, so a count weighs as much
+    firing rate as a raw one."""
+
+    spectrum: IntEnvelopeSpectrum
+    mix: Conv
+    attention: Attention
+    neurons: Neurons
+    blocks: list[Block]
+    count_shift: int
+
+
+@dataclass
 class IntMRASNN:
     classes: list[str]
     window: int
@@ -99,12 +119,14 @@ class IntMRASNN:
     exits: list[Head] = field(default_factory=list)
     exit_threshold: float = 1.0
     exp_table: np.ndarray = field(default_factory=exp_table)
+    envelope: EnvelopeView | None = None  # frontend=raw+envelope: the second view (a plain network only)
 
     def __post_init__(self):
         self.stage_timesteps = list(self.stage_timesteps) or [self.timesteps] * len(self.blocks)
         self.mixes = list(self.mixes) or [None] * len(self.blocks)
         assert self.stage_timesteps[0] == self.timesteps and len(self.mixes) == len(self.blocks)
         assert len(self.exits) in (0, len(self.blocks) - 1)
+        assert self.envelope is None or not self.exits
 
     def lengths(self) -> list[int]:
         """Signal length at the encoder output and after each block (each pools by 2)."""
@@ -127,6 +149,26 @@ class IntMRASNN:
         pre = requantize(int_matmul(h, a.w2.T), a.rq2)
         gate = self.lut[np.clip(pre + 128, 0, 255)]
         return (i * gate[:, :, None] + (1 << (GATE_Q - 1))) >> GATE_Q
+
+    def encode(self, i: np.ndarray, n: Neurons) -> list[np.ndarray]:
+        """Direct encoding: the same current drives the neurons at every timestep -> spike frames."""
+        spikes, v = [], np.zeros_like(i)
+        for _ in range(self.timesteps):
+            s, v = self.neuron_step(v, i, n)
+            spikes.append(s)
+        return spikes
+
+    def envelope_counts(self, x16: np.ndarray, stats: dict | None = None) -> np.ndarray:
+        """The envelope view's spike counts [N, C], summed over time and length, << count_shift."""
+        e = self.envelope
+        i = sat16(self.attend(self.conv(e.spectrum(centered(x16)), e.mix), e.attention))
+        spikes = self.encode(i, e.neurons)
+        for k, block in enumerate(e.blocks):
+            if stats is not None:
+                _count(stats, f"env_block{k}_input_spikes", sum(int(f.sum()) for f in spikes))
+                _count(stats, f"env_block{k}_input_nonzero", sum(int((f != 0).sum()) for f in spikes))
+            spikes = self.block(spikes, 0, block)
+        return sum(s.sum(axis=2) for s in spikes) << e.count_shift
 
     def neuron_step(self, v: np.ndarray, i: np.ndarray, n: Neurons) -> tuple[np.ndarray, np.ndarray]:
         if n.gate is None:
@@ -171,11 +213,7 @@ class IntMRASNN:
         per layer (for the budget)."""
         x = standardize(x16, self.s_in)[:, None, :]
         i_enc = np.concatenate([self.conv(x, c) for c in self.encoder], axis=1)
-        i_enc = sat16(self.attend(i_enc, self.encoder_attention))
-        spikes, v = [], np.zeros_like(i_enc)
-        for _ in range(self.timesteps):  # direct encoding: the same current every step
-            s, v = self.neuron_step(v, i_enc, self.encoder_neurons)
-            spikes.append(s)
+        spikes = self.encode(sat16(self.attend(i_enc, self.encoder_attention)), self.encoder_neurons)
         limit = self.exit_limit(self.exit_threshold if exit_threshold is None else exit_threshold)
         out = np.zeros((len(x16), len(self.classes)), dtype=np.int64)
         active, last = np.arange(len(x16)), len(self.blocks) - 1
@@ -190,6 +228,8 @@ class IntMRASNN:
                 continue
             head = Head(self.fc_w, self.fc_rq) if k == last else self.exits[k]
             counts = sum(s.sum(axis=2) for s in spikes)  # [N, C]
+            if k == last and self.envelope is not None:  # (no exits: every window is active)
+                counts = np.concatenate([counts, self.envelope_counts(x16, stats)], axis=1)
             logits = requantize(int_matmul(counts, head.w.T), head.rq)
             leave = np.ones(len(active), dtype=bool) if k == last else self.sure(logits, limit)
             out[active[leave]] = logits[leave]
@@ -219,6 +259,13 @@ class IntMRASNN:
                 out |= {f"mix{k}_q": m.q, f"mix{k}_shift": np.array(m.shift)} if m is not None else {}
             for k, h in enumerate(self.exits):
                 out |= {f"exit{k}_w": h.w} | _rq(f"exit{k}_rq", h.rq)
+        if self.envelope is not None:  # likewise: only a network with both views stores these
+            e = self.envelope
+            out |= {"env_bank": e.spectrum.bank, "env_dft": e.spectrum.dft,
+                    "env_geom": np.array([e.spectrum.stride, e.spectrum.pad, e.spectrum.shift, e.count_shift])}
+            out |= _conv("env_mix", e.mix) | _att("env_att", e.attention) | _neu("env_neu", e.neurons)
+            for k, b in enumerate(e.blocks):
+                out |= _conv(f"env_b{k}_conv", b.conv) | _att(f"env_b{k}_att", b.attention) | _neu(f"env_b{k}_neu", b.neurons)
         return out
 
     @classmethod
@@ -232,7 +279,8 @@ class IntMRASNN:
             encoder_attention=_get_att(a, "enc_att"), encoder_neurons=_get_neu(a, "enc_neu"),
             blocks=[Block(_get_conv(a, f"b{k}_conv"), _get_att(a, f"b{k}_att"), _get_neu(a, f"b{k}_neu"))
                     for k in range(n_blocks)],
-            fc_w=a["fc_w"], fc_rq=_get_rq(a, "fc_rq"), lut=a["lut"], **_stages(a, n_blocks))
+            fc_w=a["fc_w"], fc_rq=_get_rq(a, "fc_rq"), lut=a["lut"], envelope=_envelope(a, n_blocks),
+            **_stages(a, n_blocks))
 
     def save(self, path) -> None:
         np.savez_compressed(path, **self.to_arrays())
@@ -310,6 +358,16 @@ def _stages(a, n_blocks: int) -> dict:
             "mixes": [TimeMix(a[f"mix{k}_q"], int(a[f"mix{k}_shift"])) if f"mix{k}_q" in a else None
                       for k in range(n_blocks)],
             "exits": [Head(a[f"exit{k}_w"], _get_rq(a, f"exit{k}_rq")) for k in range(n_blocks - 1)]}
+
+def _envelope(a, n_blocks: int) -> EnvelopeView | None:
+    """The second view's fields, if the arrays hold one (it has as many blocks as the first)."""
+    if "env_bank" not in a:
+        return None
+    stride, pad, shift, count_shift = (int(v) for v in a["env_geom"])
+    return EnvelopeView(IntEnvelopeSpectrum(a["env_bank"], stride, pad, a["env_dft"], shift), _get_conv(a, "env_mix"),
+                        _get_att(a, "env_att"), _get_neu(a, "env_neu"),
+                        [Block(_get_conv(a, f"env_b{k}_conv"), _get_att(a, f"env_b{k}_att"), _get_neu(a, f"env_b{k}_neu"))
+                         for k in range(n_blocks)], count_shift)
 
 def _rq(name: str, rq: Requant) -> dict:
     return {f"{name}_{f.name}": getattr(rq, f.name) for f in fields(Requant)}

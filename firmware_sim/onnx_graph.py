@@ -341,6 +341,8 @@ def per_window_exit(prefix: str, logits: str, spikes: str, shape: list[int], uns
 
 
 def build_onnx(net: IntMRASNN) -> onnx.ModelProto:
+    if net.envelope is not None:  # the gateway graph carries it (gateway_graph.py)
+        raise EdgesnnError("the exact graph does not carry the envelope view of a network with both views")
     b = _Builder()
     # sigmoid tables pre-divided by the shift that follows each lookup (exact: powers of two)
     # [256, 1] gathers [N, C] indices into [N, C, 1]; [256] keeps [N, C, 1] indices as they are
@@ -448,8 +450,9 @@ def write_checked(net, onnx_path, check_windows: np.ndarray, n_random: int = 64,
     on at least MIN_AGREEMENT of the real windows (on a few hundred windows: every one); the random
     windows, which belong to no class, are reported, not judged. Otherwise (a barely trained
     network whose classes are near ties), and for every other network, it gets this module's
-    exact graph, which must equal the simulator bit for bit on every window or is refused. The
-    file at `onnx_path` is replaced only by a graph that passed."""
+    exact graph, which must equal the simulator bit for bit on every window or is refused (a
+    network with both views has no exact graph: it is refused). The file at `onnx_path` is
+    replaced only by a graph that passed."""
     import os
     from pathlib import Path
 
@@ -471,6 +474,11 @@ def write_checked(net, onnx_path, check_windows: np.ndarray, n_random: int = 64,
             if gateway_agreement >= MIN_AGREEMENT:
                 os.replace(trial, onnx_path)
                 return check | {"graph": "gateway: float32 currents and membranes (firmware_sim/gateway_graph.py)"}
+            if getattr(net, "envelope", None) is not None:
+                raise EdgesnnError(f"{onnx_path}: the gateway graph picked the integer network's class on "
+                                   f"{gateway_agreement:.2%} of real windows (at least {MIN_AGREEMENT:.1%} needed), and "
+                                   f"a network with both views has no exact graph to fall back on; a network trained "
+                                   f"longer has fewer near ties")
         onnx.save(build_esvae_onnx(net) if isinstance(net, IntESVAE) else build_onnx(net), str(trial))
         check, differ = _compare(net, trial, x, real)
         if differ:

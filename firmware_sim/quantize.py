@@ -4,6 +4,9 @@
   requantization (scale and bias per channel), so no float survives into the device.
 - Calibration, on training-region windows only: the input scale 2**-s_in is the finest that
   clips at most 1e-4 of standardized training samples to int8.
+- Both views (frontend=raw+envelope): envelope.py's integer spectrum; its bins' scales, the
+  spectrum's shift and the batch norms on either side of the 1x1 mix fold into the mix's int8
+  weights and requantization. The spectrum's shift is set on the calibration windows.
 - A shrinking network (ssnn): each time mix becomes int8 with the finest power-of-two scale
   that holds its largest entry (at most 2**-8, the membrane's Q8, so the residual is a shift);
   each early classifier is quantized like the last one.
@@ -16,7 +19,9 @@ import torch
 
 from edgesnn.errors import EdgesnnError
 from edgesnn.firmware_sim.arith import LUT_Q, Q, Requant
-from edgesnn.firmware_sim.network import Attention, Block, Conv, Head, IntMRASNN, Neurons, TimeMix
+from edgesnn.firmware_sim.envelope import centered, quantize_spectrum
+from edgesnn.firmware_sim.network import (Attention, Block, Conv, EnvelopeView, Head, IntMRASNN, Neurons, TimeMix,
+                                          to_int16)
 
 CLIP_SHARE = 1e-4
 
@@ -101,9 +106,9 @@ def quantize_mra_snn(model, classes, train_windows: np.ndarray) -> IntMRASNN:
     if type(model) not in (MRASNN, ShrinkingMRASNN):
         raise EdgesnnError(f"the integer network covers the plain MRA-SNN that the mra_snn, inflor, realspike, "
                            f"trt, tssd and ltl packs deploy and ssnn's shrinking one, not {type(model).__name__}")
-    if getattr(model, "frontend", "raw") != "raw":
-        raise EdgesnnError(f"the integer network implements the learned raw-signal encoder, not the "
-                           f"{model.frontend} front end; export this model without --quantize")
+    if getattr(model, "frontend", "raw") not in ("raw", "raw+envelope"):
+        raise EdgesnnError(f"the integer network implements the learned raw-signal encoder and both views "
+                           f"(raw+envelope), not the {model.frontend} front end; export this model without --quantize")
     for block in model.blocks:
         if not isinstance(block.shortcut, torch.nn.Identity):
             raise EdgesnnError("the integer network needs identity shortcuts (equal channels in every block)")
@@ -127,8 +132,31 @@ def quantize_mra_snn(model, classes, train_windows: np.ndarray) -> IntMRASNN:
         stages = {"stage_timesteps": steps, "mixes": mixes,
                   "exits": [_head(e, 1 / (steps[k] * (length >> (k + 1)))) for k, e in enumerate(model.exits)],
                   "exit_threshold": model.exit_threshold}
+    envelope = None
+    if model.envelope_view is not None:
+        envelope = _envelope_view(model.envelope_view, train_windows, length >> len(blocks))
     return IntMRASNN(list(classes), model.window, model.timesteps, s_in, encoder, _attention(model.encoder.attention),
-                     _neurons(model.encode_neurons), blocks, fc.w, fc.rq, **stages)
+                     _neurons(model.encode_neurons), blocks, fc.w, fc.rq, envelope=envelope, **stages)
+
+
+def _envelope_view(view, train_windows: np.ndarray, raw_length: int) -> EnvelopeView:
+    """models.mra_snn.EnvelopeView -> its integer form. `raw_length`: the raw view's length at the
+    classifier, which the envelope view's counts are shifted up to."""
+    enc = view.encoder
+    spectrum, unit = quantize_spectrum(enc.front, centered(to_int16(train_windows)))
+    # mix(feature_norm(unit * q)) then bn: weights W a_k unit_k on q, bias a2 (W b) + b2
+    a1, b1 = _bn(enc.feature_norm)
+    a2, b2 = _bn(enc.bn)
+    w = enc.mix.weight.detach().double().numpy()[:, :, 0]  # [C, bins]
+    w8, s = _int8_rows(torch.from_numpy(w * (a1 * unit)[None, :])[:, :, None])
+    mix = Conv(w8, 1, 0, Requant.from_real((1 << Q) * a2 * s, (1 << Q) * (a2 * (w @ b1) + b2)))
+    blocks = [Block(_conv(b.conv, *_bn(b.bn), 1.0), _attention(b.attention), _neurons(b.neurons)) for b in view.blocks]
+    length = spectrum.bands >> len(blocks)
+    shift = int(np.log2(raw_length // length))
+    if length << shift != raw_length:
+        raise EdgesnnError(f"the integer network joins views whose lengths differ by a power of two, not "
+                           f"{raw_length} and {length}")
+    return EnvelopeView(spectrum, mix, _attention(enc.attention), _neurons(view.neurons), blocks, shift)
 
 
 def quantize_esvae(model, train_windows: np.ndarray):

@@ -4,6 +4,7 @@ bit for bit), and `edgesnn firmware-sim` on real CWRU windows (tiny run; the shi
 integer network where agreement needs a trained network)."""
 
 import json
+import math
 import shutil
 import subprocess
 
@@ -245,3 +246,83 @@ def test_an_export_that_replaces_a_model_leaves_none_of_its_files(quantized, cwr
     r = run_cli("export", checkpoint, "--data", cwru_dir, "--out", out, "--name", "tiny-int8")
     assert r.returncode == 0, r.stderr
     assert sorted(f.name for f in out.iterdir()) == ["tiny-int8.json", "tiny-int8.onnx"]
+
+
+@pytest.fixture(scope="module")
+def both_views(cwru_dir):
+    """A small untrained MRA-SNN with both views whose batch norms have seen real training windows
+    (cumulative statistics, gains of 2: every stage of both views fires), and its integer network."""
+    torch = pytest.importorskip("torch")
+    from edgesnn.dataset import load_task
+    from edgesnn.firmware_sim.quantize import quantize_mra_snn
+    from edgesnn.models.mra_snn import MRASNN
+
+    torch.manual_seed(0)
+    task = load_task(cwru_dir, "cwru10", 2048)
+    x, _ = task.sample_train(256, np.random.default_rng(0))
+    model = MRASNN(frontend="raw+envelope", channels=16)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.momentum = None
+            m.reset_running_stats()
+            torch.nn.init.constant_(m.weight, 2.0)
+    with torch.no_grad():
+        for i in range(0, len(x), 64):
+            model.train()(torch.from_numpy(x[i : i + 64, None]))
+    return model.eval(), quantize_mra_snn(model, task.classes, x), task
+
+
+def test_the_integer_envelope_spectrum_is_the_float_one_on_real_windows(both_views):
+    import torch
+
+    from edgesnn.firmware_sim.envelope import centered, isqrt, quantize_spectrum
+    from edgesnn.firmware_sim.network import to_int16
+    from edgesnn.layers import Standardize
+
+    v = np.array([0, 1, 2, 3, 15, 16, 17, 2**40 - 1, 2**40, 2**62 + 12345], dtype=np.int64)
+    assert [int(r) for r in isqrt(v)] == [math.isqrt(int(a)) for a in v]
+    model, net, task = both_views
+    x = task.windows("test").x[::10]
+    front = model.envelope_view.encoder.front
+    spectrum, unit = quantize_spectrum(front, centered(to_int16(task.windows("train").x[::50])))
+    got = spectrum(centered(to_int16(x))) * unit[None, :, None]
+    with torch.no_grad():
+        want = front(Standardize()(torch.from_numpy(x[:, None]))).numpy()
+    err = np.linalg.norm((got - want).reshape(len(x), -1), axis=1) / np.linalg.norm(want.reshape(len(x), -1), axis=1)
+    assert np.median(err) < 0.02 and err.max() < 0.04  # measured: 1.2 % and 2.3 %
+
+
+def test_both_views_as_integers_store_run_and_cost_both_views(both_views, tmp_path):
+    import onnx
+
+    from edgesnn.errors import EdgesnnError
+    from edgesnn.firmware_sim import budget
+    from edgesnn.firmware_sim.c_export import c_sources
+    from edgesnn.firmware_sim.gateway_graph import build_gateway_onnx
+    from edgesnn.firmware_sim.network import IntMRASNN, to_int16
+    from edgesnn.firmware_sim.onnx_graph import build_onnx
+    from edgesnn.runtime import onnx_session
+
+    _, net, task = both_views
+    v = task.windows("val").x[::4]
+    stats = {}
+    q8 = net.run(to_int16(v), stats)
+    assert min(stats[f"env_block{k}_input_spikes"] for k in range(3)) > 0 and net.envelope.count_shift == 3
+    net.save(tmp_path / "both.npz")
+    again = IntMRASNN.load(tmp_path / "both.npz")
+    np.testing.assert_array_equal(again.q8_logits(v), q8)
+    # the gateway graph computes the envelope in float32: the classes of an untrained network
+    # (near ties) mostly, the logits to a few spikes
+    onnx.save(build_gateway_onnx(net), str(tmp_path / "both.onnx"))
+    theirs = onnx_session(str(tmp_path / "both.onnx")).run(None, {"acceleration": v[:, None]})[0]
+    assert np.mean(theirs.argmax(1) == q8.argmax(1)) >= 0.9  # measured 0.957
+    assert np.median(np.abs(theirs - q8 / 256)) < 0.05
+    b = budget.budget(net, stats, 12000.0)
+    ops = b["operations"]
+    assert ops["envelope_isqrt"] == 16 * (256 + 64) and ops["envelope_divisions"] == 16 * 128
+    assert ops["snn_mac"] > 2 * 16 * 256 * 11  # at least the shortest Morlet kernel's products
+    assert any(k.startswith("envelope view") for k in b["ram_bytes"]["buffers"])
+    with pytest.raises(EdgesnnError, match="both views"):
+        c_sources(net, "both")
+    with pytest.raises(EdgesnnError, match="envelope view"):
+        build_onnx(net)
