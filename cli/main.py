@@ -326,10 +326,9 @@ def export(
         raise EdgesnnError(f"{checkpoint}: --c writes a classifier's C; this {cfg['pack']} model is an anomaly "
                            "detector (its integer network is in firmware_sim/esvae.py)")
     if c_source and not c_exportable(model):  # before the export: a refusal after it would leave its files
-        what = ("network with both views (raw+envelope)" if cfg.get("extra", {}).get("frontend") == "raw+envelope"
-                else "shrinking network with early exits")
-        raise EdgesnnError(f"{checkpoint}: --c writes the plain MRA-SNN's C for its raw view, not this "
-                           f"{cfg['pack']} model's {what} (firmware-sim and onnxruntime run it); export it without --c")
+        raise EdgesnnError(f"{checkpoint}: --c writes the plain MRA-SNN's C, not this {cfg['pack']} model's "
+                           "shrinking network with early exits (firmware-sim and onnxruntime run it); export it "
+                           "without --c")
     name = name or f"{cfg['pack'].replace('_', '-')}-{cfg['task']}" + ("-int8" if quantize else "")
     if default:  # two shipped defaults would leave every command without a default model
         from edgesnn.models import SHIPPED_DIR, shipped_cards

@@ -54,12 +54,10 @@ def quantizable(model: torch.nn.Module) -> bool:
 
 def c_exportable(model: torch.nn.Module) -> bool:
     """Whether the C export (firmware_sim/c_export.py) covers the network `model` deploys: not
-    ssnn's shrinking one with early exits, nor a network with both views, which firmware-sim and
-    onnxruntime run."""
+    ssnn's shrinking one with early exits, which firmware-sim and onnxruntime run."""
     from edgesnn.models.ssnn import EarlyExitSSNN, ShrinkingMRASNN
 
-    net = deployed(model)
-    return not isinstance(net, (EarlyExitSSNN, ShrinkingMRASNN)) and getattr(net, "envelope_view", None) is None
+    return not isinstance(deployed(model), (EarlyExitSSNN, ShrinkingMRASNN))
 
 
 def _to_onnx(model: torch.nn.Module, window: int, path: Path) -> None:

@@ -15,10 +15,10 @@ Energy constants, 45 nm (Horowitz, ISSCC 2014), per operation in pJ: fp32 AC 0.9
 AC 0.03, MAC 0.23. Cycle estimates use the per-operation costs of each MCU profile below; they are
 estimates for planning, not measurements on silicon.
 
-A network with both views (frontend=raw+envelope; the C export does not cover it yet) is counted
-as a device would run it: the envelope view after the raw view, reusing the raw view's buffers,
-one band at a time (its Morlet kernels stored and multiplied over their nonzero taps only, its
-envelope and its DFT in a one-band buffer), into an int16 spectrum. Its integer square roots and
+A network with both views (frontend=raw+envelope) is counted as the C export runs it: the
+envelope view after the raw view, in the raw view's buffers, one band at a time (its Morlet
+kernels stored and multiplied over their nonzero taps only, its envelope and its DFT in a
+one-band buffer), into an int16 spectrum. Its integer square roots and
 divisions are counted apart (`envelope_isqrt`, `envelope_divisions`) and priced in cycles; the
 energy figure holds MACs and ACs only.
 """
@@ -70,7 +70,7 @@ def flash_bytes(net: IntMRASNN) -> dict:
         e = net.envelope
         spans = e.spectrum.spans()
         weights += sum(2 * (stop - start) for start, stop in spans) + e.spectrum.dft.size + e.mix.w.size
-        tables += 2 * len(spans)  # each band's first tap and tap count, a byte each
+        tables += 4 * len(spans)  # each band's first tap and tap count, uint16 each
         atts = [e.attention] + [b.attention for b in e.blocks]
         weights += sum(a.w1.size + a.w2.size for a in atts) + sum(b.conv.w.size for b in e.blocks)
         tables += _requant_bytes(e.mix.w.shape[0]) + sum(_requant_bytes(b.conv.w.shape[0]) for b in e.blocks)

@@ -2,8 +2,10 @@
 
 The source holds the weights and tables as `const` arrays (flash) and every buffer as a static
 array (RAM, the layer-major schedule of budget.py: the encoder emits the spike counts of all
-timesteps, packed; each block then steps through time with one current and one membrane). It
-computes exactly what network.py computes; tests compile it with gcc and compare bit for bit.
+timesteps, packed; each block then steps through time with one current and one membrane). A
+network with both views runs its envelope view after the raw view, in the same buffers, its
+spectrum band by band (envelope.py). It computes exactly what network.py computes; tests compile
+it with gcc and compare bit for bit.
 
 Shifts of negative values use `asr`, a floor shift written without relying on the compiler's
 choice for `>>` on negative integers.
@@ -155,9 +157,6 @@ def c_sources(net: IntMRASNN, name: str) -> tuple[str, str]:
     if net.exits:
         raise EdgesnnError(f"{name}: the C export covers the plain MRA-SNN, not a shrinking network with early "
                            f"exits (ssnn); firmware-sim and onnxruntime run this one")
-    if net.envelope is not None:
-        raise EdgesnnError(f"{name}: the C export covers the raw view only, not a network with both views "
-                           f"(frontend=raw+envelope); firmware-sim and onnxruntime run this one")
     c = sum(e.w.shape[0] for e in net.encoder)
     h = net.encoder_attention.w1.shape[0]
     lengths = net.lengths()
@@ -187,7 +186,8 @@ int edgesnn_infer(const int16_t x[EDGESNN_WINDOW], int32_t logits_q8[EDGESNN_CLA
               f"#define H {h}", f"#define T {net.timesteps}", f"#define L0 {l0}", f"#define S_IN {net.s_in}",
               f"#define LEVELS {net.encoder_neurons.levels}", f"#define SBITS {bits}", f"#define SMASK {(1 << bits) - 1}",
               f"#define Q {Q}", f"#define GATE_Q {GATE_Q}", f"#define GATE_HALF {1 << (GATE_Q - 1)}",
-              f"#define BK {bk}", f"#define BPAD {net.blocks[0].conv.pad}", f"#define NCLASSES {len(net.classes)}"]
+              f"#define BK {bk}", f"#define BPAD {net.blocks[0].conv.pad}", f"#define NCLASSES {len(net.classes)}",
+              f"#define FC_IN {net.fc_w.shape[1]}"]
     tables = [_array("int16_t", "lut", net.lut)]
     for k, e in enumerate(net.encoder):
         tables += [_array("int8_t", f"enc{k}_w", e.w), _rq(f"enc{k}", e.rq)]
@@ -203,6 +203,9 @@ int edgesnn_infer(const int16_t x[EDGESNN_WINDOW], int32_t logits_q8[EDGESNN_CLA
         if blk.neurons.gate is not None:
             tables.append(_rq(f"b{k}_gate", blk.neurons.gate))
     tables += [_array("int8_t", "fc_w", net.fc_w), _rq("fc", net.fc_rq)]
+    env_consts, env_tables, env_buffers, env_code, env_run = _envelope_parts(net, c, h, bk)
+    consts += env_consts
+    tables += env_tables
     classes = ", ".join(f'"{cl}"' for cl in net.classes)
     big, small = packed(net.timesteps * c * lengths[0]), packed(net.timesteps * c * lengths[1])
     buffers = f"""
@@ -215,6 +218,7 @@ static union {{ int8_t xq[W]; uint8_t spk_b[{small}]; }} shared;
 static int64_t att_mean[C], att_hidden[H];
 static int32_t counts[C], conv_acc[C];
 """
+    buffers += env_buffers
     enc_gate = "enc_gate_m, enc_gate_sh, enc_gate_b" if net.encoder_neurons.gate is not None else "0, 0, 0"
     enc_convs = "\n".join(
         f"  conv_encoder(enc{k}_w, enc{k}_m, enc{k}_sh, enc{k}_b, {e.w.shape[0]}, {e.w.shape[2]}, {e.pad}, "
@@ -264,7 +268,7 @@ static void conv_encoder(const int8_t *w, const int32_t *m, const uint8_t *sh, c
     }}
   }}
 }}
-
+{env_code}
 int edgesnn_infer(const int16_t x[EDGESNN_WINDOW], int32_t logits_q8[EDGESNN_CLASSES]) {{
   int t, c, i, best = 0;
   standardize(x);
@@ -279,9 +283,10 @@ int edgesnn_infer(const int16_t x[EDGESNN_WINDOW], int32_t logits_q8[EDGESNN_CLA
     for (t = 0; t < T; t++)
       for (i = 0; i < {lf}; i++) counts[c] += get_count({final}, (t * C + c) * {lf} + i);
   }}
-  for (i = 0; i < NCLASSES; i++) {{
+{env_run}  for (i = 0; i < NCLASSES; i++) {{
     int64_t acc = 0;
-    for (c = 0; c < C; c++) acc += (int64_t)fc_w[i * C + c] * counts[c];
+    for (c = 0; c < C; c++) acc += (int64_t)fc_w[i * FC_IN + c] * counts[c];
+{"    for (c = 0; c < C; c++) acc += (int64_t)fc_w[i * FC_IN + C + c] * ((int64_t)env_counts[c] << ENV_COUNT_SHIFT);" if net.envelope is not None else ""}
     logits_q8[i] = (int32_t)requant(acc, fc_m[i], fc_sh[i], fc_b[i]);
     if (logits_q8[i] > logits_q8[best]) best = i;
   }}
@@ -289,6 +294,106 @@ int edgesnn_infer(const int16_t x[EDGESNN_WINDOW], int32_t logits_q8[EDGESNN_CLA
 }}
 """
     return header, source
+
+
+def _envelope_parts(net: IntMRASNN, c: int, h: int, bk: int) -> tuple[list[str], list[str], str, str, str]:
+    """The envelope view of a network with both views (envelope.py): constants, tables, buffers,
+    functions and the lines of edgesnn_infer that run it after the raw view, in its buffers (its
+    channels, attention width and block kernel are the raw view's; its lengths are shorter).
+    Nothing for a network with the raw view only."""
+    e = net.envelope
+    if e is None:
+        return [], [], "", "", ""
+    sp = e.spectrum
+    if not e.blocks or (e.mix.w.shape[0], e.attention.w1.shape[0], e.blocks[0].conv.w.shape[2],
+                        e.blocks[0].conv.pad) != (c, h, bk, net.blocks[0].conv.pad):
+        raise EdgesnnError("the C export runs the envelope view in the raw view's buffers: it needs the raw view's "
+                           "channels, attention width and block kernel, and at least one block")
+    spans = sp.spans()
+    morlet = np.concatenate([np.concatenate([sp.bank[b, a:z], sp.bank[sp.bands + b, a:z]]) for b, (a, z) in enumerate(spans)])
+    n = net.window // (2 * sp.stride)
+    consts = [f"#define ENV_BANDS {sp.bands}", f"#define LOG2_ENV_BANDS {int(math.log2(sp.bands))}",
+              f"#define ENV_BINS {sp.bins}", f"#define ENV_N {n}", f"#define LOG2_ENV_N {int(math.log2(n))}",
+              f"#define ENV_STRIDE {sp.stride}", f"#define ENV_PAD {sp.pad}", f"#define ENV_SHIFT {sp.shift}",
+              f"#define ENV_COUNT_SHIFT {e.count_shift}"]
+    tables = [_array("int8_t", "morlet", morlet), _array("uint16_t", "morlet_start", [a for a, _ in spans]),
+              _array("uint16_t", "morlet_len", [z - a for a, z in spans]), _array("int8_t", "env_dft", sp.dft),
+              _array("int8_t", "env_mix_w", e.mix.w[:, :, 0]), _rq("env_mix", e.mix.rq),
+              _array("int8_t", "env_att_w1", e.attention.w1), _rq("env_att1", e.attention.rq1),
+              _array("int8_t", "env_att_w2", e.attention.w2), _rq("env_att2", e.attention.rq2)]
+    if e.neurons.gate is not None:
+        tables.append(_rq("env_gate", e.neurons.gate))
+    for k, blk in enumerate(e.blocks):
+        tables += [_array("int8_t", f"env_b{k}_w", blk.conv.w.transpose(1, 2, 0)), _rq(f"env_b{k}", blk.conv.rq),
+                   _array("int8_t", f"env_b{k}_att_w1", blk.attention.w1), _rq(f"env_b{k}_att1", blk.attention.rq1),
+                   _array("int8_t", f"env_b{k}_att_w2", blk.attention.w2), _rq(f"env_b{k}_att2", blk.attention.rq2)]
+        if blk.neurons.gate is not None:
+            tables.append(_rq(f"env_b{k}_gate", blk.neurons.gate))
+    buffers = """static int32_t env_band[ENV_N];
+static int16_t spectrum[ENV_BINS * ENV_BANDS];
+static int32_t env_counts[C];
+"""
+    code = r"""
+/* the envelope view's spectrum [ENV_BINS][ENV_BANDS] of the centered window, band by band */
+static void envelope_spectrum(const int16_t *x) {
+  int64_t sum = 0, prev = 0, mean;
+  int32_t mean_x, b, j, t, k, i, off = 0;
+  for (i = 0; i < W; i++) sum += x[i];
+  mean_x = (int32_t)asr(sum + W / 2, LOG2W);
+  for (b = 0; b < ENV_BANDS; b++) {
+    const int8_t *re = morlet + off, *im = morlet + off + morlet_len[b];
+    off += 2 * morlet_len[b];
+    sum = 0;
+    for (j = 0; j < 2 * ENV_N; j++) {
+      int64_t zr = 0, zi = 0, mag;
+      for (t = 0; t < morlet_len[b]; t++) {
+        int32_t xi = j * ENV_STRIDE - ENV_PAD + morlet_start[b] + t;
+        if (xi >= 0 && xi < W) { zr += (int64_t)re[t] * (x[xi] - mean_x); zi += (int64_t)im[t] * (x[xi] - mean_x); }
+      }
+      mag = isqrt((uint64_t)(zr * zr + zi * zi));
+      if (j & 1) { env_band[j / 2] = (int32_t)((prev + mag) >> 1); sum += env_band[j / 2]; } else { prev = mag; }
+    }
+    mean = sum >> LOG2_ENV_N;
+    if (mean < 1) mean = 1;
+    for (t = 0; t < ENV_N; t++) env_band[t] = sat16(((int64_t)env_band[t] << Q) / mean - (1 << Q));
+    for (k = 0; k < ENV_BINS; k++) {
+      int64_t fr = 0, fi = 0;
+      for (t = 0; t < ENV_N; t++) {
+        fr += (int64_t)env_dft[k * ENV_N + t] * env_band[t];
+        fi += (int64_t)env_dft[(ENV_BINS + k) * ENV_N + t] * env_band[t];
+      }
+      spectrum[k * ENV_BANDS + b] = (int16_t)clampi(isqrt((uint64_t)(fr * fr + fi * fi)) >> ENV_SHIFT, 0, 32767);
+    }
+  }
+}
+
+/* the 1x1 mix of the bins into channels: Q8 currents [C][ENV_BANDS] */
+static void envelope_mix(void) {
+  int co, k, x;
+  for (co = 0; co < C; co++)
+    for (x = 0; x < ENV_BANDS; x++) {
+      int64_t acc = 0;
+      for (k = 0; k < ENV_BINS; k++) acc += (int64_t)env_mix_w[co * ENV_BINS + k] * spectrum[k * ENV_BANDS + x];
+      cur[co * ENV_BANDS + x] = sat16(requant(acc, env_mix_m[co], env_mix_sh[co], env_mix_b[co]));
+    }
+}
+"""
+    gate = "env_gate_m, env_gate_sh, env_gate_b" if e.neurons.gate is not None else "0, 0, 0"
+    lengths = [sp.bands >> k for k in range(len(e.blocks) + 1)]
+    run = ["  envelope_spectrum(x);", "  envelope_mix();",
+           "  attend(ENV_BANDS, LOG2_ENV_BANDS, env_att_w1, env_att1_m, env_att1_sh, env_att1_b, env_att_w2, env_att2_m,",
+           "         env_att2_sh, env_att2_b);", "  memset(mem, 0, sizeof mem);",
+           f"  for (t = 0; t < T; t++) neuron_step(ENV_BANDS, LOG2_ENV_BANDS, {gate}, spk_a, t * C * ENV_BANDS, 0);"]
+    for k, blk in enumerate(e.blocks):
+        src, dst = ("spk_a", "shared.spk_b") if k % 2 == 0 else ("shared.spk_b", "spk_a")
+        g = f"env_b{k}_gate_m, env_b{k}_gate_sh, env_b{k}_gate_b" if blk.neurons.gate is not None else "0, 0, 0"
+        run.append(f"  block({src}, {dst}, {lengths[k]}, {int(math.log2(lengths[k]))}, env_b{k}_w, env_b{k}_m, "
+                   f"env_b{k}_sh, env_b{k}_b, env_b{k}_att_w1, env_b{k}_att1_m, env_b{k}_att1_sh, env_b{k}_att1_b, "
+                   f"env_b{k}_att_w2, env_b{k}_att2_m, env_b{k}_att2_sh, env_b{k}_att2_b, {g});")
+    final, lf = ("spk_a" if len(e.blocks) % 2 == 0 else "shared.spk_b"), lengths[-1]
+    run += ["  for (c = 0; c < C; c++) {", "    env_counts[c] = 0;", "    for (t = 0; t < T; t++)",
+            f"      for (i = 0; i < {lf}; i++) env_counts[c] += get_count({final}, (t * C + c) * {lf} + i);", "  }"]
+    return consts, tables, buffers, code, "\n".join(run) + "\n"
 
 
 def write_c(net: IntMRASNN, out_dir: Path, name: str) -> tuple[Path, Path]:

@@ -7,7 +7,8 @@ int8 steps (1/8 RMS for the shipped networks) would put 6 % of error into it, ag
 
   centered int16 window (|c| < 2**16) -> complex Morlet bank, int8 kernels (one scale per band, shared by its real and
      imaginary kernel, so their squares add), stride 8 -> int32 re, im  [N, bands, L/8]
-  -> band envelope isqrt(re^2 + im^2)           (the square sum needs a 64-bit product)
+  -> band envelope isqrt(re^2 + im^2)           (the square sum needs a 64-bit product; the
+                                                 envelope fits int32, checked at quantization)
   -> pair average (a + b) >> 1                  [N, bands, n], n = L/16
   -> modulation depth in Q8: (e << 8) // mean(e) - 256, saturated to int16
      (mean over n, a power of two: a shift; the band's scale cancels here)
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgesnn.errors import EdgesnnError
 from edgesnn.firmware_sim.arith import INT16, Q, int_matmul, sat16
 
 
@@ -95,6 +97,9 @@ shift."""
     bins = front.bins
     bin_scale = np.maximum(np.abs(basis[:bins]).max(axis=1), np.abs(basis[bins:]).max(axis=1)) / 127
     dft8 = np.clip(np.round(basis / np.concatenate([bin_scale, bin_scale])[:, None]), -127, 127).astype(np.int8)
+    # a band's envelope is at most 2**16 * (sum |re| + sum |im|): the device stores it in int32
+    if (1 << 16) * int(np.abs(bank8.astype(np.int64)).reshape(2, bands, -1).sum(axis=(0, 2)).max()) >= 1 << 31:
+        raise EdgesnnError("the envelope view's Morlet kernels are too long for int32 band envelopes")
     spectrum = IntEnvelopeSpectrum(bank8, front.cwt.stride, front.cwt.pad, dft8, 0)
     peak = int(spectrum.magnitudes(c16).max(initial=1))
     spectrum.shift = max(0, int(peak).bit_length() - 15)  # peak >> shift < 2**15

@@ -457,22 +457,3 @@ def test_eval_of_checkpoints_of_different_tasks_says_which_is_which(tmp_path):
     assert (f"{tmp_path / 'cwru10.pt'} is cwru10, {tmp_path / 'fault_type.pt'} is fault_type); evaluate them apart"
             in lines[0]), r.stderr
 
-
-def test_the_c_export_of_a_network_with_both_views_is_refused_before_anything_is_written(tmp_path):
-    """Its integer network runs in firmware-sim and onnxruntime; the C export covers the raw view."""
-    torch = pytest.importorskip("torch")
-    from edgesnn.labels import TASKS
-    from edgesnn.registry import create_model
-    from edgesnn.training import TrainConfig
-
-    extra = {"frontend": "raw+envelope"}
-    ckpt = {"format": "edgesnn-checkpoint/1", "classes": list(TASKS["cwru10"]), "history": [],
-            "state_dict": create_model("mra_snn", n_classes=10, window=2048, **extra).state_dict(),
-            "config": asdict(TrainConfig(pack="mra_snn", timesteps=1, bits=2, extra=extra))}
-    torch.save(ckpt, tmp_path / "both.pt")
-    r = run_cli("export", tmp_path / "both.pt", "--quantize", "--c", "--data", tmp_path / "no-data",
-                "--out", tmp_path / "out")
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1, r.stderr
-    assert "network with both views (raw+envelope)" in lines[0] and "without --c" in lines[0], r.stderr
-    assert not (tmp_path / "out").exists()

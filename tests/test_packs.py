@@ -218,7 +218,7 @@ def test_fixed_front_ends_export_as_plain_onnx_but_not_to_the_integer_network(ta
 def test_both_views_train_and_export(task, tmp_path):
     """frontend=raw+envelope: the raw encoder's and the envelope spectra's spiking blocks side by
     side into one classifier; it trains, exports to ONNX equal to PyTorch (export checks), and is
-    refused by packs whose network runs one view. (Its integer network: test_quantized.py.)"""
+    refused by packs whose network runs one view. (Its integer network and C: test_quantized.py.)"""
     from edgesnn.export import c_exportable, export, quantizable
     from edgesnn.training import TrainConfig, model_from_checkpoint, train
 
@@ -230,7 +230,7 @@ def test_both_views_train_and_export(task, tmp_path):
     assert model.classifier.in_features == 2 * model.config["channels"]
     card = json.loads(export(model, ckpt, tmp_path, "both").read_text())
     assert card["pack_options"] == {"frontend": "raw+envelope"} and card["onnx_check"]["argmax_agreement"] == 1.0
-    assert quantizable(model) and not c_exportable(model)
+    assert quantizable(model) and c_exportable(model)
     assert _build("inflor", frontend="raw+envelope").envelope_view is not None
     for name in ("realspike", "ltl", "trt", "tssd", "ssnn"):
         with pytest.raises(ValueError, match="one view"):

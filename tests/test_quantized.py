@@ -174,21 +174,28 @@ int main(void) {
 
 @pytest.mark.skipif(not (shutil.which("gcc") and shutil.which("size")), reason="needs gcc and binutils")
 def test_c_export_compiles_clean_and_is_bit_exact_with_the_simulator(quantized, cwru_dir, tmp_path):
+    from edgesnn.firmware_sim.network import IntMRASNN
+
+    _compile_and_compare(IntMRASNN.load(quantized / "tiny-int8.npz"), quantized, "tiny-int8", cwru_dir, tmp_path)
+
+
+def _compile_and_compare(net, folder, name, cwru_dir, tmp_path):
+    """gcc -Werror on `folder`/`name`.c, its logits bit for bit the simulator's on real test windows
+    and random ones, and its memory the budget's."""
     from edgesnn.dataset import load_task
     from edgesnn.firmware_sim import budget
-    from edgesnn.firmware_sim.network import IntMRASNN, to_int16
+    from edgesnn.firmware_sim.network import to_int16
 
-    source = (quantized / "tiny-int8.c").read_text()
+    source = (folder / f"{name}.c").read_text()
     assert "malloc" not in source and "float" not in source and "double" not in source
-    cc = ["gcc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", f"-I{quantized}"]
-    r = subprocess.run([*cc, "-c", str(quantized / "tiny-int8.c"), "-o", str(tmp_path / "model.o")],
+    cc = ["gcc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", f"-I{folder}"]
+    r = subprocess.run([*cc, "-c", str(folder / f"{name}.c"), "-o", str(tmp_path / "model.o")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    (tmp_path / "main.c").write_text(RUNNER)
+    (tmp_path / "main.c").write_text(RUNNER.replace("tiny-int8.h", f"{name}.h"))
     r = subprocess.run([*cc, str(tmp_path / "main.c"), str(tmp_path / "model.o"), "-o", str(tmp_path / "run")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    net = IntMRASNN.load(quantized / "tiny-int8.npz")
     test = load_task(cwru_dir, "cwru10", 2048).windows("test")
     rng = np.random.default_rng(3)
     x16 = np.concatenate([to_int16(test.x[::10]), rng.integers(-32768, 32767, (4, 2048)).astype(np.int16)])
@@ -292,12 +299,12 @@ def test_the_integer_envelope_spectrum_is_the_float_one_on_real_windows(both_vie
     assert np.median(err) < 0.02 and err.max() < 0.04  # measured: 1.2 % and 2.3 %
 
 
-def test_both_views_as_integers_store_run_and_cost_both_views(both_views, tmp_path):
+def test_both_views_as_integers_store_run_cost_and_compile(both_views, cwru_dir, tmp_path):
     import onnx
 
     from edgesnn.errors import EdgesnnError
     from edgesnn.firmware_sim import budget
-    from edgesnn.firmware_sim.c_export import c_sources
+    from edgesnn.firmware_sim.c_export import write_c
     from edgesnn.firmware_sim.gateway_graph import build_gateway_onnx
     from edgesnn.firmware_sim.network import IntMRASNN, to_int16
     from edgesnn.firmware_sim.onnx_graph import build_onnx
@@ -322,7 +329,8 @@ def test_both_views_as_integers_store_run_and_cost_both_views(both_views, tmp_pa
     assert ops["envelope_isqrt"] == 16 * (256 + 64) and ops["envelope_divisions"] == 16 * 128
     assert ops["snn_mac"] > 2 * 16 * 256 * 11  # at least the shortest Morlet kernel's products
     assert any(k.startswith("envelope view") for k in b["ram_bytes"]["buffers"])
-    with pytest.raises(EdgesnnError, match="both views"):
-        c_sources(net, "both")
     with pytest.raises(EdgesnnError, match="envelope view"):
         build_onnx(net)
+    # the C export: both views, bit for bit, in the budget's memory
+    write_c(net, tmp_path / "c", "both")
+    _compile_and_compare(net, tmp_path / "c", "both", cwru_dir, tmp_path)
