@@ -5,8 +5,9 @@ Its input is the window's int16 samples less their integer mean, not the int8 wi
 reads: the spectrum divides each band by its own mean, so it needs no standardization, and the
 int8 steps (1/8 RMS for the shipped networks) would put 6 % of error into it, against 1 %.
 
-  centered int16 window (|c| < 2**16) -> complex Morlet bank, int8 kernels (one scale per band, shared by its real and
-     imaginary kernel, so their squares add), stride 8 -> int32 re, im  [N, bands, L/8]
+  centered int16 window (|c| < 2**16)
+  -> complex Morlet bank, int8 kernels (one scale per band, shared by its real and imaginary
+     kernel, so their squares add), stride 8 -> int32 re, im  [N, bands, L/8]
   -> band envelope isqrt(re^2 + im^2)           (the square sum needs a 64-bit product; the
                                                  envelope fits int32, checked at quantization)
   -> pair average (a + b) >> 1                  [N, bands, n], n = L/16
@@ -61,7 +62,8 @@ class IntEnvelopeSpectrum:
 
     def magnitudes(self, x: np.ndarray) -> np.ndarray:
         """Centered int16 windows [N, L] -> the spectrum before its shift, int64 [N, bins, bands].
-        With |c| < 2**16 and K <= 256 taps the band sums fit int32 and their square sums int64."""
+        With |c| < 2**16 the band sums fit int32 (quantize_spectrum checks the kernels) and their
+        square sums int64."""
         k = self.bank.shape[1]
         xp = np.pad(x.astype(np.int64), ((0, 0), (self.pad, self.pad)))
         cols = np.lib.stride_tricks.sliding_window_view(xp, k, axis=1)[:, :: self.stride]  # [N, L/s, K]
@@ -87,8 +89,8 @@ def centered(x16: np.ndarray) -> np.ndarray:
 
 def quantize_spectrum(front, c16: np.ndarray) -> tuple[IntEnvelopeSpectrum, np.ndarray]:
     """edgesnn.layers.EnvelopeSpectrum -> (its integer form, the real value of one unit of each
-    output bin). `c16`: centered int16 calibration windows [N, L] (training region), which set the
-shift."""
+    output bin). `c16`: centered int16 calibration windows [N, L] (training region), which set
+    the shift."""
     bank = front.cwt.bank[:, 0].double().numpy()  # [2 * bands, K]
     bands = bank.shape[0] // 2
     band_scale = np.maximum(np.abs(bank[:bands]).max(axis=1), np.abs(bank[bands:]).max(axis=1)) / 127
