@@ -273,14 +273,19 @@ class IntMRASNN:
         window, timesteps, s_in = (int(v) for v in a["meta"])
         n_enc = sum(1 for k in a if k.startswith("enc") and k.endswith("_w") and k[3].isdigit())
         n_blocks = sum(1 for k in a if k.startswith("b") and k.endswith("_conv_w"))
-        return cls(
+        net = cls(
             classes=[str(c) for c in a["classes"]], window=window, timesteps=timesteps, s_in=s_in,
             encoder=[_get_conv(a, f"enc{k}") for k in range(n_enc)],
             encoder_attention=_get_att(a, "enc_att"), encoder_neurons=_get_neu(a, "enc_neu"),
             blocks=[Block(_get_conv(a, f"b{k}_conv"), _get_att(a, f"b{k}_att"), _get_neu(a, f"b{k}_neu"))
                     for k in range(n_blocks)],
-            fc_w=a["fc_w"], fc_rq=_get_rq(a, "fc_rq"), lut=a["lut"], envelope=_envelope(a, n_blocks),
+            fc_w=a["fc_w"], fc_rq=_get_rq(a, "fc_rq"), lut=a["lut"], envelope=_envelope(a, n_blocks, window),
             **_stages(a, n_blocks))
+        counts = sum(c.w.shape[0] for c in net.encoder) + (net.envelope.mix.w.shape[0] if net.envelope else 0)
+        if net.fc_w.ndim != 2 or net.fc_w.shape != (len(net.classes), counts):
+            raise ValueError(f"its classifier fc_w {list(net.fc_w.shape)} does not read the {counts} spike counts of "
+                             f"its {'two views' if net.envelope else 'view'} for {len(net.classes)} classes")
+        return net
 
     def save(self, path) -> None:
         np.savez_compressed(path, **self.to_arrays())
@@ -292,7 +297,15 @@ class IntMRASNN:
 
     @classmethod
     def from_card(cls, card_path, card: dict) -> "IntMRASNN":
-        return load_firmware(cls, card_path, card)
+        net = load_firmware(cls, card_path, card)
+        front = (card.get("pack_options") or {}).get("frontend", "raw")
+        if (front == "raw+envelope") != (net.envelope is not None):  # a card beside another model's network
+            from edgesnn.errors import EdgesnnError
+
+            raise EdgesnnError(f"{firmware_path(card_path, card)}: its integer network has "
+                               f"{'an' if net.envelope is not None else 'no'} envelope view, but its card's front end "
+                               f"is {front}")
+        return net
 
     def q8_logits(self, windows: np.ndarray, stats: dict | None = None, batch: int = 128,
                   exit_threshold: float | None = None) -> np.ndarray:
@@ -359,15 +372,29 @@ def _stages(a, n_blocks: int) -> dict:
                       for k in range(n_blocks)],
             "exits": [Head(a[f"exit{k}_w"], _get_rq(a, f"exit{k}_rq")) for k in range(n_blocks - 1)]}
 
-def _envelope(a, n_blocks: int) -> EnvelopeView | None:
-    """The second view's fields, if the arrays hold one (it has as many blocks as the first)."""
+def _envelope(a, n_blocks: int, window: int) -> EnvelopeView | None:
+    """The second view's fields, if the arrays hold one (it has as many blocks as the first). Arrays
+    that hold part of one, or one whose shapes do not fit together, raise (load_firmware words it)."""
     if "env_bank" not in a:
+        if any(k.startswith("env_") for k in a):
+            raise KeyError("env_bank")
         return None
     stride, pad, shift, count_shift = (int(v) for v in a["env_geom"])
-    return EnvelopeView(IntEnvelopeSpectrum(a["env_bank"], stride, pad, a["env_dft"], shift), _get_conv(a, "env_mix"),
-                        _get_att(a, "env_att"), _get_neu(a, "env_neu"),
-                        [Block(_get_conv(a, f"env_b{k}_conv"), _get_att(a, f"env_b{k}_att"), _get_neu(a, f"env_b{k}_neu"))
-                         for k in range(n_blocks)], count_shift)
+    e = EnvelopeView(IntEnvelopeSpectrum(a["env_bank"], stride, pad, a["env_dft"], shift), _get_conv(a, "env_mix"),
+                     _get_att(a, "env_att"), _get_neu(a, "env_neu"),
+                     [Block(_get_conv(a, f"env_b{k}_conv"), _get_att(a, f"env_b{k}_att"), _get_neu(a, f"env_b{k}_neu"))
+                      for k in range(n_blocks)], count_shift)
+    sp, n = e.spectrum, window // (2 * max(stride, 1))
+    bank, dft = sp.bank, sp.dft
+    if not (bank.dtype == dft.dtype == np.int8 and bank.ndim == dft.ndim == 2 and bank.shape[0] % 2 == 0
+            and dft.shape[0] % 2 == 0 and bank.shape[0] and dft.shape[0] and stride >= 1 and pad >= 0
+            and window % (2 * stride) == 0 and n & (n - 1) == 0 and dft.shape[1] == n
+            and (window + 2 * pad - bank.shape[1]) // stride + 1 == 2 * n and 0 <= shift < 63
+            and 0 <= count_shift < 31 and e.mix.w.shape[1:] == (sp.bins, 1) and sp.bands >> n_blocks >= 1):
+        raise ValueError(f"envelope view's arrays do not fit together (env_bank {bank.dtype}{list(bank.shape)}, "
+                         f"env_dft {dft.dtype}{list(dft.shape)}, env_geom {[stride, pad, shift, count_shift]}, "
+                         f"env_mix_w {list(e.mix.w.shape)})")
+    return e
 
 def _rq(name: str, rq: Requant) -> dict:
     return {f"{name}_{f.name}": getattr(rq, f.name) for f in fields(Requant)}

@@ -276,6 +276,43 @@ def test_firmware_sim_refuses_a_card_whose_integer_network_is_not_its_own(tmp_pa
         assert r.returncode == 2 and len(lines) == 1 and message in lines[0], (name, r.stderr)
 
 
+def test_firmware_sim_refuses_a_both_views_card_whose_integer_network_is_damaged_or_partial(tmp_path):
+    """The card of the network with both views, its .npz replaced (and its sha256 made to match):
+    cut short, without some or all of the envelope view's arrays, or the raw view's network alone."""
+    import hashlib
+    import io
+    import json
+    import shutil
+
+    from edgesnn.models import SHIPPED_DIR
+
+    src = SHIPPED_DIR / "mra_snn" / "mra-snn-cwru10-both-views-int8.json"
+    card = json.loads(src.read_text())
+    shutil.copy(src.parent / card["onnx"], tmp_path / card["onnx"])
+    data = (src.parent / card["quantization"]["firmware"]).read_bytes()
+    arrays = dict(np.load(io.BytesIO(data)))
+
+    def npz(a):
+        out = io.BytesIO()
+        np.savez_compressed(out, **a)
+        return out.getvalue()
+
+    cases = {
+        "cut": (data[: len(data) // 2], "BadZipFile"),
+        "no_bank": (npz({k: v for k, v in arrays.items() if k != "env_bank"}), "KeyError: 'env_bank'"),
+        "no_view": (npz({k: v for k, v in arrays.items() if not k.startswith("env_")}), "does not read the 48 spike"),
+        "short_dft": (npz(arrays | {"env_dft": arrays["env_dft"][:, :100]}), "envelope view's arrays do not fit"),
+        "raw": ((src.parent / "mra-snn-cwru10-int8.npz").read_bytes(), "has no envelope view, but its card's front end"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / f"{name}.npz").write_bytes(content)
+        (tmp_path / f"{name}.json").write_text(json.dumps(card | {"quantization": card["quantization"] | {
+            "firmware": f"{name}.npz", "firmware_sha256": hashlib.sha256(content).hexdigest()}}))
+        r = run_cli("firmware-sim", "--model", tmp_path / f"{name}.json", "--recording", tmp_path / "x.npy", "--fs", "12000")
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and message in lines[0], (name, r.stderr)
+
+
 def test_export_will_not_make_a_second_shipped_default(tmp_path):
     torch = pytest.importorskip("torch")
     from edgesnn.models import SHIPPED_DIR
