@@ -15,7 +15,7 @@ import numpy as np
 from edgesnn.card import check_outputs, model_id, read_card, resolve_card
 from edgesnn.errors import EdgesnnError
 from edgesnn.runtime import MAX_BATCH, onnx_session
-from edgesnn.signal import add_noise
+from edgesnn.evaluation import noisy
 
 KIND = "anomaly"
 # The alarm threshold: this margin times the highest score of the healthy windows of the
@@ -70,8 +70,7 @@ def detector_metrics(score, test, classes, threshold: float | None = None, snrs=
     metrics = {f"test_{k}": v for k, v in clean.items()}
     metrics |= {"test_windows": int(len(test.y)), "normal_test_windows": int(np.sum(test.y == normal))}
     for snr in snrs:
-        noisy = add_noise(test.x, snr, np.random.default_rng([seed, snr + 100]))
-        metrics |= {f"snr_{snr}db_{k}": v for k, v in measure(noisy).items()}
+        metrics |= {f"snr_{snr}db_{k}": v for k, v in measure(noisy(test.x, snr, seed)).items()}
     return metrics
 
 

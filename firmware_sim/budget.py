@@ -61,25 +61,22 @@ def flash_bytes(net: IntMRASNN) -> dict:
     heads = [(net.fc_w, net.fc_rq)] + [(h.w, h.rq) for h in net.exits]
     weights = sum(c.w.size for c in net.encoder) + sum(w.size for w, _ in heads)
     tables = sum(_requant_bytes(c.w.shape[0]) for c in net.encoder) + sum(_requant_bytes(w.shape[0]) for w, _ in heads)
-    atts = [net.encoder_attention] + [b.attention for b in net.blocks]
-    weights += sum(a.w1.size + a.w2.size for a in atts) + sum(b.conv.w.size for b in net.blocks)
     weights += sum(m.q.size for m in net.mixes if m is not None)
-    tables += sum(_requant_bytes(a.w1.shape[0]) + _requant_bytes(a.w2.shape[0]) for a in atts)
-    tables += sum(_requant_bytes(b.conv.w.shape[0]) for b in net.blocks)
-    neurons = [net.encoder_neurons] + [b.neurons for b in net.blocks]
-    tables += sum(_requant_bytes(len(n.gate.m)) for n in neurons if n.gate is not None)
     tables += 2 * len(net.lut)  # int16 sigmoid table
     tables += 2 * len(net.exp_table) if net.exits else 0  # uint16 exp table of the early exits
+    views = [(net.encoder_attention, net.encoder_neurons, net.blocks)]
     if net.envelope is not None:
         e = net.envelope
         spans = e.spectrum.spans()
         weights += sum(2 * (stop - start) for start, stop in spans) + e.spectrum.dft.size + e.mix.w.size
-        tables += 4 * len(spans)  # each band's first tap and tap count, uint16 each
-        atts = [e.attention] + [b.attention for b in e.blocks]
-        weights += sum(a.w1.size + a.w2.size for a in atts) + sum(b.conv.w.size for b in e.blocks)
-        tables += _requant_bytes(e.mix.w.shape[0]) + sum(_requant_bytes(b.conv.w.shape[0]) for b in e.blocks)
+        tables += 4 * len(spans) + _requant_bytes(e.mix.w.shape[0])  # each band's first tap and tap count, uint16
+        views.append((e.attention, e.neurons, e.blocks))
+    for attention, neurons, blocks in views:  # what follows each view's encoder: attention, gates, blocks
+        atts = [attention] + [b.attention for b in blocks]
+        weights += sum(a.w1.size + a.w2.size for a in atts) + sum(b.conv.w.size for b in blocks)
         tables += sum(_requant_bytes(a.w1.shape[0]) + _requant_bytes(a.w2.shape[0]) for a in atts)
-        tables += sum(_requant_bytes(len(n.gate.m)) for n in [e.neurons] + [b.neurons for b in e.blocks]
+        tables += sum(_requant_bytes(b.conv.w.shape[0]) for b in blocks)
+        tables += sum(_requant_bytes(len(n.gate.m)) for n in [neurons] + [b.neurons for b in blocks]
                       if n.gate is not None)
     return _flash(weights, tables)
 
@@ -175,11 +172,10 @@ def _envelope_operations(net: IntMRASNN, stats: dict) -> dict:
     front = sum(2 * (stop - start) for start, stop in sp.spans()) * frames + sp.dft.size * sp.bands
     c, bins = e.mix.w.shape[:2]
     mix = c * bins * sp.bands
-    mac = front + mix + e.attention.w1.size + e.attention.w2.size
-    ac, updates, ann = 0.0, t * c * sp.bands, front + mix + e.attention.w1.size + e.attention.w2.size
+    mac = ann = front + mix + e.attention.w1.size + e.attention.w2.size
+    ac, updates = 0.0, t * c * sp.bands
     density = {}
-    for k, b in enumerate(e.blocks):
-        length = sp.bands >> k
+    for k, (b, length) in enumerate(zip(e.blocks, e.lengths())):
         c_out, _, kernel = b.conv.w.shape
         ac += stats[f"env_block{k}_input_spikes"] / n * c_out * kernel
         mac += t * (b.attention.w1.size + b.attention.w2.size)
@@ -187,8 +183,8 @@ def _envelope_operations(net: IntMRASNN, stats: dict) -> dict:
         ann += b.conv.w.size * length + b.attention.w1.size + b.attention.w2.size
         density[k] = stats[f"env_block{k}_input_nonzero"] / n / (t * c * length)
     return {"snn_mac": mac, "snn_ac": int(round(ac)), "neuron_updates": updates, "ann_mac": ann,
-            "envelope_wide_mac": front + mix, "envelope_isqrt": sp.bands * (frames + sp.bins), "envelope_divisions": sp.bands * half,
-            "envelope_spike_density": density}
+            "envelope_wide_mac": front + mix, "envelope_isqrt": sp.bands * (frames + sp.bins),
+            "envelope_divisions": sp.bands * half, "envelope_spike_density": density}
 
 
 def energy_pj(ops: dict) -> dict:

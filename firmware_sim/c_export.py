@@ -225,11 +225,17 @@ static int32_t counts[C], conv_acc[C];
 const char *const edgesnn_classes[EDGESNN_CLASSES] = {{{classes}}};
 
 {"".join(tables)}{buffers}{HELPERS}{BODY}
-static void standardize(const int16_t *x) {{
-  int64_t sum = 0, e = 0;
-  int32_t mean, rms, i;
+/* the window's integer mean, rounded half up: what both views start from */
+static int32_t window_mean(const int16_t *x) {{
+  int64_t sum = 0;
+  int32_t i;
   for (i = 0; i < W; i++) sum += x[i];
-  mean = (int32_t)asr(sum + W / 2, LOG2W);
+  return (int32_t)asr(sum + W / 2, LOG2W);
+}}
+
+static void standardize(const int16_t *x) {{
+  int64_t e = 0;
+  int32_t mean = window_mean(x), rms, i;
   for (i = 0; i < W; i++) e += (int64_t)(x[i] - mean) * (x[i] - mean);
   rms = isqrt((uint64_t)(e >> LOG2W));
   if (rms < 1) rms = 1;
@@ -339,10 +345,8 @@ static int32_t env_counts[C];
     code = r"""
 /* the envelope view's spectrum [ENV_BINS][ENV_BANDS] of the centered window, band by band */
 static void envelope_spectrum(const int16_t *x) {
-  int64_t sum = 0, prev = 0, mean;
-  int32_t mean_x, b, j, t, k, i, off = 0;
-  for (i = 0; i < W; i++) sum += x[i];
-  mean_x = (int32_t)asr(sum + W / 2, LOG2W);
+  int64_t sum, prev = 0, mean;
+  int32_t mean_x = window_mean(x), b, j, t, k, off = 0;
   for (b = 0; b < ENV_BANDS; b++) {
     const int8_t *re = morlet + off, *im = morlet + off + morlet_len[b];
     off += 2 * morlet_len[b];
@@ -382,7 +386,7 @@ static void envelope_mix(void) {
 }
 """
     gate = "env_gate_m, env_gate_sh, env_gate_b" if e.neurons.gate is not None else "0, 0, 0"
-    lengths = [sp.bands >> k for k in range(len(e.blocks) + 1)]
+    lengths = e.lengths()
     run = ["  envelope_spectrum(x);", "  envelope_mix();",
            "  attend(ENV_BANDS, LOG2_ENV_BANDS, env_att_w1, env_att1_m, env_att1_sh, env_att1_b, env_att_w2, env_att2_m,",
            "         env_att2_sh, env_att2_b);", "  memset(mem, 0, sizeof mem);",

@@ -81,7 +81,8 @@ class IntEnvelopeSpectrum:
 
 
 def centered(x16: np.ndarray) -> np.ndarray:
-    """int16 windows [N, L] less their mean, rounded as network.standardize rounds it."""
+    """int16 windows [N, L] less their integer mean (rounded half up), as int64: what both views
+    start from (network.standardize scales it to int8)."""
     x = x16.astype(np.int64)
     n = x.shape[1]
     return x - (x.sum(axis=1, keepdims=True) + n // 2) // n

@@ -98,6 +98,10 @@ class EnvelopeView:
     blocks: list[Block]
     count_shift: int
 
+    def lengths(self) -> list[int]:
+        """Its length (bands) at the mix's output and after each block (each pools by 2)."""
+        return [self.spectrum.bands >> k for k in range(len(self.blocks) + 1)]
+
 
 @dataclass
 class IntMRASNN:
@@ -315,10 +319,8 @@ class IntMRASNN:
 
 def standardize(x16: np.ndarray, s_in: int) -> np.ndarray:
     """int16 samples [N, L] -> int8 [N, L]: zero mean, unit RMS in units of 2**-s_in."""
-    x = x16.astype(np.int64)
-    n = x.shape[1]
-    mean = (x.sum(axis=1, keepdims=True) + n // 2) // n
-    c = x - mean
+    c = centered(x16)
+    n = c.shape[1]
     var = (c * c).sum(axis=1) // n
     rms = np.array([max(math.isqrt(int(v)), 1) for v in var], dtype=np.int64)[:, None]
     return np.clip(((c << (s_in + 1)) + rms) // (2 * rms), -127, 127)  # round half up
