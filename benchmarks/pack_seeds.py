@@ -23,7 +23,8 @@ def shipped_card(pack: str, quantized: bool) -> dict:
 
     for path in shipped_cards():
         card = read_card(path)
-        if card["pack"] == pack and ("quantization" in card) == quantized:
+        # the pack's own configuration, not a variant shipped beside it (mra_snn's both views)
+        if card["pack"] == pack and ("quantization" in card) == quantized and not card.get("pack_options"):
             return card
     raise SystemExit(f"no shipped {pack} model{' (integer)' if quantized else ''} to compare with")
 

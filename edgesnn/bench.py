@@ -75,6 +75,21 @@ def onnx_macs(path: Path, window: int) -> int:
     return macs
 
 
+def compared_cards(cards: dict[Path, dict], default_path: Path) -> tuple[Path, Path, Path]:
+    """Of the shipped `cards`: the default's own network (its pack and pack options, not a variant
+    shipped beside it such as mra_snn's both views) as its float export and as its integer
+    network, and WDCNN."""
+    default = cards[default_path]
+    own = [p for p, c in cards.items()
+           if c["pack"] == default["pack"] and c.get("pack_options") == default.get("pack_options")]
+    float_card = next((p for p in own if "quantization" not in cards[p]), None)
+    int_card = next((p for p in own if "quantization" in cards[p]), None)
+    wdcnn_card = next((p for p, c in cards.items() if c["pack"] == "wdcnn"), None)
+    if None in (float_card, int_card, wdcnn_card):
+        raise EdgesnnError(f"the installed package lacks the shipped float or integer {default['pack']} model or WDCNN")
+    return float_card, int_card, wdcnn_card
+
+
 def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
     import torch
 
@@ -89,15 +104,7 @@ def run(data: Path, checkpoint: Path | None = None, repeats: int = 20) -> dict:
 
     torch.set_num_threads(1)
     cards = {p: read_card(p) for p in shipped_cards()}
-    default = cards[default_card_path()]
-    pack = default["pack"]
-    # the float export of the default's own network: the same pack and pack options, not quantized
-    float_card = next((p for p, c in cards.items() if c["pack"] == pack and "quantization" not in c
-                       and c.get("pack_options", {}) == default.get("pack_options", {})), None)
-    int_card = next((p for p, c in cards.items() if c["pack"] == pack and "quantization" in c), None)
-    wdcnn_card = next((p for p, c in cards.items() if c["pack"] == "wdcnn"), None)
-    if None in (float_card, int_card, wdcnn_card):
-        raise EdgesnnError(f"the installed package lacks the shipped float or integer {pack} model or WDCNN")
+    float_card, int_card, wdcnn_card = compared_cards(cards, default_card_path())
     card = cards[float_card]
     test = load_task(data, task_of(card["classes"]), card["window"]).windows("test")
     x = test.x[:: max(1, len(test.x) // 64)][:64].astype(np.float32)

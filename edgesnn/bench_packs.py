@@ -79,18 +79,20 @@ def energy_pj(card_path: Path, card: dict, x: np.ndarray) -> tuple[float, str]:
 
 
 def shipped_classifier_cards() -> dict[str, Path]:
-    """One shipped card per classifier pack: the integer model where the pack ships one."""
+    """One shipped card per classifier pack: the default model for its pack, else the pack's own
+    configuration (no --option) before a variant (mra_snn's both views ship beside the default),
+    the integer model before the float one."""
     from edgesnn.card import read_card
     from edgesnn.models import shipped_cards
 
-    chosen: dict[str, tuple[bool, Path]] = {}
+    chosen: dict[str, tuple[tuple, Path]] = {}
     for path in shipped_cards():
         card = read_card(path)
         if card.get("kind", "classifier") != "classifier":
             continue
-        quantized = "quantization" in card
-        if card["pack"] not in chosen or (quantized and not chosen[card["pack"]][0]):
-            chosen[card["pack"]] = (quantized, path)
+        rank = (bool(card.get("default")), not card.get("pack_options"), "quantization" in card)
+        if card["pack"] not in chosen or rank > chosen[card["pack"]][0]:
+            chosen[card["pack"]] = (rank, path)
     order = sorted(chosen, key=lambda p: (p != "mra_snn", p != "wdcnn", p))  # the default and baseline first
     return {pack: chosen[pack][1] for pack in order}
 

@@ -136,3 +136,19 @@ def test_packs_rows_say_default_only_for_the_default_and_mark_exact_graphs():
            "claim": "", "graph": "exact"}
     assert table_row("ssnn", row)[0] == "ssnn (exact graph)"
     assert table_row("tssd", row | {"graph": "gateway"})[0] == "tssd"
+
+
+def test_benchmarks_compare_the_default_not_a_variant_shipped_beside_it():
+    """mra_snn ships its default and, beside it, the network with both views (float and integer):
+    `bench inference` and `bench packs` time the default's own network."""
+    from edgesnn.bench import compared_cards
+    from edgesnn.bench_packs import shipped_classifier_cards
+    from edgesnn.card import default_card_path, read_card
+    from edgesnn.models import shipped_cards
+
+    cards = {p: read_card(p) for p in shipped_cards()}
+    assert any(c.get("pack_options") for c in cards.values() if c["pack"] == "mra_snn")  # the variant is shipped
+    float_card, int_card, wdcnn_card = compared_cards(cards, default_card_path())
+    assert int_card == default_card_path() and float_card.name == "mra-snn-cwru10.json"
+    assert wdcnn_card.name == "wdcnn-cwru10.json"
+    assert shipped_classifier_cards()["mra_snn"] == default_card_path()
