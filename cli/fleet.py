@@ -11,7 +11,7 @@ from rich.console import Console
 
 from edgesnn.cli.extras import need_training_extra
 from edgesnn.cli.options import finite
-from edgesnn.fleet import EXPLORE, LR_END
+from edgesnn.fleet import AGGREGATION, EXPLORE, LR_END
 from edgesnn.errors import EdgesnnError
 
 fleet_app = typer.Typer(no_args_is_help=True, help="Federated retraining of a fleet on Flower, with SFedCA "
@@ -33,8 +33,8 @@ def _check(cfg) -> None:
     from edgesnn.fleet.strategy import SelectionSettings
     from edgesnn.registry import get_factory
 
-    SelectionSettings(cfg.selection, cfg.clients_per_round, target=cfg.target,
-                      explore=cfg.explore)  # refuses an unknown rule or target, a bad explore
+    SelectionSettings(cfg.selection, cfg.clients_per_round, target=cfg.target, explore=cfg.explore,
+                      aggregation=cfg.aggregation)  # refuses an unknown rule, target, aggregation, a bad explore
     if cfg.scenario not in SCENARIOS:
         raise EdgesnnError(f"unknown scenario {cfg.scenario!r}; use one of {', '.join(SCENARIOS)}")
     if cfg.clients_per_round > cfg.clients:
@@ -58,6 +58,8 @@ def simulate(
     per_round: int = typer.Option(4, min=1, help="devices that train and upload a model per round"),
     explore: int = typer.Option(EXPLORE, min=0, help="sfedca: of the devices per round, this many are drawn at "
                                                       "random instead of by credit (see README)"),
+    aggregation: str = typer.Option(AGGREGATION, help="how a round's updates are weighted: windows (FedAvg, by "
+                                                      "window count) or balanced (each class alike; see README)"),
     local_steps: int = typer.Option(20, min=1, help="optimizer steps of local training per round"),
     lr_end: float = typer.Option(LR_END, callback=finite, min=0.0, max=1.0,
                                  help="the devices' learning rate at the last round, as a share of the first "
@@ -85,9 +87,9 @@ def simulate(
     from edgesnn.training import model_from_checkpoint
 
     cfg = FleetConfig(data=str(data), clients=clients, scenario=scenario, alpha=alpha, rounds=rounds,
-                      selection=selection, clients_per_round=per_round, explore=explore, local_steps=local_steps,
-                      lr_end=lr_end, seed=seed,
-                      dp_clip=dp_clip, dp_noise=dp_noise, out=str(out_dir))
+                      selection=selection, clients_per_round=per_round, explore=explore, aggregation=aggregation,
+                      local_steps=local_steps, lr_end=lr_end, seed=seed, dp_clip=dp_clip, dp_noise=dp_noise,
+                      out=str(out_dir))
     _check(cfg)
     task = load_task(data)  # a missing or broken dataset fails here, with its own message
     from edgesnn.fleet.partition import partition, training_windows
@@ -166,6 +168,8 @@ def server(
                                                              "(default: 4, or every device if fewer)"),
     explore: int = typer.Option(EXPLORE, min=0, help="sfedca: of the devices per round, this many are drawn at "
                                                       "random instead of by credit (see README)"),
+    aggregation: str = typer.Option(AGGREGATION, help="how a round's updates are weighted: windows (FedAvg, by "
+                                                      "window count) or balanced (each class alike; see README)"),
     local_steps: int = typer.Option(20, min=1),
     lr_end: float = typer.Option(LR_END, callback=finite, min=0.0, max=1.0,
                                  help="the devices' learning rate at the last round, as a share of the first"),
@@ -203,8 +207,8 @@ def server(
     if per_round > devices:
         raise EdgesnnError(f"--per-round {per_round} is more than the {devices} devices the campaign waits for")
     cfg = FleetConfig(data=str(Path(data).resolve()), clients=devices, rounds=rounds, selection=selection,
-                      clients_per_round=per_round, explore=explore, local_steps=local_steps, lr_end=lr_end,
-                      out=str(work), dp_clip=dp_clip, dp_noise=dp_noise, round_timeout=round_timeout,
+                      clients_per_round=per_round, explore=explore, aggregation=aggregation, local_steps=local_steps,
+                      lr_end=lr_end, out=str(work), dp_clip=dp_clip, dp_noise=dp_noise, round_timeout=round_timeout,
                       export_dir=str(export_dir.resolve()) if export_dir else "")
     _check(cfg)
     from edgesnn.fleet.pki import check_public_key, check_server_tls

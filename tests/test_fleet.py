@@ -16,6 +16,7 @@ from edgesnn.fleet.activity import credit, firing_state  # noqa: E402
 from edgesnn.fleet.partition import partition, training_windows  # noqa: E402
 from edgesnn.fleet.selection import ClientView, sfedca_scores, sfedca_selection  # noqa: E402
 from edgesnn.errors import EdgesnnError  # noqa: E402
+from edgesnn.fleet.aggregation import aggregated_mix, class_balanced_weights  # noqa: E402
 from edgesnn.fleet.strategy import SelectionSettings, norm_outliers, reported_state, screen_update  # noqa: E402
 from edgesnn.registry import create_model  # noqa: E402
 from conftest import run_cli  # noqa: E402
@@ -130,6 +131,22 @@ def test_norm_outliers_follow_the_round_so_a_moved_model_does_not_lock_the_fleet
     assert norm_outliers([3.0, 2.5], [], 5.0) == [False, False]  # nothing typical known yet
 
 
+def test_balanced_aggregation_gives_every_class_of_the_round_the_same_say():
+    one_hot = np.eye(3)
+    # A big device of class 0 and two small ones of class 1: FedAvg would give class 0 90 % of
+    # the say; balanced, each class gets half, split inside a class by window count.
+    w = np.array(class_balanced_weights([900, 50, 100], [one_hot[0], one_hot[1], one_hot[1]]))
+    assert w[0] / w.sum() == pytest.approx(0.5) and w[2] / w[1] == pytest.approx(2.0)
+    # Devices holding the same mix keep FedAvg's window-count weights.
+    same = class_balanced_weights([10, 30], [np.array([0.2, 0.8, 0.0])] * 2)
+    assert same[1] / same[0] == pytest.approx(3.0)
+    # SFedCA aims the mix behind the round's average, as the average will weigh it, at its target.
+    assert aggregated_mix("balanced", [900, 50], list(one_hot[:2])) == pytest.approx([0.5, 0.5, 0.0])
+    assert aggregated_mix("windows", [900, 50], list(one_hot[:2])) == pytest.approx([0.9473684, 0.0526316, 0.0])
+    with pytest.raises(EdgesnnError, match="unknown aggregation"):
+        SelectionSettings(aggregation="median")
+
+
 def test_devices_learning_rate_falls_on_a_half_cosine_over_the_rounds():
     from edgesnn.fleet.server_app import FleetConfig
 
@@ -212,6 +229,7 @@ def test_a_fleet_run_is_repeatable_with_its_seed(cwru_dir, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--selection", "best"], "unknown selection"),
     (["--scenario", "weather"], "unknown scenario"),
+    (["--aggregation", "median"], "unknown aggregation"),
     (["--clients", 3, "--per-round", 4], "more than the fleet"),
     (["--data", "/nonexistent/cwru"], "/nonexistent/cwru"),
     (["--seed", "-1"], "-1 is not in the range"),

@@ -3,6 +3,7 @@
   partition.py  how a fleet's local data is cut from the CWRU training region (simulation)
   activity.py   firing-rate state of a model on local data, and the SFedCA credit
   selection.py  which clients train in a round: sfedca, random (FedAvg), power-of-choice
+  aggregation.py how the round's accepted updates are weighted: balanced classes, or window counts
   strategy.py   the Flower strategy: query, select, train, screen updates, aggregate, count bytes
   client_app.py the Flower ClientApp (query / train messages) a device runs
   server_app.py the Flower ServerApp (strategy + test-region evaluation + model export)
@@ -11,5 +12,8 @@
 # SFedCA's places per round drawn at random by default (README "Fleet" has the measurements).
 # Here, not in selection.py, so the command line reads it without importing torch.
 EXPLORE = 1
+# How the accepted updates of a round are weighted: "windows" (FedAvg: by window count) or
+# "balanced" (every class the round's devices hold weighs alike; aggregation.py). README "Fleet".
+AGGREGATION = "balanced"
 # The devices' learning rate at the last round as a share of the first (half cosine between).
 LR_END = 0.1

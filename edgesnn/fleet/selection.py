@@ -13,9 +13,10 @@ SFedCA, as edgesnn formulates it. For every client k the server holds:
              before-state of the global model; clients that never trained get the largest known
              credit (optimism: they are explored)
 Greedily, m times, add the client that maximises
-  J(S) = credit_weight * mean_{k in S} c_k / max_j c_j  -  TV(sum_S n_k q_k / sum_S n_k, pi)
-i.e. clients that carry what the global model lacks, chosen so that the round's pooled data has
-the class mix pi. target "fleet": pi = sum_k n_k q_k / sum_k n_k, the whole fleet's estimated
+  J(S) = credit_weight * mean_{k in S} c_k / max_j c_j  -  TV(sum_S w_k q_k / sum_S w_k, pi)
+i.e. clients that carry what the global model lacks, chosen so that the data behind the round's
+average has the class mix pi; w_k are the weights the average will give them (aggregation.py;
+n_k under FedAvg). target "fleet": pi = sum_k n_k q_k / sum_k n_k, the whole fleet's estimated
 mix (a round that looks like the fleet); "uniform": every class alike. With `explore` = e > 0,
 the greedy fills m - e places and the last e go to clients drawn uniformly from the rest
 (epsilon-greedy: estimates of clients the greedy passes over are refreshed). README "Fleet" has the
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgesnn.fleet.activity import credit
+from edgesnn.fleet.aggregation import aggregated_mix
 
 RULES = ("sfedca", "random", "power_of_choice")
 
@@ -72,7 +74,8 @@ TARGETS = ("fleet", "uniform")
 
 
 def sfedca_selection(views: dict[int, ClientView], m: int, credit_weight: float = 1.0,
-                     target: str = "fleet", explore: int = 0, rng: np.random.Generator | None = None) -> list[int]:
+                     target: str = "fleet", explore: int = 0, rng: np.random.Generator | None = None,
+                     aggregation: str = "windows") -> list[int]:
     ids = list(views)
     credits = sfedca_scores(views)
     top = max(credits.values()) or 1.0
@@ -87,7 +90,7 @@ def sfedca_selection(views: dict[int, ClientView], m: int, credit_weight: float 
     while len(chosen) < min(m - explore, len(ids)):
         def gain(k):
             s = chosen + [k]
-            pooled = sum(n[j] * mix[j] for j in s) / sum(n[j] for j in s)
+            pooled = aggregated_mix(aggregation, [n[j] for j in s], [mix[j] for j in s])
             return credit_weight * np.mean([c[j] for j in s]) - _tv(pooled, pi)
         chosen.append(max((k for k in ids if k not in chosen), key=gain))
     if explore:

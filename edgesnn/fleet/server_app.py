@@ -22,7 +22,7 @@ from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
 from edgesnn.card import onnx_graph_kind, read_card
 from edgesnn.dataset import load_task
 from edgesnn.evaluation import predict_labels
-from edgesnn.fleet import EXPLORE, LR_END
+from edgesnn.fleet import AGGREGATION, EXPLORE, LR_END
 from edgesnn.fleet.activity import firing_state
 from edgesnn.fleet.model import build, load_arrays, to_arrays
 from edgesnn.fleet.strategy import FleetStrategy, SelectionSettings
@@ -45,6 +45,7 @@ class FleetConfig:
     credit_weight: float = 1.0
     target: str = "fleet"
     explore: int = EXPLORE  # sfedca: places per round filled at random
+    aggregation: str = AGGREGATION  # how accepted updates are weighted (strategy.AGGREGATIONS)
     stat_windows: int = 64  # windows a client runs the global model on for its statistics
     round_timeout: float = 600.0  # seconds a round waits for devices; late ones count as no-reply
     # local training
@@ -125,7 +126,7 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
     template = {k: len(v) for k, v in firing_state(eval_model, np.zeros((1, cfg.window), np.float32)).items()}
     strategy = FleetStrategy(
         SelectionSettings(cfg.selection, cfg.clients_per_round, cfg.candidates, cfg.credit_weight, cfg.target,
-                          cfg.explore, seed=cfg.seed),
+                          cfg.explore, aggregation=cfg.aggregation, seed=cfg.seed),
         cfg.client_config(len(data.classes)), min_available_nodes=min(cfg.clients, cfg.clients_per_round),
         timeout=cfg.round_timeout, state_template=template, max_rate=2.0**cfg.bits - 1,
         uniform_weights=cfg.dp_clip > 0, lr_at=cfg.lr_at)

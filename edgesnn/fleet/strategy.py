@@ -1,4 +1,4 @@
-"""The fleet's Flower strategy: FedAvg aggregation with a pluggable client selection.
+"""The fleet's Flower strategy: a pluggable client selection and a weighted average of the updates.
 
 Each round:
   1. query    (sfedca: every client; power_of_choice: d random candidates; random: nobody)
@@ -7,7 +7,8 @@ Each round:
   3. train    only those clients train and upload a model, whatever the rule: equal budget;
   4. screen   updates that miss or add tensors, change a shape, hold NaN/Inf or whose distance
               to the global model is a norm outlier (norm_outliers) are rejected and counted;
-  5. average  the accepted updates, weighted by their number of windows (FedAvg).
+  5. average  the accepted updates, weighted by their number of windows (FedAvg) or class-balanced
+              (aggregation.py), whatever the selection rule; equally under differential privacy.
 Bytes moved (model payloads and statistics) and the clients' compute for statistics are counted
 per round in `self.rounds`.
 
@@ -32,7 +33,8 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 from edgesnn.errors import EdgesnnError
-from edgesnn.fleet import EXPLORE
+from edgesnn.fleet import AGGREGATION, EXPLORE
+from edgesnn.fleet.aggregation import AGGREGATIONS, class_balanced_weights
 from edgesnn.fleet.selection import RULES, TARGETS, ClientView, power_of_choice, random_selection, sfedca_selection
 
 @dataclass
@@ -44,6 +46,7 @@ class SelectionSettings:
     target: str = "fleet"  # sfedca: the class mix a round aims at (selection.TARGETS)
     explore: int = EXPLORE  # sfedca: places a round fills at random (epsilon-greedy)
     norm_factor: float = 5.0
+    aggregation: str = AGGREGATION  # how accepted updates are weighted (AGGREGATIONS)
     seed: int = 0
 
     def __post_init__(self):
@@ -51,6 +54,8 @@ class SelectionSettings:
             raise EdgesnnError(f"unknown selection {self.rule!r}; use one of {', '.join(RULES)}")
         if self.target not in TARGETS:
             raise EdgesnnError(f"unknown SFedCA target {self.target!r}; use one of {', '.join(TARGETS)}")
+        if self.aggregation not in AGGREGATIONS:
+            raise EdgesnnError(f"unknown aggregation {self.aggregation!r}; use one of {', '.join(AGGREGATIONS)}")
         if not 0 <= self.explore <= self.clients_per_round:
             raise EdgesnnError(f"explore must be 0..{self.clients_per_round} (clients per round), not {self.explore}")
 
@@ -231,7 +236,8 @@ class FleetStrategy(FedAvg):
             answers = self._query(grid, nodes, arrays, cfg, "state", log)
             views = {k: ClientView(a["n"], a["state"], self.after.get(k)) for k, a in answers.items()}
             if views:
-                chosen = sfedca_selection(views, s.clients_per_round, s.credit_weight, s.target, s.explore, self.rng)
+                chosen = sfedca_selection(views, s.clients_per_round, s.credit_weight, s.target, s.explore, self.rng,
+                                          s.aggregation)
         if not chosen:  # random selection, or no usable statistics this round
             chosen = random_selection(nodes, s.clients_per_round, self.rng)
         log.selected = chosen
@@ -285,7 +291,7 @@ class FleetStrategy(FedAvg):
             else:
                 screened.append((node, content, norm, n))
         outliers = norm_outliers([norm for _, _, norm, _ in screened], self.accepted_norms, self.settings.norm_factor)
-        accepted, losses = [], []
+        accepted, losses, windows, mixes = [], [], [], []
         for (node, content, norm, n), outlier in zip(screened, outliers):
             if outlier:
                 log.rejected["norm-outlier"] += 1
@@ -299,14 +305,21 @@ class FleetStrategy(FedAvg):
                                         "metrics": MetricRecord({"num-examples": weight})}))
             loss = content["metrics"].get("train-loss")
             losses.append(float(loss) if isinstance(loss, (int, float)) else np.nan)
+            windows.append(n)
+            mixes.append(None)
             if "activity" in content.config_records:
                 try:
                     self.after[node] = reported_state(content["activity"], self.state_template, self.max_rate)
+                    mixes[-1] = self.after[node]["output"]
                 except ValueError:
                     log.rejected["bad-statistics"] += 1  # the update still counts; its credit does not
         log.accepted = len(accepted)
         if not accepted:
             return None, None
+        # Balanced weights need every accepted update's class mix; a round missing one keeps window counts.
+        if self.settings.aggregation == "balanced" and not self.uniform_weights and all(m is not None for m in mixes):
+            for record, weight in zip(accepted, class_balanced_weights(windows, mixes)):
+                record["metrics"]["num-examples"] = weight
         log.train_loss = float(np.nanmean(losses)) if np.isfinite(losses).any() else float("nan")
         arrays = aggregate_arrayrecords(accepted, "num-examples")
         return arrays, MetricRecord({"train-loss": log.train_loss, "accepted": len(accepted),
