@@ -45,7 +45,7 @@ class FleetConfig:
     credit_weight: float = 1.0
     target: str = "fleet"
     explore: int = EXPLORE  # sfedca: places per round filled at random
-    aggregation: str = AGGREGATION  # how accepted updates are weighted (strategy.AGGREGATIONS)
+    aggregation: str = AGGREGATION  # how accepted updates are weighted (aggregation.AGGREGATIONS)
     stat_windows: int = 64  # windows a client runs the global model on for its statistics
     round_timeout: float = 600.0  # seconds a round waits for devices; late ones count as no-reply
     # local training

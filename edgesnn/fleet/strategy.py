@@ -34,7 +34,7 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 from edgesnn.errors import EdgesnnError
 from edgesnn.fleet import AGGREGATION, EXPLORE
-from edgesnn.fleet.aggregation import AGGREGATIONS, class_balanced_weights
+from edgesnn.fleet.aggregation import AGGREGATIONS, weights as aggregation_weights
 from edgesnn.fleet.selection import RULES, TARGETS, ClientView, power_of_choice, random_selection, sfedca_selection
 
 @dataclass
@@ -291,21 +291,17 @@ class FleetStrategy(FedAvg):
             else:
                 screened.append((node, content, norm, n))
         outliers = norm_outliers([norm for _, _, norm, _ in screened], self.accepted_norms, self.settings.norm_factor)
-        accepted, losses, windows, mixes = [], [], [], []
+        updates, losses, windows, mixes = [], [], [], []
         for (node, content, norm, n), outlier in zip(screened, outliers):
             if outlier:
                 log.rejected["norm-outlier"] += 1
                 continue
             self.accepted_norms.append(norm)
             log.update_norms.append(norm)
-            # Averaged is only what was screened: the tensors and the window count, rebuilt.
-            # Under differential privacy every update weighs the same (the noise assumes it).
-            weight = 1 if self.uniform_weights else n
-            accepted.append(RecordDict({"arrays": content["arrays"],
-                                        "metrics": MetricRecord({"num-examples": weight})}))
+            updates.append(content["arrays"])
+            windows.append(n)
             loss = content["metrics"].get("train-loss")
             losses.append(float(loss) if isinstance(loss, (int, float)) else np.nan)
-            windows.append(n)
             mixes.append(None)
             if "activity" in content.config_records:
                 try:
@@ -313,13 +309,19 @@ class FleetStrategy(FedAvg):
                     mixes[-1] = self.after[node]["output"]
                 except ValueError:
                     log.rejected["bad-statistics"] += 1  # the update still counts; its credit does not
-        log.accepted = len(accepted)
-        if not accepted:
+        log.accepted = len(updates)
+        if not updates:
             return None, None
-        # Balanced weights need every accepted update's class mix; a round missing one keeps window counts.
-        if self.settings.aggregation == "balanced" and not self.uniform_weights and all(m is not None for m in mixes):
-            for record, weight in zip(accepted, class_balanced_weights(windows, mixes)):
-                record["metrics"]["num-examples"] = weight
+        # Under differential privacy every update weighs the same (the noise assumes it). Balanced
+        # weights need every accepted update's class mix; a round missing one keeps window counts.
+        if self.uniform_weights:
+            weights = [1] * len(updates)
+        else:
+            complete = all(m is not None for m in mixes)
+            weights = aggregation_weights(self.settings.aggregation if complete else "windows", windows, mixes)
+        # Averaged is only what was screened: the tensors and the weight, rebuilt.
+        accepted = [RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": weight})})
+                    for arrays, weight in zip(updates, weights)]
         log.train_loss = float(np.nanmean(losses)) if np.isfinite(losses).any() else float("nan")
         arrays = aggregate_arrayrecords(accepted, "num-examples")
         return arrays, MetricRecord({"train-loss": log.train_loss, "accepted": len(accepted),
