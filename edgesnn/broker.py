@@ -83,3 +83,11 @@ def connect(client, broker: Broker) -> None:
     except OSError as exc:  # ssl.SSLError included: a certificate the CA does not vouch for
         raise EdgesnnError(f"{broker}: cannot connect to the broker ({exc})") from None
     client.loop_start()
+
+
+def disconnect(client) -> None:
+    """Say goodbye, then stop paho's network thread. In this order the goodbye wakes the thread
+    at once; the other way round, a thread waiting on a broker that stopped answering holds the
+    caller for up to a minute (paho's select timeout) before it lets go."""
+    client.disconnect()
+    client.loop_stop()

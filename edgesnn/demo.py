@@ -53,8 +53,9 @@ class Consumer:
             self.states[sensor] = json.loads(msg.payload)["state"]
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        from edgesnn.broker import disconnect
+
+        disconnect(self.client)
 
 
 def summarize(truth: dict[str, str], consumer: Consumer) -> list[dict]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesnn.anomaly import AnomalyScorer
-from edgesnn.broker import check_root, connect, mqtt_client, parse_broker
+from edgesnn.broker import check_root, connect, disconnect, mqtt_client, parse_broker
 from edgesnn.errors import EdgesnnError
 from edgesnn.health import HealthState
 from edgesnn.inbox import Inbox
@@ -362,8 +362,7 @@ class Monitor:
         final = self.status()
         if self.client.is_connected():
             self._publish_status(final).wait_for_publish(2)
-        self.client.loop_stop()
-        self.client.disconnect()
+        disconnect(self.client)
         self.journal.close()
         return final
 

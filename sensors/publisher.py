@@ -32,7 +32,7 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
     `loop` starts a signal over when it ends, skipping one `seq` so that the monitor restarts the
     window instead of joining the end to the beginning. `stop` ends it early.
     `tls_and_auth`: ca_file, cert_file, key_file, username, password for the broker."""
-    from edgesnn.broker import connect, mqtt_client, parse_broker
+    from edgesnn.broker import connect, disconnect, mqtt_client, parse_broker
 
     if seconds is not None and not seconds > 0:
         raise EdgesnnError(f"--seconds {seconds:g}: give a positive duration, or none for the whole signal")
@@ -78,8 +78,7 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
     except RuntimeError as exc:  # paho: the connection is gone
         raise EdgesnnError(f"{target}: connection lost before the last frames were acknowledged ({exc})") from None
     finally:
-        client.loop_stop()
-        client.disconnect()
+        disconnect(client)
     return sent
 
 
