@@ -184,6 +184,7 @@ def test_fleet_simulate_runs_flower_and_exports_the_global_model(cwru_dir, tmp_p
     assert [row["round"] for row in rows] == [0, 1, 2]
     for row in rows[1:]:
         assert len(row["selected"]) == 2 and row["accepted"] == 2 and row["queried"] == 4
+        assert row["weighting"] == "balanced"  # every accepted update came with its class mix
         assert row["bytes"]["model_down"] > 0 and row["bytes"]["model_up"] > 0 and row["bytes"]["stats_up"] > 0
     assert (out / "accuracy.png").stat().st_size > 0
     # fleet.pt is a checkpoint like train's: `edgesnn export` (and eval) read it
@@ -204,7 +205,9 @@ def test_dp_clipping_bounds_every_update_through_flowers_mods(cwru_dir, tmp_path
         r = run_cli("fleet", "simulate", "--data", cwru_dir, "--clients", 3, "--rounds", 1, "--per-round", 2,
                     "--local-steps", 3, "--no-export", "--out", tmp_path / name, *extra)
         assert r.returncode == 0, r.stderr[-3000:]
-        runs[name] = json.loads((tmp_path / name / "history.json").read_text())["rounds"][1]["update_norms"]
+        row = json.loads((tmp_path / name / "history.json").read_text())["rounds"][1]
+        assert row["weighting"] == {"plain": "balanced", "dp": "equal"}[name]
+        runs[name] = row["update_norms"]
     assert len(runs["dp"]) == 2 and max(runs["dp"]) <= 0.05 + 1e-4
     assert min(runs["plain"]) > 0.05  # the clip was binding: without it the updates are larger
 

@@ -142,7 +142,7 @@ def run_fleet(grid: Grid, cfg: FleetConfig, progress: Callable[[dict], None] | N
             log = strategy.rounds[-1]
             row.update(lr=cfg.lr_at(server_round), selected=[strategy.names.get(n, str(n)) for n in log.selected], queried=log.queried, accepted=log.accepted,
                        update_norms=log.update_norms, first_error=log.first_error,
-                       rejected=dict(log.rejected), train_loss=log.train_loss, bytes=dict(log.bytes),
+                       rejected=dict(log.rejected), weighting=log.weighting, train_loss=log.train_loss, bytes=dict(log.bytes),
                        stats_cpu_seconds=log.stats_cpu_seconds, stats_windows=log.stats_windows)
         if cfg.export_dir and server_round > 0:
             card = export_round(cfg, data, eval_model, history + [row], server_round)

@@ -164,6 +164,9 @@ class RoundLog:
     update_norms: list[float] = field(default_factory=list)  # L2 distance of each accepted update
     train_loss: float = float("nan")
     first_error: str = ""  # the first error a device reported this round, for the operator
+    # how the round's average weighed its updates: the campaign's aggregation, "windows" when an
+    # accepted update lacked the class mix balanced weights need, "equal" under differential privacy
+    weighting: str = ""
 
 
 class FleetStrategy(FedAvg):
@@ -315,10 +318,10 @@ class FleetStrategy(FedAvg):
         # Under differential privacy every update weighs the same (the noise assumes it). Balanced
         # weights need every accepted update's class mix; a round missing one keeps window counts.
         if self.uniform_weights:
-            weights = [1] * len(updates)
+            log.weighting, weights = "equal", [1] * len(updates)
         else:
-            complete = all(m is not None for m in mixes)
-            weights = aggregation_weights(self.settings.aggregation if complete else "windows", windows, mixes)
+            log.weighting = self.settings.aggregation if all(m is not None for m in mixes) else "windows"
+            weights = aggregation_weights(log.weighting, windows, mixes)
         # Averaged is only what was screened: the tensors and the weight, rebuilt.
         accepted = [RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": weight})})
                     for arrays, weight in zip(updates, weights)]
