@@ -138,6 +138,9 @@ def operations(net: IntMRASNN, stats: dict) -> dict:
     neuron_updates = net.timesteps * c * lengths[0]
     ann_mac = encoder_mac + enc_att + net.fc_w.size  # the conventional network: every stage, once
     density = {}
+    # a stage no window reached (every one left at an earlier exit) has no counters: it cost nothing
+    stats = {f"block{k}_{what}": 0 for k in range(len(net.blocks))
+             for what in ("windows", "input_spikes", "input_nonzero")} | stats
     for k, (b, t, m) in enumerate(zip(net.blocks, net.stage_timesteps, net.mixes)):
         reach = stats[f"block{k}_windows"] / n  # share of windows that run block k
         c_out, _, kernel = b.conv.w.shape

@@ -282,6 +282,22 @@ def test_shipped_pack_models_run_on_the_integer_simulator_and_in_infer(cwru_dir)
         assert json.loads(r.stdout)["summary"]["label"] == "inner_race_014"
 
 
+def test_device_budget_of_ssnn_when_every_window_leaves_at_the_first_stage():
+    """Later stages that no window reached cost nothing (they have no counters to read)."""
+    from edgesnn.card import read_card
+    from edgesnn.firmware_sim.budget import operations
+    from edgesnn.firmware_sim.network import IntMRASNN
+    from edgesnn.models import shipped_cards
+
+    card = next(p for p in shipped_cards() if p.parent.name == "ssnn" and "-int8" in p.stem)
+    net = IntMRASNN.from_card(card, read_card(card))
+    stats = {}
+    net.q8_logits(np.random.default_rng(0).normal(0, 0.1, (4, net.window)).astype(np.float32), stats, exit_threshold=0.0)
+    ops = operations(net, stats)
+    assert stats["block0_windows"] == 4 and "block1_windows" not in stats
+    assert ops["snn_mac"] > 0 and set(ops["spike_density"]) == {0, 1, 2} and ops["spike_density"][2] == 0
+
+
 def test_ssnn_onnx_exits_early_per_window(tmp_path):
     """The exported graph gives each window the logits of the first stage where it is sure, in
     any batch, as PyTorch's early_exit does; the threshold is an optional input (above 1: every
