@@ -24,6 +24,23 @@ def check_fs(fs: float | None, where: str) -> float:
     return float(fs)
 
 
+# A signal sampled below the model's rate lacks the band the model listens to between the two
+# Nyquist frequencies (a bearing's resonances ring up to 5-6 kHz), and upsampling cannot bring it
+# back: such a recording is refused, not diagnosed with confidence. 1 % below is let through: a
+# sensor's measured rate may sit a little under its nominal one.
+MIN_RATE_SHARE = 0.99
+
+
+def covers_model_rate(fs: float, model_fs: float) -> bool:
+    return fs >= MIN_RATE_SHARE * model_fs
+
+
+def lacks_band(fs: float, model_fs: float) -> str:
+    """Why a signal at `fs` cannot be diagnosed by a model at `model_fs`, in words."""
+    return (f"sampled at {fs:g} Hz, below the model's {model_fs:g} Hz: it lacks the band from {fs / 2:g} to "
+            f"{model_fs / 2:g} Hz that the model diagnoses from; record at {model_fs:g} Hz or more")
+
+
 def resample(x: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
     """Polyphase resampling with scipy's anti-alias filter (e.g. CWRU's 48 kHz normal to 12 kHz)."""
     if fs == target_fs:

@@ -21,6 +21,7 @@ def files(tmp_path_factory):
     np.save(d / "nan.npy", nan)
     np.save(d / "short.npy", sig[:1000])
     wavfile.write(d / "one.wav", 12_000, np.array([100], np.int16))
+    wavfile.write(d / "slow.wav", 8_000, (sig * 3000).astype(np.int16))
     np.save(d / "dead.npy", np.zeros(12_000, np.float32))
     np.save(d / "huge.npy", sig * 1e8)  # not in g: no accelerometer reads 1e8 g
     scipy.io.savemat(d / "two.mat", {"a": sig[:, None], "b": sig[:, None]})
@@ -40,6 +41,8 @@ CASES = {
     "dead sensor": (["infer", "{d}/dead.npy", "--fs", "12000"], "no vibration in any window (constant signal)"),
     "absurd sample rate": (["infer", "{d}/ok.npy", "--fs", "12"], "outside"),
     "too short": (["infer", "{d}/short.npy", "--fs", "12000"], "shorter than one"),
+    "sampled below the model's rate": (["infer", "{d}/slow.wav"], "slow.wav: sampled at 8000 Hz, below the model's "
+                                                                  "12000 Hz: it lacks the band from 4000 to 6000 Hz"),
     "one sample": (["infer", "{d}/one.wav"], "one.wav: 1 sample (8.33e-05 s) of signal at 12000 Hz is shorter "
                                              "than one 2048-sample (0.171 s) window"),
     "broken card": (["infer", "{d}/ok.npy", "--fs", "12000", "--model", "{d}/broken.json"], "not valid JSON"),

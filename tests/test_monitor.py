@@ -108,6 +108,27 @@ def test_a_t0_that_is_no_unix_time_is_rejected_and_counted(broker):
     assert f"{root}/boot/diagnosis" in received and f"{root}/far/diagnosis" not in received
 
 
+def test_a_sensor_sampled_below_the_models_rate_is_rejected_and_counted(broker):
+    """Upsampling cannot restore the band above a slow sensor's Nyquist frequency, which the model
+    diagnoses from: its frames are refused (fs_below_model), while a faster sensor is resampled
+    down and diagnosed."""
+    root = f"edgesnn-test-{uuid.uuid4().hex[:8]}"
+    received = []
+    listener = mqtt_listener(broker, f"{root}/#", lambda c, u, msg: received.append(msg.topic))
+    mon = Monitor(broker, root, journal=":memory:")
+    rng = np.random.default_rng(0)
+    with running_monitor(broker, mon) as pub:
+        pub.publish(f"{root}/slow/waveform", encode_waveform(0, time.time(), 8000,
+                                                            rng.standard_normal(4096).astype(np.float32)), qos=1)
+        pub.publish(f"{root}/fast/waveform", encode_waveform(0, time.time(), 48000,
+                                                            rng.standard_normal(8192).astype(np.float32)), qos=1)
+        wait_for(lambda: f"{root}/fast/diagnosis" in received and mon.rejected["fs_below_model"], 20)
+    listener.loop_stop()
+    listener.disconnect()
+    assert dict(mon.rejected) == {"fs_below_model": 1}
+    assert f"{root}/fast/diagnosis" in received and f"{root}/slow/diagnosis" not in received
+
+
 def test_replay_streams_a_recording_frame_by_frame(broker, cwru_dir):
     from edgesnn.payloads import decode_waveform
     from edgesnn.sensors.publisher import replay, sensor_id
