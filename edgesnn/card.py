@@ -73,6 +73,9 @@ def _check_fields(path: Path, card: dict) -> None:
             fault_type(label)
     except ValueError as exc:
         raise EdgesnnError(f"{path}: {exc}") from None
+    twice = sorted({c for c in classes if classes.count(c) > 1})
+    if twice:  # two outputs under one name: a diagnosis could not say which the model meant
+        raise EdgesnnError(f"{path}: card field classes names {', '.join(twice)} more than once")
     threshold = card.get("threshold")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not math.isfinite(threshold)):
@@ -82,7 +85,10 @@ def _check_fields(path: Path, card: dict) -> None:
 def check_outputs(card_path, card: dict, session, outputs: int | None) -> None:
     """The ONNX graph takes the card's window and gives `outputs` values per window (None: any);
     a card that says otherwise would fail on the first window, so it fails here, in one line."""
-    shape = session.get_inputs()[0].shape
+    first = session.get_inputs()[0]
+    if first.type != "tensor(float)":  # CONTRACTS section 2: float32 samples in g
+        raise EdgesnnError(f"{card_path}: its ONNX graph takes {first.type}, not float32 windows")
+    shape = first.shape
     takes_windows = len(shape) == 3 and (shape[1] in (1, None) or isinstance(shape[1], str))
     if not takes_windows:
         raise EdgesnnError(f"{card_path}: its ONNX graph takes {shape}, not windows [batch, 1, window]")

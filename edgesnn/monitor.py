@@ -226,8 +226,14 @@ class Monitor:
         ready, windows = [r for r, q in zip(ready, quiet) if not q], windows[~quiet]
         if not ready:
             return len(quiet)
-        probs = self.diagnoser.probabilities(windows)
-        scores = self.anomaly.scores(windows) if self.anomaly else [None] * len(ready)
+        try:
+            probs = self.diagnoser.probabilities(windows)
+            scores = self.anomaly.scores(windows) if self.anomaly else [None] * len(ready)
+        except Exception as exc:  # onnxruntime failed on this batch: counted, and the other sensors go on
+            self.counters["failed_windows"] += len(ready)
+            if self._may_log("inference"):
+                log.exception("inference failed on %d windows (%s); counted as failed_windows", len(ready), exc)
+            return len(quiet)
         for (sensor, _, t_end), p, score in zip(ready, probs, scores):
             if not np.all(np.isfinite(p)):  # no diagnosis is better than a NaN one
                 self.counters["non_finite_outputs"] += 1
@@ -314,6 +320,7 @@ class Monitor:
                 "sensors": len(self.windowers), "frames": self.counters["frames"],
                 "windows": self.counters["windows"], "no_signal_windows": self.counters["no_signal_windows"],
                 "non_finite_outputs": self.counters["non_finite_outputs"],
+                "failed_windows": self.counters["failed_windows"],
                 "dropped": sum(dropped.values()),
                 "dropped_by_reason": dropped, "rejected": self._rejected(),
                 "reconnects": max(self.counters["connects"] - 1, 0),

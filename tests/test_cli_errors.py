@@ -1,5 +1,6 @@
 """Bad input to any command: one line on stderr naming what and where, exit code 2, no traceback."""
 
+import json
 from dataclasses import asdict
 
 import numpy as np
@@ -220,6 +221,39 @@ def test_a_failed_export_leaves_the_model_of_that_name_as_it_was(tmp_path):
         export_measured(model, ckpt, tmp_path, "m")
     assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before  # no staging folder left either
     assert Diagnoser(card).model_id == f"m@{read_card(card)['onnx_sha256'][:8]}"
+
+
+def test_cards_whose_classes_or_graph_input_break_the_contract_are_refused_in_one_line(tmp_path):
+    """Two classes of one name, or a graph that takes float64: refused when the model loads (infer
+    and the monitor alike), not on the first window."""
+    import hashlib
+    import shutil
+
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from edgesnn.models import shipped_cards
+
+    wdcnn = next(p for p in shipped_cards() if p.stem == "wdcnn-cwru10")
+    card = json.loads(wdcnn.read_text())
+    shutil.copy(wdcnn.with_suffix(".onnx"), tmp_path / "twice.onnx")
+    classes = ["normal", "normal"] + card["classes"][2:]
+    (tmp_path / "twice.json").write_text(json.dumps(card | {"onnx": "twice.onnx", "classes": classes}))
+    graph = helper.make_graph(  # float64 windows in, ten logits out
+        [helper.make_node("Cast", ["acceleration"], ["x"], to=TensorProto.FLOAT),
+         helper.make_node("ReduceMean", ["x"], ["m"], keepdims=0, axes=[2]),
+         helper.make_node("Tile", ["m", "reps"], ["logits"])], "g",
+        [helper.make_tensor_value_info("acceleration", TensorProto.DOUBLE, ["batch", 1, 2048])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        [helper.make_tensor("reps", TensorProto.INT64, [2], [1, 10])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "double.onnx")
+    sha = hashlib.sha256((tmp_path / "double.onnx").read_bytes()).hexdigest()
+    (tmp_path / "double.json").write_text(json.dumps(card | {"onnx": "double.onnx", "onnx_sha256": sha}))
+    np.save(tmp_path / "ok.npy", np.random.default_rng(0).standard_normal(4096).astype(np.float32))
+    for name, message in (("twice", "card field classes names normal more than once"),
+                          ("double", "its ONNX graph takes tensor(double), not float32 windows")):
+        r = run_cli("infer", tmp_path / "ok.npy", "--fs", "12000", "--model", tmp_path / f"{name}.json")
+        assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / name}.json: {message}", r.stderr
 
 
 def test_a_model_giving_nan_is_not_scored():

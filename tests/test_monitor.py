@@ -129,6 +129,32 @@ def test_a_sensor_sampled_below_the_models_rate_is_rejected_and_counted(broker):
     assert f"{root}/fast/diagnosis" in received and f"{root}/slow/diagnosis" not in received
 
 
+def test_a_batch_that_inference_fails_on_is_counted_and_the_monitor_goes_on(broker):
+    root = f"edgesnn-test-{uuid.uuid4().hex[:8]}"
+    received = []
+    listener = mqtt_listener(broker, f"{root}/#", lambda c, u, msg: received.append(msg.topic))
+    mon = Monitor(broker, root, journal=":memory:")
+    working = mon.diagnoser.probabilities
+    failures = [RuntimeError("onnxruntime: out of memory")]  # the first batch fails, as a runtime error would
+
+    def flaky(windows):
+        if failures:
+            raise failures.pop()
+        return working(windows)
+
+    mon.diagnoser.probabilities = flaky
+    x = np.random.default_rng(0).standard_normal(2048).astype(np.float32)
+    with running_monitor(broker, mon) as pub:
+        pub.publish(f"{root}/first/waveform", encode_waveform(0, time.time(), 12000, x), qos=1)
+        wait_for(lambda: mon.counters["failed_windows"] == 1, 20)
+        pub.publish(f"{root}/second/waveform", encode_waveform(0, time.time(), 12000, x), qos=1)
+        wait_for(lambda: f"{root}/second/diagnosis" in received, 20)
+    listener.loop_stop()
+    listener.disconnect()
+    assert mon.last_status["failed_windows"] == 1 and f"{root}/first/diagnosis" not in received
+    assert f"{root}/second/diagnosis" in received
+
+
 def test_replay_streams_a_recording_frame_by_frame(broker, cwru_dir):
     from edgesnn.payloads import decode_waveform
     from edgesnn.sensors.publisher import replay, sensor_id
