@@ -626,6 +626,9 @@ def monitor(
     inbox_mb: float = typer.Option(64.0, callback=finite, min=0.1, help="MiB of frames that may wait for diagnosis; beyond it frames are dropped and counted"),
     sensor_inbox_mb: float = typer.Option(4.0, callback=finite, min=0.1, help="MiB of frames one sensor may have waiting (<= --inbox-mb)"),
     max_sensors: int = typer.Option(2000, min=1, help="sensors tracked at once; frames of more are rejected and counted"),
+    max_jitter_ms: float = typer.Option(5.0, callback=finite, min=0.0, max=1000.0,
+                                        help="how far a frame's t0 may be off where its sensor's last frame ended "
+                                             "before it is a gap in time, which restarts the window"),
     threads: int = typer.Option(1, min=1, max=64, help="onnxruntime threads for diagnosis"),
     model_dir: Optional[Path] = typer.Option(None, help="watch this folder for newer model cards (fleet exports); "
                                                         "a newer one is verified (sha256, classes, window, rate) "
@@ -656,7 +659,8 @@ def monitor(
     inbox = Inbox(int(inbox_mb * (1 << 20)), int(sensor_inbox_mb * (1 << 20)))
     anomaly = AnomalyScorer(anomaly_model, threads, anomaly_threshold) if anomaly_model else None
     mon = Monitor(broker, root, Diagnoser(model, threads=threads), hop, journal=journal, inbox=inbox, max_sensors=max_sensors,
-                  model_dir=model_dir, anomaly=anomaly, **_tls_and_auth(ca_file, cert_file, key_file, username, password))
+                  model_dir=model_dir, anomaly=anomaly, max_jitter_s=max_jitter_ms / 1000,
+                  **_tls_and_auth(ca_file, cert_file, key_file, username, password))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: mon.stop())
     mon.start()

@@ -28,7 +28,7 @@ from edgesnn.model_watch import ModelWatcher
 from edgesnn.payloads import MAX_FRAME_S, MAX_PAYLOAD_BYTES, Rejected, decode_waveform, encode_diagnosis
 from edgesnn.runtime import MAX_BATCH, Diagnoser
 from edgesnn.signal import MAX_WINDOWS_PER_WINDOW, NO_SIGNAL, covers_model_rate, flat, lacks_band
-from edgesnn.windowing import SensorWindower
+from edgesnn.windowing import MAX_JITTER_S, SensorWindower
 
 log = logging.getLogger("edgesnn.monitor")
 STATUS_EVERY_S = 2.0
@@ -43,16 +43,20 @@ class Monitor:
     def __init__(self, broker: str, root: str = "edgesnn", diagnoser: Diagnoser | None = None,
                  hop: int | None = None, client_id: str | None = None, journal: str | Path = ":memory:",
                  inbox: Inbox | None = None, max_sensors: int = 2000, idle_s: float = 600.0,
-                 model_dir: str | Path | None = None, anomaly: AnomalyScorer | None = None, **tls_and_auth):
+                 model_dir: str | Path | None = None, anomaly: AnomalyScorer | None = None,
+                 max_jitter_s: float = MAX_JITTER_S, **tls_and_auth):
         """`inbox` bounds the frames waiting for the worker (see Inbox); at most `max_sensors`
         sensors are tracked, and one silent for `idle_s` is forgotten (its windows, its state).
         `model_dir`: a folder watched for newer models (ModelWatcher), swapped in between batches.
         `anomaly`: an anomaly model run on the same windows; its score and alarm join each diagnosis.
+        `max_jitter_s`: how far a frame's t0 may be off where its sensor's last frame ended before
+        it counts as a gap in time (SensorWindower).
         `tls_and_auth`: ca_file, cert_file, key_file, username, password (see mqtt_client)."""
         self.broker = parse_broker(broker)
         self.root = check_root(root)
         self.diagnoser = diagnoser or Diagnoser()
         self.hop = hop or self.diagnoser.window
+        self.max_jitter_s = max_jitter_s
         self.anomaly = anomaly
         if anomaly:
             anomaly.check_matches(self.diagnoser.window, self.diagnoser.sample_rate_hz,
@@ -204,9 +208,14 @@ class Monitor:
                 return self._reject(topic, "too_many_sensors", f"{self.max_sensors} sensors tracked already "
                                                                "(--max-sensors)")
             windower = self.windowers[sensor] = SensorWindower(
-                self.diagnoser.sample_rate_hz, self.diagnoser.window, self.hop)
+                self.diagnoser.sample_rate_hz, self.diagnoser.window, self.hop, self.max_jitter_s)
         self._heard[sensor] = time.monotonic()
-        return [(sensor, w, t_end) for w, t_end in windower.push(frame)]
+        restarts = windower.restarts
+        windows = windower.push(frame)
+        if windower.restarts > restarts:  # the samples waiting for this sensor's window are dropped
+            self._warn("restart", f"{sensor}: {windower.restart_reason}; its window restarts "
+                                  f"({windower.restarts} restarts of this sensor so far)")
+        return [(sensor, w, t_end) for w, t_end in windows]
 
     def _reject(self, topic: str, reason: str, detail: str) -> list:
         self.rejected[reason] += 1

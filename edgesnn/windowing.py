@@ -15,9 +15,13 @@ import numpy as np
 from edgesnn.payloads import WaveformFrame
 from edgesnn.signal import resample
 
-# A frame whose t0 is off from where the previous frame ended by more than this many sample
-# periods is a gap in time (clock jitter of a sample or two is not).
-TIME_GAP_SAMPLES = 2.0
+# A frame whose t0 is off from where the previous frame ended by more than this is a gap in time.
+# Sensors stamp t0 from clocks that jitter by a millisecond or two (and drift by 100 ppm or so),
+# which is no gap: at a tolerance of two samples (0.17 ms at 12 kHz) a sensor jittering by
+# +-1 ms lost 79 % of its windows to restarts. seq says whether frames follow each other; time
+# catches what seq cannot, a sensor that lost samples between frames it numbered in a row.
+MAX_JITTER_S = 0.005
+MIN_GAP_SAMPLES = 2.0  # at low rates, never less than two sample periods
 
 
 @dataclass
@@ -25,7 +29,9 @@ class SensorWindower:
     model_fs: float
     window: int  # samples at the model's rate
     hop: int  # samples at the model's rate
+    max_jitter_s: float = MAX_JITTER_S
     restarts: int = 0
+    restart_reason: str = ""  # why the window last restarted, in words
     _fs: float | None = field(default=None, repr=False)
     _buffer: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32), repr=False)
     _t_origin: float = 0.0  # t0 of the frame that (re)started the window
@@ -45,14 +51,20 @@ class SensorWindower:
     def push(self, frame: WaveformFrame) -> list[tuple[np.ndarray, float]]:
         """Add a frame; return the windows now complete, each with the time of its last sample."""
         t_expected = self._time(len(self._buffer) - self._skip) if self._fs else None
-        contiguous = (
-            self._fs == frame.fs
-            and frame.seq == self._next_seq
-            and abs(frame.t0 - t_expected) <= TIME_GAP_SAMPLES / frame.fs
-        )
-        if not contiguous:
+        if self._next_seq is None:
+            reason = "first frame"
+        elif self._fs != frame.fs:
+            reason = f"rate changed from {self._fs:g} to {frame.fs:g} Hz"
+        elif frame.seq != self._next_seq:
+            reason = f"seq {frame.seq} where {self._next_seq} was next"
+        elif abs(frame.t0 - t_expected) > max(self.max_jitter_s, MIN_GAP_SAMPLES / frame.fs):
+            reason = f"t0 {1e3 * (frame.t0 - t_expected):+.1f} ms off where the last frame ended"
+        else:
+            reason = ""
+        if reason:
             if self._next_seq is not None:
                 self.restarts += 1
+                self.restart_reason = reason
             self._fs, self._buffer, self._skip = frame.fs, frame.samples.copy(), 0
             self._t_origin, self._consumed = frame.t0, 0
         else:
