@@ -64,6 +64,10 @@ def _from_mat(path: Path, variable: str | None) -> np.ndarray:
                                    "choose one with --variable")
             variable = next(iter(arrays))
     if variable not in arrays:
+        held = mat.get(variable)
+        if isinstance(held, np.ndarray) and held.dtype.kind in "fiu" and held.size <= 1:  # e.g. a stored RPM
+            raise EdgesnnError(f"{path}: {variable!r} holds {held.size} number{'s' if held.size != 1 else ''}, "
+                               "not a signal")
         raise EdgesnnError(f"{path}: no numeric variable {variable!r}; it has {', '.join(sorted(arrays)) or 'none'}")
     return _channel(arrays[variable], channel, f"{path}: {variable}", f"--variable {variable}:INDEX")
 
@@ -102,6 +106,12 @@ def _from_csv(path: Path, variable: str | None) -> np.ndarray:
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         raise EdgesnnError(f"{path}: the CSV file is empty")
+    # blank lines before or after the rows are layout; between them they may be a gap in the
+    # recording, and joining the samples on either side would make a signal that never was
+    gap = next((a + 1 for (a, _), (b, _) in zip(lines, lines[1:]) if b > a + 1), None)
+    if gap is not None:
+        raise EdgesnnError(f"{path} line {gap}: an empty line between rows of samples; remove it if the "
+                           "recording is continuous there, or split the file")
     first = lines[0][1]
     delimiter = next((d for d in ";\t," if d in first), " ")
     try:  # each line is one row (no quoted line breaks), so that an error names its line

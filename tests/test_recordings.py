@@ -113,6 +113,12 @@ def test_csv_cells_that_are_not_numbers_are_named_where_they_are(tmp_path):
     (tmp_path / "nul.csv").write_bytes(b"acc\n0.5\0\n")  # decodable, but binary
     with pytest.raises(EdgesnnError, match="not UTF-8"):
         read_recording(tmp_path / "nul.csv", fs=12_000)
+    scipy.io.savemat(tmp_path / "rpm.mat", {"rpm": np.array([[1797.0]]), "acc": SIGNAL[:, None]})
+    with pytest.raises(EdgesnnError, match="'rpm' holds 1 number, not a signal"):
+        read_recording(tmp_path / "rpm.mat", fs=12_000, variable="rpm")
+    (tmp_path / "gap.csv").write_text("acc\n0.5\n0.4\n\n0.3\n\n")  # a trailing blank line is layout
+    with pytest.raises(EdgesnnError, match="gap.csv line 4: an empty line between rows of samples"):
+        read_recording(tmp_path / "gap.csv", fs=12_000)
     (tmp_path / "twice.csv").write_text("acc,rpm,acc\n0.5,1797,0.1\n")
     with pytest.raises(EdgesnnError, match="2 columns are named 'acc' \\(indexes 0, 2\\)"):
         read_recording(tmp_path / "twice.csv", fs=12_000, variable="acc")
