@@ -244,6 +244,7 @@ def evaluate_cmd(
     from edgesnn.evaluation import evaluate
     from edgesnn.training import load_checkpoint, torch_predict
 
+    _out_folder(out_dir)
     models = [load_checkpoint(p) for p in checkpoints]
     for path, (model, _) in zip(checkpoints, models):
         if hasattr(model, "card_fields") and model.card_fields().get("kind") == "anomaly":

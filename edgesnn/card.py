@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from edgesnn.errors import EdgesnnError
@@ -103,8 +104,12 @@ def check_outputs(card_path, card: dict, session, outputs: int | None) -> None:
 
 
 def write_card(path: Path, card: dict) -> None:
+    """Written whole or not at all: a monitor watching the folder never reads half a card."""
     card = {k: v for k, v in card.items() if not k.startswith("_")}
-    Path(path).write_text(json.dumps(card, indent=2) + "\n")
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(partial, path)
 
 
 def onnx_graph_kind(card: dict) -> str | None:

@@ -70,12 +70,17 @@ class ModelWatcher:
             self.tried[card] = _stamp(card)
             try:
                 content = json.loads(card.read_text())
-                if content.get("format") != FORMAT:
-                    continue  # not a model card (history.json and the like)
-                if content.get("kind") == "anomaly":
-                    continue  # an anomaly model scores, it does not replace the classifier
-            except Exception:  # unreadable, not JSON, not an object
+                if not isinstance(content, dict):
+                    raise ValueError("not a JSON object")
+            except Exception as exc:  # unreadable or not JSON: a card cut short, say (tried again when it changes)
+                self.rejected += 1
+                log.warning("model not taken: %s: not a readable model card (%s)", card,
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                 continue
+            if content.get("format") != FORMAT:
+                continue  # JSON that is no model card (history.json and the like)
+            if content.get("kind") == "anomaly":
+                continue  # an anomaly model scores, it does not replace the classifier
             try:
                 new = Diagnoser(card, threads=self.current.threads)  # as many threads as the model in use
                 # two silent windows through it: a card whose classes do not match its graph fails here

@@ -57,6 +57,10 @@ def read_manifest(root: Path) -> list[Entry]:
                            + (f"; it lacks {', '.join(missing)}" if rows else "; it has no rows"))
     entries = []
     for line, r in enumerate(rows, 2):
+        short = [c for c in columns[:-1] if not (r.get(c) or "").strip()]  # csv gives None past a row's end
+        if short:
+            raise EdgesnnError(f"{path} line {line}: no {', '.join(short)} (every row needs "
+                               f"{', '.join(columns[:-1])}; sha256 may be empty)")
         try:
             entry = Entry(file=r["file"], variable=r["variable"], fault=r["fault"],
                           diameter_in=float(r["diameter_in"]), load_hp=int(r["load_hp"]), rpm=float(r["rpm"]),

@@ -171,7 +171,9 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
     """
     path = Path(path)
     if not path.is_file():
-        raise EdgesnnError(f"{path}: {'a folder, not a recording' if path.is_dir() else 'file not found'}")
+        what = ("a folder, not a recording" if path.is_dir() else
+                "not a regular file (a device or a pipe), not a recording" if path.exists() else "file not found")
+        raise EdgesnnError(f"{path}: {what}")
     suffix = path.suffix.lower()
     if suffix == ".wav":
         from scipy.io import wavfile

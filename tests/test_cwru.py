@@ -56,6 +56,14 @@ def test_refuses_a_file_whose_sha256_differs(cwru_dir, tmp_path):
         cwru.read_entry(tmp_path, entry)
 
 
+def test_a_manifest_row_cut_short_is_named_by_its_line(tmp_path):
+    (tmp_path / "MANIFEST.csv").write_text("file,variable,fault,diameter_in,load_hp,rpm,fs_hz,samples,sha256\n"
+                                           "a.mat,X1_DE_time,ball,0.007,0,1797,12000,1000,\n"
+                                           "b.mat,X2_DE_time,ball\n")
+    with pytest.raises(EdgesnnError, match="MANIFEST.csv line 3: no diameter_in, load_hp, rpm, fs_hz"):
+        cwru.read_manifest(tmp_path)
+
+
 def test_indexes_a_download_by_standard_names(cwru_dir, tmp_path):
     for name in ("12k_Drive_End_IR007_0_105.mat", "12k_Drive_End_OR014@6_1_198.mat", "normal_0_97.mat"):
         (tmp_path / name).symlink_to(cwru_dir / name)

@@ -63,6 +63,10 @@ def test_watcher_takes_the_newest_verified_model_and_counts_refusals(tmp_path):
     time.sleep(0.02)
     (tmp_path / "fleet-r5-junk.json").write_text(json.dumps({"format": "edgesnn-model-card/1", "onnx": None}))
     assert watcher.poll() is None and watcher.rejected == 4  # refused, counted, and no exception
+    time.sleep(0.02)
+    (tmp_path / "fleet-r6-cut-short.json").write_text(json.dumps(card)[:40])  # not JSON: counted too
+    assert watcher.poll() is None and watcher.rejected == 5
+    assert watcher.poll() is None and watcher.rejected == 5  # and not tried again until it changes
 
 
 def test_a_model_that_takes_one_window_at_a_time_is_refused(tmp_path):
