@@ -66,9 +66,9 @@ def decode_waveform(payload: bytes) -> WaveformFrame:
         raise Rejected("bad_version", f"v={msg['v']!r}")
     seq, t0, fs = msg["seq"], msg["t0"], msg["fs"]
     if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
-        raise Rejected("bad_seq", f"seq={str(seq)[:40]}")
+        raise Rejected("bad_seq", f"seq={repr(seq)[:40]}: not a whole number from 0")
     if not isinstance(t0, (int, float)) or isinstance(t0, bool) or not _finite(t0):
-        raise Rejected("bad_t0", f"t0={str(t0)[:40]}")
+        raise Rejected("bad_t0", f"t0={repr(t0)[:40]}: not a finite number")
     if not 0 <= t0 < MAX_T0_S:
         raise Rejected("bad_t0", f"t0={t0!r} is not a UNIX time (0 up to the year 9999)")
     if not isinstance(fs, (int, float)) or isinstance(fs, bool) or not (MIN_FS_HZ <= fs <= MAX_FS_HZ):
