@@ -104,16 +104,18 @@ def _plot(results: list[dict], path: Path) -> None:
         if "firmware_accuracy" in rows[0]:
             ax.plot(snrs, [row["firmware_accuracy"] for row in rows], marker="x", linestyle="--",
                     color=line.get_color(), label=f"{label}, firmware")
-        if len(rows[0].get("firmware_by_draw", [])) > 1:  # the range of the firmware's draws
-            ax.fill_between(snrs, [min(row["firmware_by_draw"]) for row in rows],
-                            [max(row["firmware_by_draw"]) for row in rows], color=line.get_color(), alpha=0.15)
+        ranged = "firmware_by_draw" if "firmware_by_draw" in rows[0] else "onnx_by_draw"
+        if len(rows[0][ranged]) > 1:  # the range over the draws: the firmware's, or a float baseline's
+            ax.fill_between(snrs, [min(row[ranged]) for row in rows], [max(row[ranged]) for row in rows],
+                            color=line.get_color(), alpha=0.15)
     ax.set_xlabel("SNR (dB)")
     ax.set_ylabel("test-region accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    draws = len(results[0]["rows"]["-10 dB"]["onnx_by_draw"]) if results else 1
     ax.set_title("Integer networks: the gateway's ONNX and the firmware"
-                 + (f" (mean of {results[0]['rows']['-10 dB']['windows'] // results[0]['rows']['clean']['windows']} noise draws)"
-                    if results and results[0]["rows"]["-10 dB"]["windows"] > results[0]["rows"]["clean"]["windows"] else ""))
+                 + (f"\nmean of {draws} noise draws; bands: the range over the draws" if draws > 1 else ""),
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
