@@ -13,18 +13,12 @@ from edgesnn.cli.extras import need_training_extra
 from edgesnn.cli.options import finite
 from edgesnn.fleet import AGGREGATION, EXPLORE, LR_END
 from edgesnn.errors import EdgesnnError
+from edgesnn.folders import check_writable
 
 fleet_app = typer.Typer(no_args_is_help=True, help="Federated retraining of a fleet on Flower, with SFedCA "
                                                    "client selection.")
 out = Console(width=200)
 err = Console(stderr=True)
-
-
-def _writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgesnnError(f"{folder}: cannot write there ({exc.strerror})") from None
 
 
 def _check(cfg) -> None:
@@ -96,7 +90,7 @@ def simulate(
 
     _, y, _, loads = training_windows(task, cfg.hop)
     partition(y, loads, clients, scenario, alpha, seed)  # a fleet that cannot be cut fails here, not in every device
-    _writable(out_dir)
+    check_writable(out_dir)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as progress:
@@ -221,9 +215,9 @@ def server(
         seen[key_id] = pub
     check_server_tls(ca, cert, key)
     load_task(data)  # a missing reference dataset fails before anything starts
-    _writable(work)
+    check_writable(work)
     if export_dir:
-        _writable(export_dir)
+        check_writable(export_dir)
     srv = Server(work, ca, cert, key, port, listen)
 
     def shutdown(signum, frame):  # SIGTERM as Ctrl-C: the SuperLink is stopped on the way out
@@ -270,8 +264,13 @@ def server(
 def _superlink_address(address: str) -> None:
     """HOST:PORT, checked here: Flower reports a bad one in a screenful of log."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise EdgesnnError(f"--superlink {address!r}: give the server as HOST:PORT, e.g. 192.168.1.20:9092")
+    # an IPv6 address is written in brackets ([::1]:9092), and only then may the host hold colons
+    bracketed = host.startswith("[") and host.endswith("]") and len(host) > 2 and "[" not in host[1:] \
+        and "]" not in host[:-1]
+    plain = not any(c in host for c in "[]:")
+    if not sep or not host or not (bracketed or plain) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise EdgesnnError(f"--superlink {address!r}: give the server as HOST:PORT, e.g. 192.168.1.20:9092 "
+                           "or [fd00::20]:9092")
 
 
 @fleet_app.command("client")

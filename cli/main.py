@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -160,17 +159,14 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from edgesnn import plots
+    from edgesnn.folders import check_writable
     from edgesnn.registry import get_factory, pack_shape
     from edgesnn.training import TrainConfig, train as run_training
 
     get_factory(pack)  # an unknown pack fails before any data is read
     if out_dir.resolve().is_relative_to(data.resolve()):  # results would mix with the recordings they came from
         raise EdgesnnError(f"--out {out_dir} is the data folder {data} or inside it; write the results elsewhere")
-    try:  # and an --out that cannot hold the results, before an hour of training
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out_dir).close()  # a folder that exists may still be read-only
-    except OSError as exc:
-        raise EdgesnnError(f"{out_dir}: cannot write the results there ({exc.strerror})") from None
+    check_writable(out_dir)  # and an --out that cannot hold the results, before an hour of training
     # a result's name taken by a folder would fail only after training, the files before it replaced
     for name in ("checkpoint.pt", "history.json", "learning_curve.png"):
         if (out_dir / name).exists() and not (out_dir / name).is_file():

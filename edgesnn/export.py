@@ -13,6 +13,7 @@ import torch
 
 from edgesnn.card import FORMAT, write_card
 from edgesnn.errors import EdgesnnError
+from edgesnn.folders import missing, remove_empty
 from edgesnn.sensors.cwru import MODEL_FS_HZ, sha256_of
 
 OPSET = 17
@@ -294,6 +295,7 @@ def export_measured(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str
     # when all succeeded, the card last: a failed export leaves no half-written model, and does not
     # destroy a model of the same name already there (a watching monitor never sees half a model).
     out_dir = Path(out_dir)
+    made = missing(out_dir)  # removed again if the export fails
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out_dir))
     try:
@@ -317,8 +319,11 @@ def export_measured(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: str
             stale = out_dir / f"{name}{suffix}"
             if stale.name not in written and stale.is_file():
                 stale.unlink()
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(made)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     return out_dir / card_path.name
 
 

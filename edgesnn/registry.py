@@ -68,10 +68,12 @@ def create_model(name: str, **kwargs):
 
 
 # A pack checks its own options with these, so a bad `--option` is one line naming it.
-def whole_number(name: str, value, least: int) -> int:
-    """`value` as an option that must be a whole number >= `least` (true/false are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{name} must be a whole number from {least}, not {value!r}")
+def whole_number(name: str, value, least: int, most: int | None = None) -> int:
+    """`value` as an option that must be a whole number >= `least` (and <= `most`; true/false are
+    not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least or (most is not None and value > most):
+        raise ValueError(f"{name} must be a whole number from {least}" + (f" up to {most}" if most is not None else "")
+                         + f", not {value!r}")
     return value
 
 

@@ -231,6 +231,8 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
             raise EdgesnnError(f"{path}: weights {name} hold NaN or infinite values (did training diverge?)")
     try:
         return model_from_checkpoint(ckpt), ckpt
+    except EdgesnnError as exc:  # its pack is not installed here, say
+        raise EdgesnnError(f"{path}: {exc}") from None
     except (RuntimeError, TypeError, ValueError, KeyError) as exc:
         raise EdgesnnError(f"{path}: its weights do not fit the {cfg['pack']} network it names "
                            f"({str(exc).splitlines()[0][:160]})") from None

@@ -109,6 +109,9 @@ def quantize_mra_snn(model, classes, train_windows: np.ndarray) -> IntMRASNN:
     if getattr(model, "frontend", "raw") not in ("raw", "raw+envelope"):
         raise EdgesnnError(f"the integer network implements the learned raw-signal encoder and both views "
                            f"(raw+envelope), not the {model.frontend} front end; export this model without --quantize")
+    if not len(model.blocks):  # the firmware's schedule runs the classifier on the last block's counts
+        raise EdgesnnError("the integer network needs at least one spike residual attention block (blocks >= 1); "
+                           "export this model without --quantize")
     for block in model.blocks:
         if not isinstance(block.shortcut, torch.nn.Identity):
             raise EdgesnnError("the integer network needs identity shortcuts (equal channels in every block)")

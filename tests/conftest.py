@@ -28,10 +28,10 @@ def run_cli(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
-def train_tiny(out: Path, data: Path, steps: int = 3, timesteps: int = 1) -> Path:
+def train_tiny(out: Path, data: Path, steps: int = 3, timesteps: int = 1, extra=()) -> Path:
     """A tiny MRA-SNN through `edgesnn train` (seconds of CPU); returns its checkpoint."""
     r = run_cli("train", "--pack", "mra_snn", "--data", data, "--epochs", "2", "--steps", steps,
-                "--batch-size", "16", "--timesteps", timesteps, "--out", out)
+                "--batch-size", "16", "--timesteps", timesteps, "--out", out, *extra)
     assert r.returncode == 0, r.stderr
     return out / "checkpoint.pt"
 

@@ -8,7 +8,7 @@ import pytest
 import scipy.io
 from scipy.io import wavfile
 
-from conftest import run_cli
+from conftest import run_cli, train_tiny
 from edgesnn.errors import EdgesnnError
 
 
@@ -61,6 +61,8 @@ CASES = {
     "sizes not numbers": (["train", "--sizes", "7mils", "--out", "{d}/t"], "Invalid value for --sizes: '7mils'"),
     "absurd batch": (["train", "--batch-size", "1000000000", "--out", "{d}/t"], "is not in the range"),
     "impossible channels": (["train", "-o", "channels=-4", "--out", "{d}/t"], "channels must be a whole number from 1"),
+    "too many channels": (["train", "-o", "channels=100000", "--out", "{d}/t"],
+                          "channels must be a whole number from 1 up to 1024, not 100000"),
     "not a boolean": (["train", "-o", "dendritic=maybe", "--out", "{d}/t"], "dendritic must be true or false"),
     "too few timesteps for the pack": (["train", "--pack", "esvae", "--timesteps", "1", "--out", "{d}/t"],
                                        "Invalid value for '--timesteps' / '--bits': pack esvae: the latent is"),
@@ -254,6 +256,17 @@ def test_cards_whose_classes_or_graph_input_break_the_contract_are_refused_in_on
                           ("double", "its ONNX graph takes tensor(double), not float32 windows")):
         r = run_cli("infer", tmp_path / "ok.npy", "--fs", "12000", "--model", tmp_path / f"{name}.json")
         assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / name}.json: {message}", r.stderr
+
+
+def test_refused_train_and_export_leave_no_folder_behind(tmp_path, cwru_dir):
+    r = run_cli("train", "-o", "frontend=wavelet", "--data", cwru_dir, "--out", tmp_path / "new" / "run")
+    assert r.returncode == 2 and not (tmp_path / "new").exists(), r.stderr
+    ckpt = train_tiny(tmp_path / "flat", cwru_dir, extra=["--option", "blocks=0"])  # trains; no integer network
+    r = run_cli("export", ckpt, "--quantize", "--data", cwru_dir, "--out", tmp_path / "models" / "q")
+    assert r.returncode == 2 and r.stderr.strip() == ("error: the integer network needs at least one spike residual "
+                                                      "attention block (blocks >= 1); export this model without "
+                                                      "--quantize"), r.stderr
+    assert not (tmp_path / "models").exists()
 
 
 def test_a_model_giving_nan_is_not_scored():

@@ -236,9 +236,10 @@ def test_a_fleet_run_is_repeatable_with_its_seed(cwru_dir, tmp_path):
     (["--clients", 3, "--per-round", 4], "more than the fleet"),
     (["--data", "/nonexistent/cwru"], "/nonexistent/cwru"),
     (["--seed", "-1"], "-1 is not in the range"),
+    (["--out", "/proc/fs"], "/proc/fs: cannot write the results there"),  # before any round runs
 ])
 def test_fleet_simulate_refuses_bad_settings_in_one_line(args, message, tmp_path):
-    r = run_cli("fleet", "simulate", *args, "--out", tmp_path)
+    r = run_cli("fleet", "simulate", "--out", tmp_path, *args)
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

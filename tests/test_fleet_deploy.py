@@ -173,6 +173,7 @@ def test_server_and_client_refuse_bad_tls_files_and_addresses_before_starting(tm
         for args, says in (
                 (["--key", a / "dev0.pub", "--superlink", "127.0.0.1:9092"], "not an OpenSSH private key"),
                 (["--key", a / "dev0", "--superlink", "127.0.0.1:99999"], "give the server as HOST:PORT"),
+                (["--key", a / "dev0", "--superlink", "[::1:9092"], "give the server as HOST:PORT"),
                 (["--key", a / "dev0", "--superlink", f"127.0.0.1:{free_port()}"], "cannot reach the server at 127.0.0.1:"),
                 # not retried even without --retries: a wrong server does not become right
                 (["--key", a / "dev0", "--superlink", f"127.0.0.1:{plain.getsockname()[1]}", "--retries", 3],

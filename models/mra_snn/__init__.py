@@ -32,6 +32,7 @@ SCALES = (16, 64, 256)
 STRIDE = 16
 CHANNELS = 48
 BLOCKS = 3
+MAX_CHANNELS = 1024
 
 
 class MultiScaleEncoder(nn.Module):
@@ -170,8 +171,10 @@ class MRASNN(nn.Module):
         if len(views) > 1 and (type(self).forward is not MRASNN.forward or hasattr(type(self), "training_loss")):
             raise ValueError(f"frontend={frontend} is for the plain MRA-SNN (packs mra_snn, inflor); "
                              f"{type(self).__name__} trains and runs one view")
-        whole_number("channels", channels, 1)
-        whole_number("blocks", blocks, 0)
+        # beyond these a window's activations alone take gigabytes, and the length (window / stride)
+        # halves at each block
+        whole_number("channels", channels, 1, MAX_CHANNELS)
+        whole_number("blocks", blocks, 0, max((window // STRIDE).bit_length() - 1, 0))
         if not isinstance(dendritic, bool):
             raise ValueError(f"dendritic must be true or false, not {dendritic!r}")
         real_number("rectifier", rectifier, 0.0)

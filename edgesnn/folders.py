@@ -1,0 +1,39 @@
+"""Output folders: checked before the work, and left as they were found when a command fails."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from edgesnn.errors import EdgesnnError
+
+
+def missing(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    out, p = [], Path(folder)
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` (deepest first) as long as they are empty: what a failed command made."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            return
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse, in one line and before any work, a folder that cannot hold the results (a file in
+    the way, a read-only place), leaving no folder behind: the command makes it when it writes."""
+    made = missing(folder)
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()  # a folder that exists may still be read-only
+    except OSError as exc:
+        raise EdgesnnError(f"{folder}: cannot write the results there ({exc.strerror or exc})") from None
+    finally:
+        remove_empty(made)
