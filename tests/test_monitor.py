@@ -90,43 +90,39 @@ def test_a_root_with_a_leading_slash_is_the_topic_it_names(broker):
     assert received.count(f"{root}/pump1/diagnosis") == 2, received
 
 
-def test_a_t0_that_is_no_unix_time_is_rejected_and_counted(broker):
-    """t0 = -1e300 is finite but no time of a sample: rejected as bad_t0, while a sensor whose
-    clock counts from 0 at boot is diagnosed."""
+def rejected_beside_a_diagnosed_sensor(broker, reason: str, bad: tuple[float, float, np.ndarray],
+                                       good: tuple[float, float, np.ndarray]) -> None:
+    """Two sensors, one frame each, (t0, fs, samples): the bad one is rejected for `reason` and
+    counted, and never diagnosed; the good one is diagnosed."""
     root = f"edgesnn-test-{uuid.uuid4().hex[:8]}"
     received = []
     listener = mqtt_listener(broker, f"{root}/#", lambda c, u, msg: received.append(msg.topic))
     mon = Monitor(broker, root, journal=":memory:")
-    x = np.random.default_rng(0).standard_normal(2048).astype(np.float32)
     with running_monitor(broker, mon) as pub:
-        pub.publish(f"{root}/far/waveform", encode_waveform(0, -1e300, 12000, x), qos=1)
-        pub.publish(f"{root}/boot/waveform", encode_waveform(0, 0.0, 12000, x), qos=1)
-        wait_for(lambda: f"{root}/boot/diagnosis" in received and mon.rejected["bad_t0"], 20)
+        pub.publish(f"{root}/bad/waveform", encode_waveform(0, *bad), qos=1)
+        pub.publish(f"{root}/good/waveform", encode_waveform(0, *good), qos=1)
+        wait_for(lambda: f"{root}/good/diagnosis" in received and mon.rejected[reason], 20)
     listener.loop_stop()
     listener.disconnect()
-    assert dict(mon.rejected) == {"bad_t0": 1}
-    assert f"{root}/boot/diagnosis" in received and f"{root}/far/diagnosis" not in received
+    assert dict(mon.rejected) == {reason: 1}
+    assert f"{root}/good/diagnosis" in received and f"{root}/bad/diagnosis" not in received
+
+
+def test_a_t0_that_is_no_unix_time_is_rejected_and_counted(broker):
+    """t0 = -1e300 is finite but no time of a sample: rejected as bad_t0, while a sensor whose
+    clock counts from 0 at boot is diagnosed."""
+    x = np.random.default_rng(0).standard_normal(2048).astype(np.float32)
+    rejected_beside_a_diagnosed_sensor(broker, "bad_t0", (-1e300, 12000, x), (0.0, 12000, x))
 
 
 def test_a_sensor_sampled_below_the_models_rate_is_rejected_and_counted(broker):
     """Upsampling cannot restore the band above a slow sensor's Nyquist frequency, which the model
     diagnoses from: its frames are refused (fs_below_model), while a faster sensor is resampled
     down and diagnosed."""
-    root = f"edgesnn-test-{uuid.uuid4().hex[:8]}"
-    received = []
-    listener = mqtt_listener(broker, f"{root}/#", lambda c, u, msg: received.append(msg.topic))
-    mon = Monitor(broker, root, journal=":memory:")
     rng = np.random.default_rng(0)
-    with running_monitor(broker, mon) as pub:
-        pub.publish(f"{root}/slow/waveform", encode_waveform(0, time.time(), 8000,
-                                                            rng.standard_normal(4096).astype(np.float32)), qos=1)
-        pub.publish(f"{root}/fast/waveform", encode_waveform(0, time.time(), 48000,
-                                                            rng.standard_normal(8192).astype(np.float32)), qos=1)
-        wait_for(lambda: f"{root}/fast/diagnosis" in received and mon.rejected["fs_below_model"], 20)
-    listener.loop_stop()
-    listener.disconnect()
-    assert dict(mon.rejected) == {"fs_below_model": 1}
-    assert f"{root}/fast/diagnosis" in received and f"{root}/slow/diagnosis" not in received
+    rejected_beside_a_diagnosed_sensor(broker, "fs_below_model",
+                                       (time.time(), 8000, rng.standard_normal(4096).astype(np.float32)),
+                                       (time.time(), 48000, rng.standard_normal(8192).astype(np.float32)))
 
 
 def test_a_batch_that_inference_fails_on_is_counted_and_the_monitor_goes_on(broker):
