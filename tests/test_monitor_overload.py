@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 
 from conftest import mqtt_listener
 from edgesnn.broker import parse_broker
+from edgesnn.monitor import OUTGOING_LIMIT
 from edgesnn.payloads import encode_waveform
 
 INBOX_MB, SENSOR_MB = 2.0, 0.25
@@ -86,7 +87,10 @@ def test_overload_drops_are_counted_and_memory_stays_flat(broker, tmp_path):
     assert offered[0] > 20 * limit, f"only {offered[0] / limit:.1f}x the inbox was offered: not an overload"
     assert final["dropped"] > 0 and set(final["dropped_by_reason"]) <= {"sensor_backlog", "inbox_full"}
     assert final["dropped"] == sum(final["dropped_by_reason"].values())
-    # flat: after the inbox has filled (first 6 s), RSS grows by less than 10 %
+    # flat: after the inbox has filled (first 6 s), RSS grows by less than 10 %, beside what paho
+    # may hold of the diagnoses going out (bounded by OUTGOING_LIMIT messages, about 2 KiB each
+    # in memory). Those fill only when the broker acknowledges slowly: on a 2-core machine busy
+    # with other tests, RSS once rose from 176 to 197 MiB.
     warm = max(r for t, r in samples if t <= 6.0)
     late = max(r for t, r in samples if t > 6.0)
-    assert late <= 1.10 * warm, (warm, late, samples)
+    assert late <= 1.10 * warm + OUTGOING_LIMIT * 2 / 1024, (warm, late, samples)
