@@ -94,6 +94,12 @@ def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dic
             options[key] = json.loads(value)
         except json.JSONDecodeError:
             options[key] = value
+            try:  # a list as `edgesnn packs` shows one, 4,2,1 for [4,2,1]
+                parts = [json.loads(v) for v in value.split(",")] if "," in value else None
+                if parts and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in parts):
+                    options[key] = parts
+            except json.JSONDecodeError:
+                pass
         if isinstance(options[key], float) and not math.isfinite(options[key]):
             raise typer.BadParameter(f"{pair!r}: not a finite number", param_hint="--option")
     # without options, a refusal can only be about the pack's timesteps or bits

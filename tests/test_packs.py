@@ -261,6 +261,14 @@ def test_train_pack_options_from_the_command_line(tmp_path, cwru_dir):
     assert ckpt["config"]["extra"] == {"frontend": "cwt"} and ckpt["config"]["timesteps"] == 1
 
 
+def test_a_list_option_may_be_written_as_edgesnn_packs_shows_it():
+    from edgesnn.cli.main import _pack_options
+
+    for written in ("stage_timesteps=4,2,1", "stage_timesteps=[4,2,1]"):
+        assert _pack_options("ssnn", [written], 4, 2) == {"stage_timesteps": [4, 2, 1]}
+    assert _pack_options("mra_snn", ["frontend=raw+envelope"], 1, 2) == {"frontend": "raw+envelope"}
+
+
 def test_shipped_pack_models_run_on_the_integer_simulator_and_in_infer(cwru_dir):
     """The packs whose deployed network the integer path covers (the plain MRA-SNN, ssnn's
     shrinking one) ship it: firmware-sim runs it and picks onnxruntime's class (bit for bit where
