@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -263,12 +264,12 @@ def server(
 
 def _superlink_address(address: str) -> None:
     """HOST:PORT, checked here: Flower reports a bad one in a screenful of log."""
-    host, sep, port = address.rpartition(":")
-    # an IPv6 address is written in brackets ([::1]:9092), and only then may the host hold colons
-    bracketed = host.startswith("[") and host.endswith("]") and len(host) > 2 and "[" not in host[1:] \
-        and "]" not in host[:-1]
-    plain = not any(c in host for c in "[]:")
-    if not sep or not host or not (bracketed or plain) or not port.isdigit() or not 1 <= int(port) <= 65535:
+    try:  # as parse_broker reads a broker's: an IPv6 host in brackets, [fd00::20]:9092
+        parts = urlsplit(f"//{address}")
+        ok = bool(parts.hostname) and bool(parts.port) and parts.netloc == address
+    except ValueError:  # a port out of range or not a number, an unclosed bracket
+        ok = False
+    if not ok:
         raise EdgesnnError(f"--superlink {address!r}: give the server as HOST:PORT, e.g. 192.168.1.20:9092 "
                            "or [fd00::20]:9092")
 

@@ -26,6 +26,7 @@ from edgesnn.cli.extras import need_training_extra
 from edgesnn.cli.fleet import fleet_app
 from edgesnn.cli.options import finite
 from edgesnn.errors import EdgesnnError
+from edgesnn.folders import check_folder, check_writable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Spiking neural networks for vibration fault diagnosis of rotating machines.")
@@ -73,6 +74,10 @@ def _option_names(pack: str) -> list[str]:
     return options
 
 
+_NUMBER = r"\s*-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?\s*"  # a JSON number
+NUMBER_LIST = re.compile(rf"{_NUMBER}(,{_NUMBER})+")
+
+
 def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dict:
     """KEY=VALUE pairs -> keyword arguments of the pack's build(); values parsed as JSON when
     they are (numbers, true/false, lists), else kept as text. A bad option fails here, before
@@ -92,14 +97,8 @@ def _pack_options(pack: str, pairs: list[str], timesteps: int, bits: int) -> dic
             continue
         try:
             options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-            try:  # a list as `edgesnn packs` shows one, 4,2,1 for [4,2,1]
-                parts = [json.loads(v) for v in value.split(",")] if "," in value else None
-                if parts and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in parts):
-                    options[key] = parts
-            except json.JSONDecodeError:
-                pass
+        except json.JSONDecodeError:  # text, or a list as `edgesnn packs` shows one: 4,2,1 for [4,2,1]
+            options[key] = json.loads(f"[{value}]") if NUMBER_LIST.fullmatch(value) else value
         if isinstance(options[key], float) and not math.isfinite(options[key]):
             raise typer.BadParameter(f"{pair!r}: not a finite number", param_hint="--option")
     # without options, a refusal can only be about the pack's timesteps or bits
@@ -165,7 +164,6 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from edgesnn import plots
-    from edgesnn.folders import check_writable
     from edgesnn.registry import get_factory, pack_shape
     from edgesnn.training import TrainConfig, train as run_training
 
@@ -246,7 +244,7 @@ def evaluate_cmd(
     from edgesnn.evaluation import evaluate
     from edgesnn.training import load_checkpoint, torch_predict
 
-    _out_folder(out_dir)
+    check_folder(out_dir)
     models = [load_checkpoint(p) for p in checkpoints]
     for path, (model, _) in zip(checkpoints, models):
         if hasattr(model, "card_fields") and model.card_fields().get("kind") == "anomaly":
@@ -313,7 +311,7 @@ def export(
         raise EdgesnnError("--quantize calibrates on the training region: give --data")
     if c_source and not quantize:
         raise EdgesnnError("--c writes the integer network: add --quantize")
-    _out_folder(out_dir)
+    check_folder(out_dir)
     if name is not None and not MODEL_NAME.match(name):
         raise EdgesnnError(f"--name {name!r}: a model name of letters, digits, '.', '_' and '-', starting with a "
                            "letter or digit (it names the files in --out, and the C source includes its header by it)")
@@ -568,16 +566,6 @@ def firmware_sim(
                   "simulated: is the sensor connected?[/yellow]")
 
 
-def _out_folder(out_dir: Path) -> None:
-    """Refuse, in one line and before any work, an --out that cannot be a folder: a file, or a
-    path under one (else the command fails at its end with a bare "File exists")."""
-    p = out_dir
-    while not p.exists() and not p.is_symlink() and p != p.parent:
-        p = p.parent
-    if p.exists() and not p.is_dir():
-        raise EdgesnnError(f"--out {out_dir}: " + ("a file, not a folder" if p == out_dir else f"{p} is a file"))
-
-
 def _every_class(labels, limit: int):
     """Indices of at most `limit` windows, the classes in turn (each class's windows in a fixed
     random order, so that every load is drawn), in their original order: the test region lists
@@ -816,7 +804,7 @@ def bench_inference(
 
     from edgesnn import bench
 
-    _out_folder(out_dir)
+    check_folder(out_dir)
     result = bench.run(data, checkpoint, repeats)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "inference.json").write_text(json.dumps(result, indent=1))
@@ -870,7 +858,7 @@ def bench_packs(
     from edgesnn import bench_packs as bp
     from edgesnn.registry import list_packs
 
-    _out_folder(out_dir)
+    check_folder(out_dir)
     if train:
         packs = [p for p in list_packs() if p in bp.EPOCHS]
         with Progress(console=err, disable=not err.is_terminal) as progress:

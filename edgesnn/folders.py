@@ -26,6 +26,16 @@ def remove_empty(folders: list[Path]) -> None:
             return
 
 
+def check_folder(out_dir: Path) -> None:
+    """Refuse, in one line and before any work, an --out that cannot be a folder: a file, or a
+    path under one (else the command fails at its end with a bare "File exists")."""
+    made = missing(out_dir)
+    nearest = made[-1].parent if made else Path(out_dir)  # the deepest part that exists
+    if nearest.exists() and not nearest.is_dir():
+        raise EdgesnnError(f"--out {out_dir}: " + ("a file, not a folder" if nearest == Path(out_dir)
+                                                   else f"{nearest} is a file"))
+
+
 def check_writable(folder: Path) -> None:
     """Refuse, in one line and before any work, a folder that cannot hold the results (a file in
     the way, a read-only place), leaving no folder behind: the command makes it when it writes."""

@@ -27,7 +27,7 @@ from edgesnn.journal import Journal
 from edgesnn.model_watch import ModelWatcher
 from edgesnn.payloads import MAX_FRAME_S, MAX_PAYLOAD_BYTES, Rejected, decode_waveform, encode_diagnosis
 from edgesnn.runtime import MAX_BATCH, Diagnoser
-from edgesnn.signal import MAX_WINDOWS_PER_WINDOW, NO_SIGNAL, covers_model_rate, flat, lacks_band
+from edgesnn.signal import MAX_WINDOWS_PER_WINDOW, NO_SIGNAL, flat, too_slow
 from edgesnn.windowing import MAX_JITTER_S, SensorWindower
 
 log = logging.getLogger("edgesnn.monitor")
@@ -200,8 +200,8 @@ class Monitor:
         if len(frame.samples) / frame.fs > MAX_FRAME_S:
             return self._reject(topic, "oversized", f"{len(frame.samples) / frame.fs:.1f} s of signal in one "
                                                     f"frame; at most {MAX_FRAME_S:g} s")
-        if not covers_model_rate(frame.fs, self.diagnoser.sample_rate_hz):
-            return self._reject(topic, "fs_below_model", lacks_band(frame.fs, self.diagnoser.sample_rate_hz))
+        if why := too_slow(frame.fs, self.diagnoser.sample_rate_hz):
+            return self._reject(topic, "fs_below_model", why)
         windower = self.windowers.get(sensor)
         if windower is None:
             if len(self.windowers) >= self.max_sensors:

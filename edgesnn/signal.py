@@ -31,12 +31,10 @@ def check_fs(fs: float | None, where: str) -> float:
 MIN_RATE_SHARE = 0.99
 
 
-def covers_model_rate(fs: float, model_fs: float) -> bool:
-    return fs >= MIN_RATE_SHARE * model_fs
-
-
-def lacks_band(fs: float, model_fs: float) -> str:
-    """Why a signal at `fs` cannot be diagnosed by a model at `model_fs`, in words."""
+def too_slow(fs: float, model_fs: float) -> str:
+    """Why a signal at `fs` cannot be diagnosed by a model at `model_fs`, in words; "" if it can."""
+    if fs >= MIN_RATE_SHARE * model_fs:
+        return ""
     return (f"sampled at {fs:g} Hz, below the model's {model_fs:g} Hz: it lacks the band from {fs / 2:g} to "
             f"{model_fs / 2:g} Hz that the model diagnoses from; record at {model_fs:g} Hz or more")
 

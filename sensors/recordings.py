@@ -11,7 +11,7 @@ import numpy as np
 from edgesnn.errors import EdgesnnError
 from edgesnn.payloads import MAX_ABS_G
 from edgesnn.sensors.cwru import known_rate
-from edgesnn.signal import check_fs, covers_model_rate, lacks_band, resample
+from edgesnn.signal import check_fs, resample, too_slow
 
 FORMATS = (".mat", ".csv", ".npy", ".wav")
 
@@ -207,8 +207,8 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
     else:
         raise EdgesnnError(f"{path}: unsupported format {suffix or '(none)'}; use one of {', '.join(FORMATS)}")
     fs = check_fs(fs, str(path))
-    if target_fs is not None and not covers_model_rate(fs, target_fs):
-        raise EdgesnnError(f"{path}: {lacks_band(fs, target_fs)}")
+    if target_fs is not None and (why := too_slow(fs, target_fs)):
+        raise EdgesnnError(f"{path}: {why}")
     x = np.asarray(x, dtype=np.float64).ravel()
     if x.size == 0:
         raise EdgesnnError(f"{path}: the signal is empty")
