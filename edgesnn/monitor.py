@@ -210,11 +210,14 @@ class Monitor:
             windower = self.windowers[sensor] = SensorWindower(
                 self.diagnoser.sample_rate_hz, self.diagnoser.window, self.hop, self.max_jitter_s)
         self._heard[sensor] = time.monotonic()
-        restarts = windower.restarts
+        time_gaps = windower.time_gaps
         windows = windower.push(frame)
-        if windower.restarts > restarts:  # the samples waiting for this sensor's window are dropped
-            self._warn("restart", f"{sensor}: {windower.restart_reason}; its window restarts "
-                                  f"({windower.restarts} restarts of this sensor so far)")
+        # A gap in time drops the samples waiting for the window while seq says nothing is
+        # missing: say so. (A gap in seq the sender made itself, as replay --loop does at each lap,
+        # and the monitor's own drops are counted in dropped_by_reason.)
+        if windower.time_gaps > time_gaps:
+            self._warn("time_gap", f"{sensor}: {windower.restart_reason}; its window restarts "
+                                   f"({windower.time_gaps} gaps in time of this sensor so far)")
         return [(sensor, w, t_end) for w, t_end in windows]
 
     def _reject(self, topic: str, reason: str, detail: str) -> list:

@@ -32,6 +32,7 @@ class SensorWindower:
     max_jitter_s: float = MAX_JITTER_S
     restarts: int = 0
     restart_reason: str = ""  # why the window last restarted, in words
+    time_gaps: int = 0  # restarts for a t0 off where the frames before ended, which seq does not show
     _fs: float | None = field(default=None, repr=False)
     _buffer: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32), repr=False)
     _t_origin: float = 0.0  # t0 of the frame that (re)started the window
@@ -59,6 +60,7 @@ class SensorWindower:
             reason = f"seq {frame.seq} where {self._next_seq} was next"
         elif abs(frame.t0 - t_expected) > max(self.max_jitter_s, MIN_GAP_SAMPLES / frame.fs):
             reason = f"t0 {1e3 * (frame.t0 - t_expected):+.1f} ms off where the last frame ended"
+            self.time_gaps += 1
         else:
             reason = ""
         if reason:

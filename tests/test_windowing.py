@@ -49,10 +49,10 @@ def test_seq_gap_and_time_gap_restart_the_window():
     skipped = WaveformFrame(f[2].seq, f[2].t0, f[2].fs, f[2].samples)  # frame 1 lost
     assert w.push(skipped) == []  # 1500 + 1500 would be a window, but they are not contiguous
     assert w.restarts == 1
-    assert w.restart_reason == "seq 2 where 1 was next"
+    assert w.restart_reason == "seq 2 where 1 was next" and w.time_gaps == 0
     late = WaveformFrame(f[3].seq, f[3].t0 + 0.5, f[3].fs, f[3].samples)  # right seq, wrong time
     assert w.push(late) == [] and w.restarts == 2
-    assert w.restart_reason == "t0 +500.0 ms off where the last frame ended"
+    assert w.restart_reason == "t0 +500.0 ms off where the last frame ended" and w.time_gaps == 1
 
 
 def test_clock_jitter_of_a_millisecond_or_two_is_no_gap():
@@ -65,7 +65,7 @@ def test_clock_jitter_of_a_millisecond_or_two_is_no_gap():
     got = sum(len(w.push(WaveformFrame(k, 1000.0 + k * n / fs + jitter[k], fs, samples))) for k in range(60))
     assert w.restarts == 0 and got == 60 * n // 2048
     w.push(WaveformFrame(60, 1000.0 + 60 * n / fs + 0.010, fs, samples))
-    assert w.restarts == 1
+    assert w.restarts == 1 and w.time_gaps == 1
     strict = SensorWindower(fs, 2048, 2048, max_jitter_s=0.0)  # two samples, as before
     for k in range(3):
         strict.push(WaveformFrame(k, 1000.0 + k * n / fs + jitter[k], fs, samples))
