@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesnn.cli.main import _pack_options
+
 SIZES = (0.007, 0.014, 0.021)
 PACKS = ("mra_snn", "wdcnn")
 
@@ -74,7 +76,8 @@ def main() -> None:
     args = ap.parse_args()
     base = {k: getattr(args, k) for k in ("data", "epochs", "steps", "seed", "threads", "device",
                                           "speed_jitter", "timesteps")}
-    base["options"] = dict(o.split("=", 1) for o in args.option)
+    # parsed as `edgesnn train --option` parses them (numbers, true/false and lists as JSON)
+    base["options"] = _pack_options("mra_snn", args.option, args.timesteps, 2) if args.option else {}
     packs, kinds = args.packs.split(","), args.kinds.split(",")
     jobs = [("load", p, load, base) for p in packs for load in range(4) if "load" in kinds]
     held_out = [float(s) for s in args.held_out.split(",")]

@@ -67,7 +67,8 @@ def _option_names(pack: str) -> list[str]:
         # the factory passes options on to the network it builds: name that network's
         built = factory()
         if "frontend" in getattr(built, "config", {}):
-            options.append("the MRA-SNN backbone's (frontend=raw|cwt|envelope|raw+envelope, channels, blocks, dendritic)")
+            options.append("the MRA-SNN backbone's (frontend=raw|cwt|envelope|raw+envelope, channels, blocks, "
+                           "dendritic; with both views envelope_bank=morlet|short, envelope_blocks)")
         else:
             options += [k for k, p in inspect.signature(type(built).__init__).parameters.items()
                         if p.default is not p.empty and k not in SHAPE_KEYWORDS and k not in options]

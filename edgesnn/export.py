@@ -215,9 +215,14 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
         "firmware_sha256": sha256_of(npz_path),
     }
     if getattr(net, "envelope", None) is not None:  # both views: the second one's input and arithmetic
+        sp = net.envelope.spectrum
+        bands = ("complex Morlet kernels (one scale per band), isqrt band envelopes, pair average"
+                 if sp.pairs(net.window) else
+                 f"{sp.bank.shape[1]}-tap Hann-windowed complex kernels at stride {sp.stride} (one scale per band), "
+                 f"isqrt band envelopes")
         card["quantization"]["envelope_view"] = (
-            f"the window's int16 samples less their mean; int8 complex Morlet kernels (one scale per band), "
-            f"isqrt band envelopes, pair average, Q8 modulation depth by integer division, int8 Hann-windowed DFT "
+            f"the window's int16 samples less their mean; int8 {bands}, Q8 modulation depth by integer division, "
+            f"int8 Hann-windowed DFT "
             f"rows (one scale per bin), isqrt magnitudes >> {net.envelope.spectrum.shift} as int16; its spike counts "
             f"join the raw view's << {net.envelope.count_shift} (firmware_sim/envelope.py)")
     if getattr(net, "exits", None):  # the integer network decides per window, in integers (firmware_sim/network.py)

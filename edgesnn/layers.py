@@ -107,6 +107,17 @@ def morlet_bank(fs: float, n_scales: int, f_lo: float, f_hi: float) -> tuple[tor
     return torch.tensor(np.array(rows), dtype=torch.float32)[:, None, :], freqs
 
 
+def short_bank(fs: float, n_bands: int, f_lo: float, f_hi: float, taps: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Hann-windowed complex exponentials of `taps` samples at `n_bands` centre frequencies, linear
+    from f_lo to f_hi: a short-time Fourier transform's bands, in morlet_bank's layout."""
+    freqs = np.linspace(f_lo, f_hi, n_bands)
+    t = np.arange(taps) - (taps - 1) / 2
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * (np.arange(taps) + 0.5) / taps)
+    phase = 2 * np.pi * freqs[:, None] * t[None, :] / fs
+    rows = np.concatenate([np.cos(phase), np.sin(phase)]) * hann / np.sqrt(taps)
+    return torch.tensor(rows, dtype=torch.float32)[:, None, :], freqs
+
+
 class CWTFrontEnd(nn.Module):
     """Continuous wavelet transform as a fixed convolution bank inside the graph.
 
@@ -117,9 +128,10 @@ class CWTFrontEnd(nn.Module):
     """
 
     def __init__(self, stride: int, fs: float = 12000.0, n_scales: int = 16, f_lo: float = 500.0,
-                 f_hi: float = 5500.0):
+                 f_hi: float = 5500.0, taps: int | None = None):
         super().__init__()
-        bank, freqs = morlet_bank(fs, n_scales, f_lo, f_hi)
+        bank, freqs = (morlet_bank(fs, n_scales, f_lo, f_hi) if taps is None
+                       else short_bank(fs, n_scales, f_lo, f_hi, taps))
         if (bank.shape[-1] - stride) % 2:  # a zero tap makes L / stride outputs exactly
             bank = nn.functional.pad(bank, (0, 1))
         self.register_buffer("bank", bank)
@@ -145,10 +157,15 @@ class EnvelopeSpectrum(nn.Module):
     a comb of fault frequencies. Bin k is k * fs / L Hz, k = 1..bins (5.9 Hz steps up to 375 Hz
     for 2048 samples at 12 kHz with stride 8)."""
 
-    def __init__(self, window: int, fs: float = 12000.0, envelope_stride: int = 8):
+    def __init__(self, window: int, fs: float = 12000.0, envelope_stride: int = 8, short: bool = False):
         super().__init__()
-        self.cwt = CWTFrontEnd(envelope_stride, fs)
-        n = window // (2 * envelope_stride)  # envelope samples after the pairwise average
+        if short:  # 32-tap bands at stride 16: already 750 Hz, no pairwise average
+            envelope_stride, self.pool = 16, 1
+            self.cwt = CWTFrontEnd(envelope_stride, fs, taps=2 * envelope_stride)
+        else:
+            self.pool = 2
+            self.cwt = CWTFrontEnd(envelope_stride, fs)
+        n = window // (self.pool * envelope_stride)  # envelope samples after the pairwise average
         self.bins = n // 2
         t = np.arange(n)
         hann = 0.5 - 0.5 * np.cos(2 * np.pi * t / n)
@@ -158,7 +175,8 @@ class EnvelopeSpectrum(nn.Module):
         self.frequencies_hz = [float(f) for f in k[:, 0] * fs / window]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        env = nn.functional.avg_pool1d(self.cwt(x), 2)  # [N, bands, n]
+        env = self.cwt(x)
+        env = nn.functional.avg_pool1d(env, 2) if self.pool == 2 else env  # [N, bands, n]
         mean = env.mean(dim=-1, keepdim=True)
         z = (env / (mean + 1e-6) - 1.0) @ self.basis  # [N, bands, 2 * bins]
         re, im = z[..., : self.bins], z[..., self.bins :]

@@ -120,7 +120,7 @@ def ram_bytes(net: IntMRASNN) -> dict:
         buffers["time-mixed input frame (int16)"] = max(mixed)
     if net.envelope is not None:  # after the raw view, in its buffers (its lengths are shorter)
         spectrum = net.envelope.spectrum
-        buffers["envelope view: one band's envelope (int32)"] = 4 * net.window // (2 * spectrum.stride)
+        buffers["envelope view: one band's envelope (int32)"] = 4 * spectrum.dft.shape[1]
         buffers["envelope view: spectrum (int16)"] = 2 * spectrum.bins * spectrum.bands
         buffers["raw view's counts, kept (int32)"] = 4 * c
     return _ram(buffers, net.window)
@@ -170,8 +170,8 @@ def _envelope_operations(net: IntMRASNN, stats: dict) -> dict:
     """The envelope view's share, mean per window (network.IntMRASNN.envelope_counts)."""
     n, e, t = stats["windows"], net.envelope, net.timesteps
     sp = e.spectrum
-    frames = net.window // sp.stride  # band samples before the pair average
-    half = frames // 2
+    frames = net.window // sp.stride  # band samples before any pair average
+    samples = sp.dft.shape[1]  # and after it
     front = sum(2 * (stop - start) for start, stop in sp.spans()) * frames + sp.dft.size * sp.bands
     c, bins = e.mix.w.shape[:2]
     mix = c * bins * sp.bands
@@ -187,7 +187,7 @@ def _envelope_operations(net: IntMRASNN, stats: dict) -> dict:
         density[k] = stats[f"env_block{k}_input_nonzero"] / n / (t * c * length)
     return {"snn_mac": mac, "snn_ac": int(round(ac)), "neuron_updates": updates, "ann_mac": ann,
             "envelope_wide_mac": front + mix, "envelope_isqrt": sp.bands * (frames + sp.bins),
-            "envelope_divisions": sp.bands * half, "envelope_spike_density": density}
+            "envelope_divisions": sp.bands * samples, "envelope_spike_density": density}
 
 
 def energy_pj(ops: dict) -> dict:

@@ -323,14 +323,15 @@ def _envelope_parts(net: IntMRASNN, c: int, h: int, bk: int) -> tuple[list[str],
     if e is None:
         return [], [], "", "", ""
     sp = e.spectrum
-    if not e.blocks or (e.mix.w.shape[0], e.attention.w1.shape[0], e.blocks[0].conv.w.shape[2],
-                        e.blocks[0].conv.pad) != (c, h, bk, net.blocks[0].conv.pad):
+    if ((e.mix.w.shape[0], e.attention.w1.shape[0]) != (c, h)
+            or any((b.conv.w.shape[2], b.conv.pad) != (bk, net.blocks[0].conv.pad) for b in e.blocks)):
         raise EdgesnnError("the C export runs the envelope view in the raw view's buffers: it needs the raw view's "
-                           "channels, attention width and block kernel, and at least one block")
+                           "channels, attention width and block kernel")
     spans = sp.spans()
     morlet = np.concatenate([np.concatenate([sp.bank[b, a:z], sp.bank[sp.bands + b, a:z]]) for b, (a, z) in enumerate(spans)])
-    n = net.window // (2 * sp.stride)
-    consts = [f"#define ENV_BANDS {sp.bands}", f"#define LOG2_ENV_BANDS {int(math.log2(sp.bands))}",
+    n = sp.dft.shape[1]
+    consts = [f"#define ENV_PAIRS {int(sp.pairs(net.window))}",  # Morlet bands: envelopes averaged in pairs
+              f"#define ENV_BANDS {sp.bands}", f"#define LOG2_ENV_BANDS {int(math.log2(sp.bands))}",
               f"#define ENV_BINS {sp.bins}", f"#define ENV_N {n}", f"#define LOG2_ENV_N {int(math.log2(n))}",
               f"#define ENV_STRIDE {sp.stride}", f"#define ENV_PAD {sp.pad}", f"#define ENV_SHIFT {sp.shift}",
               f"#define ENV_COUNT_SHIFT {e.count_shift}"]
@@ -351,14 +352,15 @@ static void envelope_spectrum(const int16_t *x) {
     const int8_t *re = morlet + off, *im = morlet + off + morlet_len[b];
     off += 2 * morlet_len[b];
     sum = 0;
-    for (j = 0; j < 2 * ENV_N; j++) {
+    for (j = 0; j < (ENV_PAIRS + 1) * ENV_N; j++) {
       int64_t zr = 0, zi = 0, mag;
       for (t = 0; t < morlet_len[b]; t++) {
         int32_t xi = j * ENV_STRIDE - ENV_PAD + morlet_start[b] + t;
         if (xi >= 0 && xi < W) { zr += (int64_t)re[t] * (x[xi] - mean_x); zi += (int64_t)im[t] * (x[xi] - mean_x); }
       }
       mag = isqrt((uint64_t)(zr * zr + zi * zi));
-      if (j & 1) { env_band[j / 2] = (int32_t)((prev + mag) >> 1); sum += env_band[j / 2]; } else { prev = mag; }
+      if (!ENV_PAIRS) { env_band[j] = (int32_t)mag; sum += mag; }
+      else if (j & 1) { env_band[j / 2] = (int32_t)((prev + mag) >> 1); sum += env_band[j / 2]; } else { prev = mag; }
     }
     mean = sum >> LOG2_ENV_N;
     if (mean < 1) mean = 1;

@@ -11,6 +11,7 @@ int8 steps (1/8 RMS for the shipped networks) would put 6 % of error into it, ag
   -> band envelope isqrt(re^2 + im^2)           (the square sum needs a 64-bit product; the
                                                  envelope fits int32, checked at quantization)
   -> pair average (a + b) >> 1                  [N, bands, n], n = L/16
+     (the short bank, 32-tap bands at stride 16, is already at n = L/16: no pair average)
   -> modulation depth in Q8: (e << 8) // mean(e) - 256, saturated to int16
      (mean over n, a power of two: a shift; the band's scale cancels here)
   -> Hann-windowed DFT, int8 cosine and sine rows (one scale per bin, shared)
@@ -54,6 +55,11 @@ class IntEnvelopeSpectrum:
     def bins(self) -> int:
         return self.dft.shape[0] // 2
 
+    def pairs(self, window: int) -> bool:
+        """Whether band envelopes are averaged in pairs: the Morlet bank's stride gives twice the
+        DFT's length (n), the short bank's gives n itself."""
+        return window // self.stride == 2 * self.dft.shape[1]
+
     def spans(self) -> list[tuple[int, int]]:
         """Per band, the taps [start, stop) outside which its real and imaginary kernels are zero
         in int8 (a Gaussian's tails round to 0): what a device stores and multiplies."""
@@ -69,7 +75,8 @@ class IntEnvelopeSpectrum:
         cols = np.lib.stride_tricks.sliding_window_view(xp, k, axis=1)[:, :: self.stride]  # [N, L/s, K]
         z = int_matmul(cols, self.bank.T)  # [N, L/s, 2 * bands]
         env = isqrt(z[..., : self.bands] ** 2 + z[..., self.bands :] ** 2)  # [N, L/s, bands]
-        env = (env[:, 0::2] + env[:, 1::2]) >> 1  # [N, n, bands]
+        if self.pairs(x.shape[1]):
+            env = (env[:, 0::2] + env[:, 1::2]) >> 1  # [N, n, bands]
         n = env.shape[1]
         mean = np.maximum(env.sum(axis=1, keepdims=True) >> int(np.log2(n)), 1)
         depth = sat16((env << Q) // mean - (1 << Q))

@@ -61,13 +61,14 @@ def _weights(b: _Builder, w: np.ndarray, scale: np.ndarray, shape: list[int]) ->
                 b.const(np.asarray(scale).reshape(shape), "w_scale", np.float32))
 
 
-def _conv(b: _Builder, x: str, layers: list[Conv], in_bound: float, length: int) -> tuple[str, float]:
-    """Q8 currents of the convolutions `layers` of x [N, C, length] (|x| <= in_bound),
-    concatenated on channels, and a bound on their magnitude. A strided one-channel convolution
-    runs over stride-long frames (edgesnn/framing.py)."""
+def _conv(b: _Builder, x: str, layers: list[Conv], in_bound: float, length: int,
+          gain: float = 1.0) -> tuple[str, float]:
+    """Q8 currents of the convolutions `layers` of x [N, C, length] (|x| <= in_bound; x is
+    `gain` times what the firmware convolves), concatenated on channels, and a bound on their
+    magnitude. A strided one-channel convolution runs over stride-long frames (edgesnn/framing.py)."""
     outs = []
     for c in layers:
-        w, scale, bias = c.w, _scale(c.rq), b.const(c.rq.bias, "bias", np.float32)
+        w, scale, bias = c.w, _scale(c.rq) * gain, b.const(c.rq.bias, "bias", np.float32)
         if c.w.shape[1] == 1 and c.stride > 1:
             w, lead, right = framed_kernel(c.w, c.stride, c.pad, length)
             frames = b.once(("frames", x, c.stride), lambda c=c: b.op("Transpose", b.op(
@@ -174,10 +175,16 @@ BAND_GROUP = 8
 
 
 def _band_magnitudes(b: _Builder, x: str, e: IntEnvelopeSpectrum, length: int) -> str:
-    """|re + i im| of the Morlet bands of x [N, 1, length]: [N, bands, length / stride]. A band's
-    int8 kernel is 0 beyond a few of its scales, and the high bands are short, so the bands run
+    """|re + i im| of the bands of x [N, 1, length]: [N, bands, length / stride]. A Morlet band's
+    int8 kernel is 0 beyond a few of its scales, and the high bands are short, so Morlet bands run
     in groups over stride-long frames (edgesnn/framing.py), each group's kernel cut to its taps
-    that are not 0 in any of its bands: the same sums, in under half of the multiplications."""
+    that are not 0 in any of its bands: the same sums, in under half of the multiplications. The
+    short bank's kernels are all short: one strided convolution."""
+    if not e.pairs(length):
+        z = b.op("Conv", x, b.const(e.bank[:, None, :], "bank_int8", np.float32), strides=[e.stride],
+                 pads=[e.pad, e.pad], kernel_shape=[e.bank.shape[1]])  # [N, (re, im) * bands, length / stride]
+        pairs = np.hstack([np.eye(e.bands), np.eye(e.bands)])[:, :, None]  # re^2 + im^2 as a 1x1 convolution
+        return b.op("Sqrt", b.op("Conv", b.op("Mul", z, z), b.const(pairs, "re2_plus_im2", np.float32), kernel_shape=[1]))
     frames = b.op("Transpose", b.op("Reshape", x, b.const([-1, length // e.stride, e.stride], "shape", np.int64)),
                   perm=[0, 2, 1])
     size = BAND_GROUP if e.bands % BAND_GROUP == 0 else e.bands
@@ -193,24 +200,26 @@ def _band_magnitudes(b: _Builder, x: str, e: IntEnvelopeSpectrum, length: int) -
     z = b.op("Concat", *parts, axis=1)  # [N, groups * (re, im) * size, length / stride]
     square = b.op("Reshape", b.op("Mul", z, z), b.const([0, e.bands // size, 2, size, -1], "shape", np.int64))
     summed = b.op("ReduceSum", square, b.const([2], "axes", np.int64), keepdims=0)
-    return b.op("Sqrt", b.op("Reshape", summed, b.const([0, e.bands, -1], "shape", np.int64)))
+    env = b.op("Sqrt", b.op("Reshape", summed, b.const([0, e.bands, -1], "shape", np.int64)))
+    return b.op("AveragePool", env, kernel_shape=[2], strides=[2])
 
 
 def _envelope_spectrum(b: _Builder, x: str, e: IntEnvelopeSpectrum, length: int) -> str:
-    """envelope.py's spectrum [N, bins, bands] in float32: the same int8 kernels, in the same
-    units, without the floors (of the square roots, the pair average, the division). The band
-    scales cancel in the division by the mean, as in the firmware."""
-    centered = b.op("Sub", x, b.op("ReduceMean", x, b.const([-1], "axes", np.int64), keepdims=1))
-    env = b.op("AveragePool", _band_magnitudes(b, centered, e, length), kernel_shape=[2], strides=[2])  # [N, bands, n]
+    """envelope.py's spectrum [N, bins, bands] in float32, in units of 2**-shift of the firmware's
+    (the shift is folded into the mix's weights): the same int8 kernels, without the floors (of the
+    square roots, the pair average, the division) and the int16 saturation of the modulation depth.
+    `x`: the window, standardized: the band scales, and the window's, cancel in the division by
+    the mean, as in the firmware. The depth's 2**Q and its -2**Q fold into the DFT's weights and
+    a constant after it."""
+    env = _band_magnitudes(b, x, e, length)  # [N, bands, n]
     mean = b.op("Max", b.op("ReduceMean", env, b.const([-1], "axes", np.int64), keepdims=1),
                 b.const(1e-30, dtype=np.float32))
-    depth = b.op("Sub", b.op("Mul", b.op("Div", env, mean), b.const(float(1 << Q), dtype=np.float32)),
-                 b.const(float(1 << Q), dtype=np.float32))
-    f = b.op("MatMul", depth, b.const(e.dft.T, "dft_int8", np.float32))  # [N, bands, 2 * bins]
-    fr, fi = b.name("re"), b.name("im")
-    b.nodes.append(helper.make_node("Split", [f], [fr, fi], axis=2, num_outputs=2))
-    mag = b.op("Sqrt", b.op("Add", b.op("Mul", fr, fr), b.op("Mul", fi, fi)))
-    spectrum = b.clip(b.op("Mul", mag, b.const(2.0**-e.shift, dtype=np.float32)), 0.0, float(INT16[1]))
+    dft = e.dft.astype(np.float64)
+    f = b.op("Add", b.op("MatMul", b.op("Div", env, mean), b.const(dft.T * (1 << Q), "dft_int8", np.float32)),
+             b.const(-(1 << Q) * dft.sum(axis=1), "dft_of_minus_one", np.float32))  # [N, bands, (re, im) * bins]
+    pairs = np.vstack([np.eye(e.bins), np.eye(e.bins)])  # re^2 + im^2 as a matrix product
+    mag = b.op("Sqrt", b.op("MatMul", b.op("Mul", f, f), b.const(pairs, "re2_plus_im2", np.float32)))
+    spectrum = b.clip(mag, 0.0, float(INT16[1]) * 2.0**e.shift)
     return b.op("Transpose", spectrum, perm=[0, 2, 1])
 
 
@@ -231,13 +240,14 @@ def build_gateway_onnx(net: IntMRASNN) -> onnx.ModelProto:
     total = _view(b, net, i_enc, net.encoder_neurons, net.blocks, net.lengths(),
                   sum(c.w.shape[0] for c in net.encoder), tables)
     e = net.envelope
-    if e is not None:  # the second view, on the signal itself (envelope.py), its counts << count_shift
-        current, _ = _conv(b, _envelope_spectrum(b, "acceleration", e.spectrum, net.window), [e.mix], float(INT16[1]),
-                           e.spectrum.bands)
+    if e is not None:  # the second view, on the window itself (envelope.py)
+        spectrum = _envelope_spectrum(b, unit, e.spectrum, net.window)
+        current, _ = _conv(b, spectrum, [e.mix], float(INT16[1]), e.spectrum.bands, gain=2.0**-e.spectrum.shift)
         env_total = _view(b, net, _attend(b, current, e.attention, tables), e.neurons, e.blocks, e.lengths(),
                           e.mix.w.shape[0], tables)
-        total = b.op("Concat", total, b.op("Mul", env_total, b.const(float(1 << e.count_shift), dtype=np.float32)),
-                     axis=1)
+        if e.count_shift:  # its counts << count_shift
+            env_total = b.op("Mul", env_total, b.const(float(1 << e.count_shift), dtype=np.float32))
+        total = b.op("Concat", total, env_total, axis=1)
     # classifier on the counts summed over time and length; logits in Q8 / 256
     fc = Requant(net.fc_rq.m, net.fc_rq.shift + Q, net.fc_rq.bias)  # / 256: m / 2**(k + 8)
     b.op("Gemm", total, _weights(b, net.fc_w.T, _scale(fc), [1, -1]),

@@ -283,7 +283,7 @@ class IntMRASNN:
             encoder_attention=_get_att(a, "enc_att"), encoder_neurons=_get_neu(a, "enc_neu"),
             blocks=[Block(_get_conv(a, f"b{k}_conv"), _get_att(a, f"b{k}_att"), _get_neu(a, f"b{k}_neu"))
                     for k in range(n_blocks)],
-            fc_w=a["fc_w"], fc_rq=_get_rq(a, "fc_rq"), lut=a["lut"], envelope=_envelope(a, n_blocks, window),
+            fc_w=a["fc_w"], fc_rq=_get_rq(a, "fc_rq"), lut=a["lut"], envelope=_envelope(a, window),
             **_stages(a, n_blocks))
         counts = sum(c.w.shape[0] for c in net.encoder) + (net.envelope.mix.w.shape[0] if net.envelope else 0)
         if net.fc_w.ndim != 2 or net.fc_w.shape != (len(net.classes), counts):
@@ -374,24 +374,27 @@ def _stages(a, n_blocks: int) -> dict:
                       for k in range(n_blocks)],
             "exits": [Head(a[f"exit{k}_w"], _get_rq(a, f"exit{k}_rq")) for k in range(n_blocks - 1)]}
 
-def _envelope(a, n_blocks: int, window: int) -> EnvelopeView | None:
-    """The second view's fields, if the arrays hold one (it has as many blocks as the first). Arrays
-    that hold part of one, or one whose shapes do not fit together, raise (load_firmware words it)."""
+def _envelope(a, window: int) -> EnvelopeView | None:
+    """The second view's fields, if the arrays hold one (its blocks: as many as env_b<k>_conv arrays).
+    Arrays that hold part of one, or one whose shapes do not fit together, raise (load_firmware
+    words it)."""
     if "env_bank" not in a:
         if any(k.startswith("env_") for k in a):
             raise KeyError("env_bank")
         return None
     stride, pad, shift, count_shift = (int(v) for v in a["env_geom"])
+    n_blocks = sum(1 for k in a if k.startswith("env_b") and k.endswith("_conv_w"))
     e = EnvelopeView(IntEnvelopeSpectrum(a["env_bank"], stride, pad, a["env_dft"], shift), _get_conv(a, "env_mix"),
                      _get_att(a, "env_att"), _get_neu(a, "env_neu"),
                      [Block(_get_conv(a, f"env_b{k}_conv"), _get_att(a, f"env_b{k}_att"), _get_neu(a, f"env_b{k}_neu"))
                       for k in range(n_blocks)], count_shift)
-    sp, n = e.spectrum, window // (2 * max(stride, 1))
+    sp = e.spectrum
     bank, dft = sp.bank, sp.dft
+    n = dft.shape[1] if dft.ndim == 2 else 0
     if not (bank.dtype == dft.dtype == np.int8 and bank.ndim == dft.ndim == 2 and bank.shape[0] % 2 == 0
             and dft.shape[0] % 2 == 0 and bank.shape[0] and dft.shape[0] and stride >= 1 and pad >= 0
-            and window % (2 * stride) == 0 and n & (n - 1) == 0 and dft.shape[1] == n
-            and (window + 2 * pad - bank.shape[1]) // stride + 1 == 2 * n and 0 <= shift < 63
+            and n >= 1 and n & (n - 1) == 0 and window // stride in (n, 2 * n) and window % stride == 0
+            and (window + 2 * pad - bank.shape[1]) // stride + 1 == window // stride and 0 <= shift < 63
             and 0 <= count_shift < 31 and e.mix.w.shape[1:] == (sp.bins, 1) and sp.bands >> n_blocks >= 1):
         raise ValueError(f"envelope view's arrays do not fit together (env_bank {bank.dtype}{list(bank.shape)}, "
                          f"env_dft {dft.dtype}{list(dft.shape)}, env_geom {[stride, pad, shift, count_shift]}, "

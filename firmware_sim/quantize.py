@@ -155,10 +155,10 @@ def _envelope_view(view, train_windows: np.ndarray, raw_length: int) -> Envelope
     mix = Conv(w8, 1, 0, Requant.from_real((1 << Q) * a2 * s, (1 << Q) * (a2 * (w @ b1) + b2)))
     blocks = [Block(_conv(b.conv, *_bn(b.bn), 1.0), _attention(b.attention), _neurons(b.neurons)) for b in view.blocks]
     length = spectrum.bands >> len(blocks)
-    shift = int(np.log2(raw_length // length))
-    if length << shift != raw_length:
-        raise EdgesnnError(f"the integer network joins views whose lengths differ by a power of two, not "
-                           f"{raw_length} and {length}")
+    shift = int(np.log2(raw_length // length)) if raw_length >= length else -1
+    if shift < 0 or length << shift != raw_length:
+        raise EdgesnnError(f"the integer network joins views whose lengths differ by a power of two, the raw "
+                           f"view's the longer, not {raw_length} and {length}")
     return EnvelopeView(spectrum, mix, _attention(enc.attention), _neurons(view.neurons), blocks, shift)
 
 

@@ -415,7 +415,8 @@ def test_every_pack_checks_its_own_options(pack, option, says):
 
 
 @pytest.mark.parametrize("pack, lists", [
-    ("mra_snn", "the MRA-SNN backbone's (frontend=raw|cwt|envelope|raw+envelope, channels, blocks, dendritic)"),
+    ("mra_snn", "the MRA-SNN backbone's (frontend=raw|cwt|envelope|raw+envelope, channels, blocks, dendritic; "
+                "with both views envelope_bank=morlet|short, envelope_blocks)"),
     ("ssnn", "stage_timesteps, exit_threshold, the MRA-SNN backbone's"),
     ("esvae", "hidden, latent, mmd_weight, frame, hop"),
     ("wdcnn", "none"),

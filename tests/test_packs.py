@@ -237,6 +237,26 @@ def test_both_views_train_and_export(task, tmp_path):
             _build(name, frontend="raw+envelope")
 
 
+def test_the_short_envelope_view_trains_exports_and_is_refused_where_it_does_not_apply(task, tmp_path):
+    """envelope_bank=short, envelope_blocks=0: the envelope view's cheap form (short bands, no
+    blocks) trains and exports like the Morlet one; the options are refused without both views."""
+    from edgesnn.export import c_exportable, export, quantizable
+    from edgesnn.training import TrainConfig, model_from_checkpoint, train
+
+    options = {"frontend": "raw+envelope", "envelope_bank": "short", "envelope_blocks": 0}
+    ckpt = train(TrainConfig(pack="mra_snn", epochs=1, steps_per_epoch=2, batch_size=8, extra=options), data=task)
+    model = model_from_checkpoint(ckpt)
+    assert model.envelope_view.encoder.front.cwt.bank.shape == (32, 1, 32) and len(model.envelope_view.blocks) == 0
+    card = json.loads(export(model, ckpt, tmp_path, "short").read_text())
+    assert card["pack_options"] == options and card["onnx_check"]["argmax_agreement"] == 1.0
+    assert quantizable(model) and c_exportable(model)
+    for bad, words in [({"envelope_bank": "short"}, "second view"), ({"envelope_blocks": 1}, "second view"),
+                       ({"frontend": "raw+envelope", "envelope_bank": "gabor"}, "envelope_bank must be one of"),
+                       ({"frontend": "raw+envelope", "envelope_blocks": 5}, "envelope_blocks")]:
+        with pytest.raises(ValueError, match=words):
+            _build("mra_snn", **bad)
+
+
 def test_view_dropout_leaves_each_window_at_least_one_view():
     from edgesnn.models.mra_snn import VIEW_DROPOUT
 
