@@ -67,8 +67,12 @@ def _option_names(pack: str) -> list[str]:
         # the factory passes options on to the network it builds: name that network's
         built = factory()
         if "frontend" in getattr(built, "config", {}):
+            from edgesnn.models.mra_snn import takes_both_views
+
             options.append("the MRA-SNN backbone's (frontend=raw|cwt|envelope|raw+envelope, channels, blocks, "
-                           "dendritic; with both views envelope_bank=morlet|short, envelope_blocks)")
+                           "dendritic; with frontend=raw+envelope envelope_bank=morlet|short, envelope_blocks=0..4)"
+                           if takes_both_views(type(built)) else
+                           "the MRA-SNN backbone's (frontend=raw|cwt|envelope, channels, blocks, dendritic)")
         else:
             options += [k for k, p in inspect.signature(type(built).__init__).parameters.items()
                         if p.default is not p.empty and k not in SHAPE_KEYWORDS and k not in options]
@@ -924,7 +928,7 @@ def packs():
 
     t = Table(title="installed model packs (edgesnn train --pack NAME)")
     for col in ("pack", "T", "bits", "options", "what it is"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")  # option values are what a user types: never cut with an ellipsis
     for name in list_packs():
         try:
             factory, defaults = get_factory(name), pack_defaults(name)
@@ -952,7 +956,8 @@ def main() -> None:
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:  # a bad option or argument: one line too, not a usage box
-        hint = f" ({exc.ctx.command_path} --help lists the options)" if getattr(exc, "ctx", None) else ""
+        hint = (" (edgesnn packs lists each pack's options)" if getattr(exc, "param_hint", None) == "--option"
+                else f" ({exc.ctx.command_path} --help lists the options)" if getattr(exc, "ctx", None) else "")
         err.print(f"error: {exc.format_message()}{hint}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except EdgesnnError as exc:

@@ -416,8 +416,8 @@ def test_every_pack_checks_its_own_options(pack, option, says):
 
 @pytest.mark.parametrize("pack, lists", [
     ("mra_snn", "the MRA-SNN backbone's (frontend=raw|cwt|envelope|raw+envelope, channels, blocks, dendritic; "
-                "with both views envelope_bank=morlet|short, envelope_blocks)"),
-    ("ssnn", "stage_timesteps, exit_threshold, the MRA-SNN backbone's"),
+                "with frontend=raw+envelope envelope_bank=morlet|short, envelope_blocks=0..4)"),
+    ("ssnn", "stage_timesteps, exit_threshold, the MRA-SNN backbone's (frontend=raw|cwt|envelope, channels"),
     ("esvae", "hidden, latent, mmd_weight, frame, hop"),
     ("wdcnn", "none"),
 ])
@@ -435,6 +435,14 @@ def test_an_unknown_option_is_named_with_the_options_of_its_pack(pack, lists):
     assert info.value.message == f"pack {pack} has no option 'nokey'; its options: " \
                                  f"{', '.join(_option_names(pack)) or 'none'}"
     assert lists in info.value.message and "__init__" not in info.value.message
+
+
+def test_a_refused_option_points_to_edgesnn_packs(tmp_path):
+    """`train --help` lists no pack options: the hint after a refused --option names `edgesnn packs`."""
+    pytest.importorskip("torch")
+    r = run_cli("train", "--pack", "mra_snn", "--option", "envelope_bank=short", "--out", tmp_path / "run")
+    assert r.returncode == 2 and "second view of frontend=raw+envelope" in r.stderr
+    assert "edgesnn packs lists each pack's options" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_ctrl_c_in_training_exits_130_and_says_nothing_was_written(tmp_path, cwru_dir):

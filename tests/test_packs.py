@@ -250,9 +250,12 @@ def test_the_short_envelope_view_trains_exports_and_is_refused_where_it_does_not
     card = json.loads(export(model, ckpt, tmp_path, "short").read_text())
     assert card["pack_options"] == options and card["onnx_check"]["argmax_agreement"] == 1.0
     assert quantizable(model) and c_exportable(model)
-    for bad, words in [({"envelope_bank": "short"}, "second view"), ({"envelope_blocks": 1}, "second view"),
+    for bad, words in [({"envelope_bank": "short"}, "second view"), ({"envelope_bank": "morlet"}, "second view"),
+                       ({"envelope_blocks": 1}, "second view"),
                        ({"frontend": "raw+envelope", "envelope_bank": "gabor"}, "envelope_bank must be one of"),
-                       ({"frontend": "raw+envelope", "envelope_blocks": 5}, "envelope_blocks")]:
+                       ({"frontend": "raw+envelope", "envelope_blocks": 5}, "envelope_blocks"),
+                       # its blocks default to the raw view's, which may be more than it takes
+                       ({"frontend": "raw+envelope", "blocks": 5}, "set envelope_blocks")]:
         with pytest.raises(ValueError, match=words):
             _build("mra_snn", **bad)
 

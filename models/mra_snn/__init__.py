@@ -125,7 +125,8 @@ class SpikeResidualAttentionBlock(nn.Module):
 
 
 FRONTENDS = ("raw", "cwt", "envelope", "raw+envelope")
-ENVELOPE_BANKS = ("morlet", "short")
+ENVELOPE_BANKS = ("morlet", "short")  # the envelope view's bands (None: morlet)
+MAX_ENVELOPE_BLOCKS = 4  # its length, the 16 bands, halves at each block
 # frontend=raw+envelope, in training only: a quarter of the windows reach the classifier through
 # the raw view alone and a quarter through the envelope view alone, so that neither view can lean
 # on the other and each must diagnose by itself
@@ -154,6 +155,12 @@ class EnvelopeView(nn.Module):
         return self.blocks(self.neurons(direct_encoding(self.encoder(z), self.timesteps)))
 
 
+def takes_both_views(cls: type) -> bool:
+    """Whether a network class built on MRASNN runs frontend=raw+envelope: only where it keeps
+    MRASNN's forward and training (a pack with its own time loop or loss runs one view)."""
+    return cls.forward is MRASNN.forward and not hasattr(cls, "training_loss")
+
+
 class MRASNN(nn.Module):
     """The network every MRA-SNN-based pack deploys. `frontend`: "raw" (learned multi-scale
     convolutions, the default), "cwt" (fixed wavelet bank), "envelope" (envelope spectra of
@@ -166,7 +173,7 @@ class MRASNN(nn.Module):
     def __init__(self, n_classes: int = 10, window: int = 2048, timesteps: int = 1, bits: int = 2,
                  channels: int = CHANNELS, blocks: int = BLOCKS, dendritic: bool = True,
                  scales: tuple[int, ...] = SCALES, frontend: str = "raw", rectifier: float = 0.0,
-                 envelope_blocks: int | None = None, envelope_bank: str = "morlet"):
+                 envelope_blocks: int | None = None, envelope_bank: str | None = None):
         super().__init__()
         # the constructor's arguments: a pack that trains with extra parts rebuilds the plain
         # network from them to ship (see deployable())
@@ -176,7 +183,7 @@ class MRASNN(nn.Module):
         if frontend not in FRONTENDS:
             raise ValueError(f"frontend must be one of {', '.join(FRONTENDS)}, not {frontend!r}")
         views = frontend.split("+")
-        if len(views) > 1 and (type(self).forward is not MRASNN.forward or hasattr(type(self), "training_loss")):
+        if len(views) > 1 and not takes_both_views(type(self)):
             raise ValueError(f"frontend={frontend} is for the plain MRA-SNN (packs mra_snn, inflor); "
                              f"{type(self).__name__} trains and runs one view")
         # beyond these a window's activations alone take gigabytes, and the length (window / stride)
@@ -186,12 +193,16 @@ class MRASNN(nn.Module):
         if not isinstance(dendritic, bool):
             raise ValueError(f"dendritic must be true or false, not {dendritic!r}")
         real_number("rectifier", rectifier, 0.0)
-        if envelope_bank not in ENVELOPE_BANKS:
+        if (envelope_bank is not None or envelope_blocks is not None) and len(views) == 1:
+            raise ValueError("envelope_bank and envelope_blocks shape the second view of frontend=raw+envelope")
+        if envelope_bank not in (None, *ENVELOPE_BANKS):
             raise ValueError(f"envelope_bank must be one of {', '.join(ENVELOPE_BANKS)}, not {envelope_bank!r}")
         if envelope_blocks is not None:
-            whole_number("envelope_blocks", envelope_blocks, 0, 4)  # its length, the 16 bands, halves at each
-        if (envelope_bank != "morlet" or envelope_blocks is not None) and len(views) == 1:
-            raise ValueError("envelope_bank and envelope_blocks shape the second view of frontend=raw+envelope")
+            whole_number("envelope_blocks", envelope_blocks, 0, MAX_ENVELOPE_BLOCKS)
+        elif len(views) > 1 and blocks > MAX_ENVELOPE_BLOCKS:
+            raise ValueError(f"the envelope view takes at most {MAX_ENVELOPE_BLOCKS} blocks and has as many as the raw "
+                             f"view unless envelope_blocks says otherwise: with blocks={blocks}, set envelope_blocks "
+                             f"(0 to {MAX_ENVELOPE_BLOCKS})")
         self.timesteps, self.spike_bits, self.window = timesteps, bits, window
         self.frontend = frontend
         params = LIFParams(rectifier=float(rectifier))
