@@ -67,12 +67,13 @@ def _option_names(pack: str) -> list[str]:
         # the factory passes options on to the network it builds: name that network's
         built = factory()
         if "frontend" in getattr(built, "config", {}):
-            from edgesnn.models.mra_snn import takes_both_views
+            from edgesnn.models.mra_snn import ENVELOPE_BANKS, FRONTENDS, MAX_ENVELOPE_BLOCKS, takes_both_views
 
-            options.append("the MRA-SNN backbone's (frontend=raw|cwt|envelope|raw+envelope, channels, blocks, "
-                           "dendritic; with frontend=raw+envelope envelope_bank=morlet|short, envelope_blocks=0..4)"
-                           if takes_both_views(type(built)) else
-                           "the MRA-SNN backbone's (frontend=raw|cwt|envelope, channels, blocks, dendritic)")
+            both = takes_both_views(type(built))
+            fronts = "|".join(f for f in FRONTENDS if both or "+" not in f)
+            second = (f"; with frontend=raw+envelope envelope_bank={'|'.join(ENVELOPE_BANKS)}, "
+                      f"envelope_blocks=0..{MAX_ENVELOPE_BLOCKS}" if both else "")
+            options.append(f"the MRA-SNN backbone's (frontend={fronts}, channels, blocks, dendritic{second})")
         else:
             options += [k for k, p in inspect.signature(type(built).__init__).parameters.items()
                         if p.default is not p.empty and k not in SHAPE_KEYWORDS and k not in options]

@@ -222,9 +222,8 @@ def export_quantized(model: torch.nn.Module, ckpt: dict, out_dir: Path, name: st
                  f"isqrt band envelopes")
         card["quantization"]["envelope_view"] = (
             f"the window's int16 samples less their mean; int8 {bands}, Q8 modulation depth by integer division, "
-            f"int8 Hann-windowed DFT "
-            f"rows (one scale per bin), isqrt magnitudes >> {net.envelope.spectrum.shift} as int16; its spike counts "
-            f"join the raw view's << {net.envelope.count_shift} (firmware_sim/envelope.py)")
+            f"int8 Hann-windowed DFT rows (one scale per bin), isqrt magnitudes >> {sp.shift} as int16; its spike "
+            f"counts join the raw view's << {net.envelope.count_shift} (firmware_sim/envelope.py)")
     if getattr(net, "exits", None):  # the integer network decides per window, in integers (firmware_sim/network.py)
         card["early_exit"] |= {"rule": "each window returns the logits of the first stage whose integer confidence "
                                        "sum_j exp_q15[min((max z - z_j) >> 4, 178)] (z: Q8 logits) is at most "

@@ -175,7 +175,8 @@ BAND_GROUP = 8
 
 
 def _band_magnitudes(b: _Builder, x: str, e: IntEnvelopeSpectrum, length: int) -> str:
-    """|re + i im| of the bands of x [N, 1, length]: [N, bands, length / stride]. A Morlet band's
+    """The band envelopes |re + i im| of x [N, 1, length]: [N, bands, n] (n = the DFT's length; a
+    Morlet band's are averaged in pairs, as in the firmware, to get there). A Morlet band's
     int8 kernel is 0 beyond a few of its scales, and the high bands are short, so Morlet bands run
     in groups over stride-long frames (edgesnn/framing.py), each group's kernel cut to its taps
     that are not 0 in any of its bands: the same sums, in under half of the multiplications. The

@@ -96,14 +96,14 @@ def direct_encoding(current: torch.Tensor, timesteps: int) -> torch.Tensor:
     return current.repeat(timesteps, 1, 1) if timesteps > 1 else current
 
 
-def _encoder(frontend: str, channels: int, scales: tuple[int, ...], window: int) -> nn.Module:
+def _encoder(frontend: str, channels: int, scales: tuple[int, ...], window: int, short: bool = False) -> nn.Module:
     if frontend == "raw":
         return MultiScaleEncoder(channels, scales)
     if frontend == "cwt":  # band energies over time: the length the blocks run along is time
         front = CWTFrontEnd(STRIDE)
         return FixedFrontEndEncoder(front, front.n_scales, channels)
     # envelope spectra, frequency bins as features: the blocks run along the resonance bands
-    front = EnvelopeSpectrum(window)
+    front = EnvelopeSpectrum(window, short=short)
     return FixedFrontEndEncoder(front, front.bins, channels)
 
 
@@ -144,8 +144,7 @@ class EnvelopeView(nn.Module):
                  params: LIFParams, short: bool = False):
         super().__init__()
         self.timesteps = timesteps
-        front = EnvelopeSpectrum(window, short=short)
-        self.encoder = FixedFrontEndEncoder(front, front.bins, channels)
+        self.encoder = _encoder("envelope", channels, SCALES, window, short=short)
         self.neurons = SpikingNeurons(channels, bits, timesteps, dendritic, params)
         self.blocks = nn.Sequential(*[
             SpikeResidualAttentionBlock(channels, channels, bits, timesteps, dendritic, params) for _ in range(blocks)
