@@ -103,6 +103,9 @@ class AnomalyScorer:
         self.model_id = model_id(self.card)
         if threshold is not None and not np.isfinite(threshold):
             raise EdgesnnError(f"anomaly threshold {threshold}: not a finite number")
+        if threshold is not None and threshold < 0:  # every score would alarm
+            raise EdgesnnError(f"anomaly threshold {threshold:g}: below 0, the lowest score a model gives "
+                               "(a mean squared error), so every window would raise an alarm")
         self.threshold = float(threshold if threshold is not None else self.card.get("threshold", np.nan))
         if not np.isfinite(self.threshold):
             raise EdgesnnError(f"{self.card_path}: the card has no threshold; give one with --anomaly-threshold")

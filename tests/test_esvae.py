@@ -164,6 +164,15 @@ def test_monitor_refuses_an_anomaly_model_of_another_window(tmp_path):
         AnomalyScorer(shipped_esvae()).check_matches(1024, 12000, "the classifier x")
 
 
+def test_monitor_refuses_a_negative_anomaly_threshold(tmp_path):
+    """Scores are mean squared errors: below 0 every window would alarm. One line, exit 2."""
+    r = run_cli("monitor", "--anomaly-model", shipped_esvae(), "--anomaly-threshold", "-1",
+                "--journal", tmp_path / "j.sqlite", "--broker", "mqtt://127.0.0.1:1")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "anomaly threshold -1: below 0" in lines[0], r.stderr
+    assert AnomalyScorer(shipped_esvae(), threshold=0.0).threshold == 0.0
+
+
 @pytest.mark.parametrize("classifier,quantized", [(None, False), ("ssnn-cwru10-int8", True)],
                          ids=["default-and-float-detector", "integer-ssnn-and-integer-detector"])
 def test_monitor_adds_the_anomaly_score_to_every_diagnosis(broker, cwru_dir, classifier, quantized):

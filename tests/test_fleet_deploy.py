@@ -165,6 +165,7 @@ def test_server_and_client_refuse_bad_tls_files_and_addresses_before_starting(tm
             r = run_cli(*server, *args, timeout=120)
             lines = r.stderr.strip().splitlines()
             assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
+            assert not (tmp_path / "srv" / "flwr-cli").exists(), says  # a refused campaign leaves no CLI config
     client = ["fleet", "client", "--ca", a / "ca.crt", "--data", cwru_dir, "--retries", 0]
     with socket.socket() as plain:  # something that is not a TLS server: answers, then hangs up
         plain.bind(("127.0.0.1", 0))

@@ -153,10 +153,6 @@ class Server:
         self.host, self.port = host, port
         self.proc: subprocess.Popen | None = None
         self.cli_home = self.work / "flwr-cli"
-        self.cli_home.mkdir(parents=True, exist_ok=True)
-        (self.cli_home / "config.toml").write_text(tomli_w.dumps({"superlink": {
-            "default": CONNECTION,
-            CONNECTION: {"address": f"127.0.0.1:{port}", "root-certificates": str(self.ca.resolve())}}}))
 
     # the SuperLink ----------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
@@ -166,6 +162,11 @@ class Server:
             except OSError as exc:
                 raise EdgesnnError(f"{self.host}:{self.port}: cannot listen there ({exc.strerror}); "
                                    "choose another --port or --listen") from None
+        # the flwr CLI's connection, written only once the campaign can start (a refusal leaves no trace)
+        self.cli_home.mkdir(parents=True, exist_ok=True)
+        (self.cli_home / "config.toml").write_text(tomli_w.dumps({"superlink": {
+            "default": CONNECTION,
+            CONNECTION: {"address": f"127.0.0.1:{self.port}", "root-certificates": str(self.ca.resolve())}}}))
         # each campaign starts from a fresh SuperLink state (registrations, runs); the last one is
         # kept beside it. Its registrations would refuse the same device keys again.
         state = self.work / "superlink.db"
