@@ -475,7 +475,7 @@ def write_checked(net, onnx_path, check_windows: np.ndarray, n_random: int = 64,
                 os.replace(trial, onnx_path)
                 return check | {"graph": "gateway: float32 currents and membranes (firmware_sim/gateway_graph.py)"}
             if getattr(net, "envelope", None) is not None:
-                raise EdgesnnError(f"{onnx_path}: the gateway graph picked the integer network's class on "
+                raise EdgesnnError(f"{onnx_path} not written: the gateway graph picked the integer network's class on "
                                    f"{gateway_agreement:.2%} of real windows (at least {MIN_AGREEMENT:.1%} needed), and "
                                    f"a network with both views has no exact graph to fall back on; a network trained "
                                    f"longer has fewer near ties")
@@ -484,7 +484,7 @@ def write_checked(net, onnx_path, check_windows: np.ndarray, n_random: int = 64,
         if differ:
             tried = ("" if gateway_agreement is None else
                      f"; the gateway graph, tried first, picked its class on {gateway_agreement:.2%} of real windows")
-            raise EdgesnnError(f"{onnx_path}: onnxruntime and the integer simulator differ on {differ} of "
+            raise EdgesnnError(f"{onnx_path} not written: onnxruntime and the integer simulator differ on {differ} of "
                                f"{len(x) * len(check.get('exit_thresholds_checked', [None]))} windows{tried}")
         os.replace(trial, onnx_path)
     finally:
