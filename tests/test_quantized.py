@@ -341,3 +341,30 @@ def test_both_views_as_integers_store_run_cost_and_compile(both_views, cwru_dir,
     # the C export: both views, bit for bit, in the budget's memory
     write_c(net, tmp_path / "c", "both")
     _compile_and_compare(net, tmp_path / "c", "both", cwru_dir, tmp_path)
+
+
+def test_a_both_views_gateway_graph_is_kept_on_near_ties_only(both_views, tmp_path, monkeypatch):
+    """No exact graph carries the envelope view, so where the gateway graph disagrees with the
+    simulator it is kept only if those windows are near ties, and few: the card counts them; a
+    lead the float32 membranes cannot explain, or too many, refuses the export in one line."""
+    from edgesnn.errors import EdgesnnError
+    from edgesnn.firmware_sim import gateway_graph, onnx_graph
+
+    _, net, task = both_views
+    val = task.windows("val").x[::4]  # the untrained network disagrees on a few of them (near ties)
+    monkeypatch.setattr(gateway_graph, "MIN_AGREEMENT", 1.01)  # agreement alone never suffices
+    monkeypatch.setattr(gateway_graph, "MAX_NEAR_TIE_SHARE", 1.0)
+    monkeypatch.setattr(gateway_graph, "NEAR_TIE_LOGITS", 100.0)
+    check = onnx_graph.write_checked(net, tmp_path / "kept.onnx", val, n_random=4)
+    assert check["graph"].startswith("gateway") and check["real_near_tie_disagreements"] >= 1
+    assert round((1 - check["real_argmax_agreement"]) * len(val)) == check["real_near_tie_disagreements"]
+    assert "real_disagreement_leads" not in check
+    monkeypatch.setattr(gateway_graph, "NEAR_TIE_LOGITS", 1e-6)
+    with pytest.raises(EdgesnnError, match=r"refused.onnx not written: the gateway graph picked another class than "
+                                           r"the integer network on \d+ of \d+ real windows, where .* led by up to"):
+        onnx_graph.write_checked(net, tmp_path / "refused.onnx", val, n_random=4)
+    monkeypatch.setattr(gateway_graph, "NEAR_TIE_LOGITS", 100.0)
+    monkeypatch.setattr(gateway_graph, "MAX_NEAR_TIE_SHARE", 0.0)
+    with pytest.raises(EdgesnnError, match="near ties .* on at most 0% of the windows"):
+        onnx_graph.write_checked(net, tmp_path / "refused.onnx", val, n_random=4)
+    assert not (tmp_path / "refused.onnx").exists()
