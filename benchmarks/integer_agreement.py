@@ -22,7 +22,7 @@ import numpy as np
 SNRS = (None, 4, 2, 0, -2, -4, -6, -8, -10)  # None: clean
 
 
-def measure(card_path: Path, data: Path, draws: int = 1) -> dict:
+def measure(card_path: Path, data: Path, draws: int = 1, normal_margin: float = 0.0) -> dict:
     from edgesnn.card import read_card
     from edgesnn.dataset import load_task
     from edgesnn.evaluation import noisy, predict_labels
@@ -33,7 +33,8 @@ def measure(card_path: Path, data: Path, draws: int = 1) -> dict:
     card = read_card(card_path)
     net = IntMRASNN.from_card(card_path, card) if "quantization" in card else None  # None: a float baseline
     test = load_task(data, task_of(card["classes"]), card["window"]).windows("test")
-    onnx = Diagnoser(card_path)
+    onnx = Diagnoser(card_path, normal_margin=normal_margin)
+    normal = [i for i, c in enumerate(onnx.classes) if c == "normal"]
     rows = {}
     for snr in SNRS:
         same, by_draw = 0, {"onnx": [], "firmware": []}
@@ -42,7 +43,9 @@ def measure(card_path: Path, data: Path, draws: int = 1) -> dict:
             theirs = predict_labels(onnx.logits, x)
             by_draw["onnx"].append(float(np.mean(theirs == test.y)))
             if net is not None:
-                ours = net.q8_logits(x).argmax(1)
+                q8 = net.q8_logits(x).astype(np.float64)
+                q8[:, normal] -= normal_margin * 256  # the same margin on the firmware's Q8 logits
+                ours = q8.argmax(1)
                 same += int(np.sum(theirs == ours))
                 by_draw["firmware"].append(float(np.mean(ours == test.y)))
         name = "clean" if snr is None else f"{snr} dB"
@@ -51,7 +54,8 @@ def measure(card_path: Path, data: Path, draws: int = 1) -> dict:
             "onnx_accuracy": float(np.mean(by_draw["onnx"])), "onnx_by_draw": by_draw["onnx"]}
         if net is not None:
             rows[name] |= {"firmware_accuracy": float(np.mean(by_draw["firmware"])), "firmware_by_draw": by_draw["firmware"]}
-    return {"card": str(card_path), "graph": card["onnx_check"].get("graph", ""), "rows": rows}
+    return {"card": str(card_path), "graph": card["onnx_check"].get("graph", ""), "normal_margin": normal_margin,
+            "rows": rows}
 
 
 def main() -> None:
@@ -60,6 +64,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/datasets/cwru"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/integer_agreement"))
     ap.add_argument("--draws", type=int, default=1, help="noise draws per SNR (seeds 0..N-1)")
+    ap.add_argument("--normal-margin", type=float, default=0.0,
+                    help="decide with this margin taken from the normal logit (edgesnn monitor --normal-margin)")
     args = ap.parse_args()
     if args.draws < 1:
         ap.error("--draws: give at least 1")
@@ -67,7 +73,7 @@ def main() -> None:
     from rich.progress import track
     from rich.table import Table
 
-    results = [measure(c, args.data, args.draws) for c in track(args.cards, description="cards")]
+    results = [measure(c, args.data, args.draws, args.normal_margin) for c in track(args.cards, description="cards")]
     for r in results:
         table = Table(title=f"{r['card']} ({r['graph'].split(':')[0] + ' graph' if r['graph'] else 'float'})")
         for col in ("", "same class as the firmware", "accuracy, ONNX", "accuracy, firmware"):

@@ -154,6 +154,10 @@ def train(
                                        help="time-stretch augmentation: each training window stretched by a "
                                             "random factor in 1 +- this, as a shaft-speed change would; better "
                                             "load transfer, worse accuracy under noise (README)"),
+    path_share: float = typer.Option(0.0, callback=finite, min=0.0, max=1.0,
+                                     help="structural-path augmentation: this share of the fault windows goes "
+                                          "through a random path of two resonances, as a sensor elsewhere on "
+                                          "the machine hears them (README, another sensor position)"),
     task: str = typer.Option("cwru10", help="cwru10 (fault and size) or fault_type (4 classes)"),
     loads: Optional[str] = typer.Option(None, help="train only on these motor loads, e.g. 0 or 1,2"),
     sizes: Optional[str] = typer.Option(None, help="train only on these fault sizes (in), e.g. 0.007,0.014"),
@@ -186,7 +190,7 @@ def train(
     extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
                       batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,
-                      speed_jitter=speed_jitter, loads=_csv(loads, "--loads"),
+                      speed_jitter=speed_jitter, path_share=path_share, loads=_csv(loads, "--loads"),
                       sizes=_csv(sizes, "--sizes", float), threads=threads,
                       extra=extra, teacher=str(teacher) if teacher else None)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -358,6 +362,12 @@ def export(
         out.print(f"wrote {card_path.with_suffix('.c')} and {card_path.with_suffix('.h')}")
 
 
+NORMAL_MARGIN = typer.Option(0.0, callback=finite, min=0.0, max=20.0,
+                             help="call a window normal only when the normal class leads every fault by more "
+                                  "than this (logits): fewer missed faults from a sensor away from the drive-end "
+                                  "bearing, more false alarms (README, missed faults at another sensor position)")
+
+
 @app.command()
 def infer(
     path: Path = typer.Argument(..., help="recording: .mat, .csv, .npy or .wav"),
@@ -368,6 +378,7 @@ def infer(
                                                        "a sixteenth of a window (default: one window)"),
     anomaly_model: Optional[Path] = typer.Option(None, help="card or shipped name of an anomaly model (e.g. esvae-cwru-normal) "
                                                             "scoring the same windows"),
+    normal_margin: float = NORMAL_MARGIN,
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ):
     """Diagnose a recording window by window with onnxruntime, and summarise it."""
@@ -380,7 +391,7 @@ def infer(
     from edgesnn.sensors.recordings import read_recording
     from edgesnn.signal import MAX_WINDOWS_PER_WINDOW, NO_SIGNAL, flat, frame_blocks
 
-    diagnoser = Diagnoser(model)
+    diagnoser = Diagnoser(model, normal_margin=normal_margin)
     anomaly = AnomalyScorer(anomaly_model) if anomaly_model else None
     if anomaly:
         anomaly.check_matches(diagnoser.window, diagnoser.sample_rate_hz, f"the classifier {diagnoser.model_id}")
@@ -419,6 +430,7 @@ def infer(
         "fault_type": fault_type(verdict), "share": counts[verdict] / len(diagnosed),
         "mean_confidence": float(probs.max(axis=1)[[l == verdict for l in labels]].mean()),
         "labels": counts, "no_signal_windows": int(quiet.sum()),
+        **({"normal_margin": diagnoser.normal_margin} if diagnoser.normal_margin else {}),
     }
     if anomaly:
         summary |= {"anomaly_model": anomaly.model_id, "anomaly_threshold": anomaly.threshold,
@@ -443,7 +455,8 @@ def infer(
                       *(("-" if l == NO_SIGNAL else f"{scores[i]:.3g}",) if anomaly else ()))
     out.print(table)
     out.print(f"[bold]{verdict}[/bold] ({summary['fault_type']}) in {summary['share']:.0%} of diagnosed windows, "
-              f"mean confidence {summary['mean_confidence']:.3f}; model {diagnoser.model_id}")
+              f"mean confidence {summary['mean_confidence']:.3f}; model {diagnoser.model_id}"
+              + (f", normal margin {diagnoser.normal_margin:g}" if diagnoser.normal_margin else ""))
     if quiet.any():
         out.print(f"[yellow]{int(quiet.sum())} of {len(labels)} windows had no vibration (constant signal) "
                   "and were not diagnosed: is the sensor connected?[/yellow]")
@@ -635,6 +648,7 @@ def monitor(
                                                             "anomaly_score and anomaly (see README)"),
     anomaly_threshold: Optional[float] = typer.Option(None, callback=finite, help="alarm above this anomaly score instead of the "
                                                                  "card's threshold (calibrated on this machine)"),
+    normal_margin: float = NORMAL_MARGIN,
     ca_file: Optional[Path] = CA_FILE, cert_file: Optional[Path] = CERT_FILE, key_file: Optional[Path] = KEY_FILE,
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):
@@ -655,7 +669,7 @@ def monitor(
         raise EdgesnnError(f"--sensor-inbox-mb {sensor_inbox_mb:g} exceeds --inbox-mb {inbox_mb:g}")
     inbox = Inbox(int(inbox_mb * (1 << 20)), int(sensor_inbox_mb * (1 << 20)))
     anomaly = AnomalyScorer(anomaly_model, threads, anomaly_threshold) if anomaly_model else None
-    mon = Monitor(broker, root, Diagnoser(model, threads=threads), hop, journal=journal, inbox=inbox, max_sensors=max_sensors,
+    mon = Monitor(broker, root, Diagnoser(model, threads=threads, normal_margin=normal_margin), hop, journal=journal, inbox=inbox, max_sensors=max_sensors,
                   model_dir=model_dir, anomaly=anomaly, max_jitter_s=max_jitter_ms / 1000,
                   **_tls_and_auth(ca_file, cert_file, key_file, username, password))
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -669,6 +683,7 @@ def monitor(
         except OSError as exc:
             raise EdgesnnError(f"127.0.0.1:{metrics_port}: cannot serve metrics ({exc.strerror})") from None
     err.print(f"monitoring {broker} for {mon.root}/<sensor>/waveform (a sensor id may span levels) with {mon.diagnoser.model_id}"
+              + (f" (normal margin {normal_margin:g})" if normal_margin else "")
               + (f" and anomaly model {anomaly.model_id} (threshold {anomaly.threshold:g})" if anomaly else ""), markup=False,
               soft_wrap=True)
     with _dashboard() as refresh:

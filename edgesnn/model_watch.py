@@ -82,7 +82,8 @@ class ModelWatcher:
             if content.get("kind") == "anomaly":
                 continue  # an anomaly model scores, it does not replace the classifier
             try:
-                new = Diagnoser(card, threads=self.current.threads)  # as many threads as the model in use
+                # as many threads and the same normal margin as the model in use
+                new = Diagnoser(card, threads=self.current.threads, normal_margin=self.current.normal_margin)
                 # two silent windows through it: a card whose classes do not match its graph fails here
                 width = new.logits(np.zeros((2, 1, new.window), np.float32)).shape
                 if width != (2, len(new.classes)):

@@ -329,6 +329,7 @@ class Monitor:
     def status(self) -> dict:
         dropped = dict(self.inbox.dropped)
         return {"v": 1, "online": not self.stop_event.is_set(), "model": self.diagnoser.model_id,
+                **({"normal_margin": self.diagnoser.normal_margin} if self.diagnoser.normal_margin else {}),
                 "sensors": len(self.windowers), "frames": self.counters["frames"],
                 "windows": self.counters["windows"], "no_signal_windows": self.counters["no_signal_windows"],
                 "non_finite_outputs": self.counters["non_finite_outputs"],

@@ -8,6 +8,7 @@ import numpy as np
 
 from edgesnn.card import check_outputs, default_card_path, model_id, read_card, resolve_card
 from edgesnn.errors import EdgesnnError
+from edgesnn.labels import fault_type
 
 
 # Windows per onnxruntime call: activations grow with the batch (MRA-SNN: ~1.5 MB a window) and
@@ -34,7 +35,7 @@ def onnx_session(onnx_path: str, threads: int = 1):
 class Diagnoser:
     """Window batches [N, L] of acceleration in g -> class probabilities [N, C]."""
 
-    def __init__(self, card_path: Path | None = None, threads: int = 1):
+    def __init__(self, card_path: Path | None = None, threads: int = 1, normal_margin: float = 0.0):
         self.card_path = resolve_card(card_path) if card_path else default_card_path()
         self.threads = threads
         self.card = read_card(self.card_path)
@@ -48,14 +49,27 @@ class Diagnoser:
         self.window: int = int(self.card["window"])
         self.sample_rate_hz: float = float(self.card["sample_rate_hz"])
         self.model_id = model_id(self.card)
+        # The decide stage's sensitivity: the normal class's logit is lowered by this much, so that
+        # a window is called normal only when normal leads every fault by more. Models learn
+        # "normal" from one recording at one sensor position; elsewhere they call faults normal
+        # (README, "Missed faults at another sensor position").
+        if not np.isfinite(normal_margin) or normal_margin < 0:
+            raise EdgesnnError(f"normal margin {normal_margin}: give a finite number >= 0")
+        self._normal = [i for i, c in enumerate(self.classes) if fault_type(c) == "normal"]
+        if normal_margin and not self._normal:
+            raise EdgesnnError(f"{self.card_path}: its classes have no normal class for a normal margin to lower")
+        self.normal_margin = float(normal_margin)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        """x: [N, 1, L] or [N, L] float32 -> logits [N, C]."""
+        """x: [N, 1, L] or [N, L] float32 -> logits [N, C] (the normal margin taken from normal's)."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 2:
             x = x[:, None, :]
-        return np.concatenate([self.session.run(None, {self.input_name: x[i : i + MAX_BATCH]})[0]
-                               for i in range(0, max(len(x), 1), MAX_BATCH)])
+        z = np.concatenate([self.session.run(None, {self.input_name: x[i : i + MAX_BATCH]})[0]
+                            for i in range(0, max(len(x), 1), MAX_BATCH)])
+        if self.normal_margin:
+            z[:, self._normal] -= self.normal_margin
+        return z
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         z = self.logits(windows)
