@@ -167,6 +167,7 @@ def _card(name: str, default: bool, onnx_path: Path, ckpt: dict, model, metrics:
         "training": {k: cfg[k] for k in ("seed", "epochs", "steps_per_epoch", "batch_size", "lr", "noise",
                                          "snr_range_db", "noise_fraction")}
                     | ({"speed_jitter": cfg["speed_jitter"]} if cfg.get("speed_jitter") else {})  # augmentation used
+                    | ({"path_share": cfg["path_share"]} if cfg.get("path_share") else {})
                     | {"seconds": round(ckpt.get("train_seconds", 0.0), 1),
                        "epochs_to_val_99": epochs_to(ckpt.get("history", []), 0.99)},
         # a fleet's global model says how it was retrained (edgesnn fleet)

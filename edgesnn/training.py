@@ -30,6 +30,7 @@ from edgesnn.errors import EdgesnnError
 from edgesnn.evaluation import predict_labels
 from edgesnn.labels import TASKS
 from edgesnn.losses import distill
+from edgesnn.paths import repath
 from edgesnn.registry import create_model
 from edgesnn.signal import add_noise
 
@@ -51,6 +52,7 @@ class TrainConfig:
     snr_range_db: tuple[float, float] = (-14.0, 6.0)
     noise_fraction: float = 0.75  # share of each batch that gets noise; the rest stays clean
     speed_jitter: float = 0.0  # random time stretch of training windows, as a fraction of speed
+    path_share: float = 0.0  # share of fault windows re-pathed through random resonances (edgesnn.paths)
     loads: list[int] | None = None
     sizes: list[float] | None = None
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
@@ -146,6 +148,7 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
     if teacher is not None and hasattr(model, "training_loss"):
         raise EdgesnnError(f"pack {cfg.pack} trains with its own objective; --teacher is for packs without one")
     val = data.windows("val")
+    normal = data.classes.index("normal") if "normal" in data.classes else None  # never re-pathed
     train_classes = ([data.classes.index(c) for c in model.train_classes]
                      if hasattr(model, "train_classes") else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -160,6 +163,8 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
         losses, correct, seen = [], 0, 0
         for step in range(cfg.steps_per_epoch):
             xb, yb = data.sample_train(cfg.batch_size, rng, cfg.speed_jitter, train_classes)
+            if cfg.path_share:
+                repath(xb, yb, cfg.path_share, rng, normal)
             x = torch.from_numpy(xb)[:, None, :]
             y = torch.from_numpy(yb)
             if cfg.noise:

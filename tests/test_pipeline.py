@@ -92,6 +92,41 @@ def test_train_speed_jitter_from_the_command_line(tmp_path, cwru_dir):
     assert json.loads((tmp_path / "model" / "stretched.json").read_text())["training"]["speed_jitter"] == 0.05
 
 
+def test_train_path_share_from_the_command_line(tmp_path, cwru_dir):
+    """Structural-path augmentation is a train option; the card says it was used."""
+    import torch
+
+    r = run_cli("train", "--path-share", "1.5", "--data", cwru_dir, "--out", tmp_path)
+    assert r.returncode != 0 and "path-share" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("train", "--path-share", "0.5", "--data", cwru_dir, "--epochs", "1", "--steps", "2",
+                "--batch-size", "8", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]["path_share"] == 0.5
+    r = run_cli("export", tmp_path / "checkpoint.pt", "--out", tmp_path / "model", "--name", "repathed")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "model" / "repathed.json").read_text())["training"]["path_share"] == 0.5
+
+
+def test_repath_changes_fault_windows_only_and_keeps_the_impacts_timing():
+    """edgesnn.paths.repath: normal windows keep their path; a re-pathed impact train still rings
+    at its impacts (the path is causal and starts at once), so its repetition rate is kept."""
+    from edgesnn.paths import repath
+
+    period, n = 100, 2048
+    x = np.zeros((64, n), np.float32)
+    x[:, ::period] = 1.0  # impacts every 100 samples (120 Hz at 12 kHz)
+    y = np.arange(64) % 2  # class 0 normal, class 1 a fault
+    out = repath(x.copy(), y, 1.0, np.random.default_rng(0), normal=0)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert np.array_equal(out[y == 0], x[y == 0]) and not np.allclose(out[y == 1], x[y == 1])
+    for w in out[y == 1]:  # the envelope repeats at the impacts' period
+        env = np.abs(w[period : n - period])
+        assert np.corrcoef(env[:-period], env[period:])[0, 1] > 0.9
+    again = repath(x.copy(), y, 1.0, np.random.default_rng(0), normal=0)
+    assert np.array_equal(out, again)  # the seed decides the paths
+    assert np.array_equal(repath(x.copy(), y, 0.0, np.random.default_rng(0), normal=0), x)
+
+
 def test_train_distills_from_a_teacher_checkpoint(trained, cwru_dir, tmp_path):
     """--teacher: the network also learns the teacher's softened outputs. Same seed, same initial
     weights and batches: the first epoch's loss is the plain one plus a distillation term."""
