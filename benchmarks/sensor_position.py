@@ -105,7 +105,51 @@ def score(predict, classes, w) -> dict:
     row["recall"] = {t: float(np.mean(pred_type[true_type == t] == t)) for t in FAULT_TYPES if (true_type == t).any()}
     row["called"] = {t: {p: int(np.sum(pred_type[true_type == t] == p)) for p in FAULT_TYPES}
                      for t in FAULT_TYPES if (true_type == t).any()}
+    # the two ways to be wrong on a fault window: calling it normal (a missed fault), or naming
+    # another fault type
+    fault, called_fault = true_type != "normal", pred_type != "normal"
+    row["missed"] = float(np.mean(~called_fault[fault]))
+    row["type_when_called_fault"] = float(np.mean((pred_type == true_type)[fault & called_fault])) \
+        if (fault & called_fault).any() else float("nan")
     return row
+
+
+def with_margin(predict, classes, margin: float):
+    """The model's logits with `margin` taken from the normal class's: a window is called normal
+    only when normal leads every fault class by more than `margin`."""
+    normal = list(classes).index("normal")
+
+    def shifted(x):
+        logits = np.array(predict(x), dtype=np.float64)
+        logits[:, normal] -= margin
+        return logits
+
+    return shifted
+
+
+def healthy_windows(data: Path, channel: str) -> np.ndarray:
+    """Every window (training, validation and test regions) of the normal recording's `channel`:
+    healthy windows from a position the models never saw, the false alarms a margin buys."""
+    task = channel_task(data, channel)
+    keep = [i for i, y in enumerate(task.labels) if CWRU10[y] == "normal"]
+    healthy = TaskData(task.classes, [task.recordings[i] for i in keep], task.labels[keep], task.window)
+    return np.concatenate([healthy.windows(region).x for region in ("train", "val", "test")])
+
+
+def normal_gap(predict, classes, data: Path, draws: int = 10) -> float:
+    """The smallest lead of the normal logit over the best fault logit on the drive end's
+    validation-region normal windows, clean and in noise (`draws` draws at each sweep SNR): how
+    far a margin can go before it changes a validation decision on healthy windows."""
+    from edgesnn.evaluation import SNR_SWEEP_DB, noisy
+
+    val = channel_task(data, "DE").windows("val")
+    x = val.x[np.array([CWRU10[y] == "normal" for y in val.y])]
+    normal = list(classes).index("normal")
+    leads = []
+    for xs in [x] + [noisy(x, snr, seed) for snr in SNR_SWEEP_DB for seed in range(draws)]:
+        logits = np.asarray(predict(xs[:, None, :]), dtype=np.float64)
+        leads.append(logits[:, normal] - np.delete(logits, normal, axis=1).max(axis=1))
+    return float(np.concatenate(leads).min())
 
 
 def main() -> None:
@@ -113,8 +157,12 @@ def main() -> None:
     ap.add_argument("models", nargs="*", help="NAME=PATH of a model card (.json) or checkpoint (.pt)")
     ap.add_argument("--data", type=Path, default=Path("../shared/datasets/cwru"))
     ap.add_argument("--train", help="channels to train the default's network on first, e.g. DE,FE")
+    ap.add_argument("--normal-margin", default="", metavar="M1,M2,...",
+                    help="also score each model with these margins taken from its normal logit (see with_margin)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/sensor_position"))
     args = ap.parse_args()
+    margins = [float(m) for m in args.normal_margin.split(",") if m.strip()]
+    margins = [0.0] + [m for m in margins if m != 0] if margins else []  # margin 0: the healthy windows too
     windows = {c: channel_task(args.data, c).windows("test") for c in CHANNELS}
     models = list(args.models)
     if args.train:
@@ -128,6 +176,17 @@ def main() -> None:
         name, _, path = item.partition("=")
         predict, classes = predictor(Path(path))
         results[name] = {"model": path, **{c: score(predict, classes, windows[c]) for c in CHANNELS}}
+        if margins and "normal" in classes:
+            healthy = healthy_windows(args.data, "FE")
+            results[name]["normal_gap_val"] = normal_gap(predict, classes, args.data)
+            results[name]["margins"] = {}
+            for m in margins:
+                shifted = with_margin(predict, classes, m)
+                calls = predict_labels(shifted, healthy)
+                results[name]["margins"][f"{m:g}"] = {
+                    **{c: score(shifted, classes, windows[c]) for c in CHANNELS},
+                    "fan_end_healthy_called_normal": float(np.mean(np.array(classes)[calls] == "normal")),
+                    "fan_end_healthy_windows": int(len(healthy))}
 
     print("| model | " + " | ".join(f"{c} fault type" for c in CHANNELS) + " | "
           + " | ".join(f"{c} {t}" for c in CHANNELS[1:] for t in FAULT_TYPES) + " |")
@@ -136,6 +195,19 @@ def main() -> None:
         cells = [f"{r[c]['fault_type_accuracy']:.3f}" for c in CHANNELS]
         cells += [f"{r[c]['recall'][t]:.3f}" if t in r[c]["recall"] else "-" for c in CHANNELS[1:] for t in FAULT_TYPES]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nmissed = fault windows called normal; type = the fault type right where a fault was called")
+    print("| model | margin | " + " | ".join(f"{c} fault type / missed / type" for c in CHANNELS[1:])
+          + " | fan-end healthy called normal | drive-end fault type |")
+    print("|---" * (4 + len(CHANNELS)) + "|")
+    for name, r in results.items():
+        for m, row in r.get("margins", {"0": {**{c: r[c] for c in CHANNELS}, "fan_end_healthy_called_normal": None}}).items():
+            healthy = row["fan_end_healthy_called_normal"]
+            print(f"| {name} | {m} | " + " | ".join(
+                f"{row[c]['fault_type_accuracy']:.3f} / {row[c]['missed']:.3f} / {row[c]['type_when_called_fault']:.3f}"
+                for c in CHANNELS[1:]) + f" | {'' if healthy is None else f'{healthy:.3f}'} | "
+                f"{row['DE']['fault_type_accuracy']:.3f} |")
+        if "normal_gap_val" in r:
+            print(f"| {name} | (validation normal windows lead by at least {r['normal_gap_val']:.2f}) | | | | |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                          "results": results}, indent=1))
