@@ -35,7 +35,7 @@ from scipy.signal import butter, hilbert, sosfiltfilt, stft
 
 from edgesnn.dataset import TaskData
 from edgesnn.labels import CWRU10, FAULT_TYPES, fault_type
-from sensor_position import CHANNELS, channel_task
+from sensor_position import CHANNEL_NAMES, CHANNELS, channel_task, plot_by_channel
 
 FS = 12000.0
 NFFT = 16384  # zero-padded envelope spectrum: 0.73 Hz bins (the window alone resolves 5.9 Hz)
@@ -132,8 +132,7 @@ def main() -> None:
         results[SK][c]["chosen_band_center_hz_quartiles"] = [float(q) for q in np.percentile(centers, [25, 50, 75])]
     seconds = time.perf_counter() - start
 
-    names = {"DE": "drive end", "FE": "fan end", "BA": "base"}
-    print("| band | " + " | ".join(f"{names[c]} fault type" for c in CHANNELS) + " | windows (DE/FE/BA) |")
+    print("| band | " + " | ".join(f"{CHANNEL_NAMES[c]} fault type" for c in CHANNELS) + " | windows (DE/FE/BA) |")
     print("|---" * (2 + len(CHANNELS)) + "|")
     for name, r in results.items():
         print(f"| {name} | " + " | ".join(f"{r[c]['fault_type_accuracy']:.3f}" for c in CHANNELS)
@@ -145,23 +144,8 @@ def main() -> None:
     args.out.with_suffix(".json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                          "setup": setup, "results": results}, indent=1))
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(results), 3.8))
-    width = 0.8 / len(CHANNELS)
-    for k, c in enumerate(CHANNELS):
-        ax.bar(np.arange(len(results)) + (k - 1) * width, [r[c]["fault_type_accuracy"] for r in results.values()],
-               width, label=names[c])
-    ax.axhline(1 / 3, color="gray", lw=0.8, ls="--")
-    ax.set_xticks(np.arange(len(results)), list(results), rotation=15)
-    ax.set(ylabel="fault-type accuracy, test region\n(fault windows)", ylim=(0, 1.15),
-           title="untrained envelope analysis (BPFO / BPFI / 2 x BSF) per sensor position")
-    ax.legend(fontsize=8, ncol=3, loc="upper center")
-    fig.tight_layout()
-    fig.savefig(args.out.with_suffix(".png"), dpi=110)
+    plot_by_channel(results, args.out.with_suffix(".png"), "fault-type accuracy, test region\n(fault windows)",
+                    "untrained envelope analysis (BPFO / BPFI / 2 x BSF) per sensor position", chance=1 / 3)
     print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
 
 

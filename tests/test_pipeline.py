@@ -77,34 +77,22 @@ def test_infer_refuses_a_model_whose_sha256_differs(trained, cwru_dir, tmp_path)
     assert "sha256 differs" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_train_speed_jitter_from_the_command_line(tmp_path, cwru_dir):
-    """Time-stretch augmentation (README, beyond the training distribution) is a train option."""
+@pytest.mark.parametrize("option,bad,good", [("speed-jitter", "0.9", 0.05), ("path-share", "1.5", 0.5)])
+def test_train_augmentation_options_from_the_command_line(tmp_path, cwru_dir, option, bad, good):
+    """Time-stretch and structural-path augmentation (README, beyond the training distribution)
+    are train options; an impossible value is refused, and the card says how the model was trained."""
     import torch
 
-    r = run_cli("train", "--speed-jitter", "0.9", "--data", cwru_dir, "--out", tmp_path)
-    assert r.returncode != 0 and "speed-jitter" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("train", "--speed-jitter", "0.05", "--data", cwru_dir, "--epochs", "1", "--steps", "2",
+    key = option.replace("-", "_")
+    r = run_cli("train", f"--{option}", bad, "--data", cwru_dir, "--out", tmp_path)
+    assert r.returncode != 0 and option in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("train", f"--{option}", str(good), "--data", cwru_dir, "--epochs", "1", "--steps", "2",
                 "--batch-size", "8", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]["speed_jitter"] == 0.05
-    r = run_cli("export", tmp_path / "checkpoint.pt", "--out", tmp_path / "model", "--name", "stretched")
-    assert r.returncode == 0, r.stderr  # and the card says how the model was trained
-    assert json.loads((tmp_path / "model" / "stretched.json").read_text())["training"]["speed_jitter"] == 0.05
-
-
-def test_train_path_share_from_the_command_line(tmp_path, cwru_dir):
-    """Structural-path augmentation is a train option; the card says it was used."""
-    import torch
-
-    r = run_cli("train", "--path-share", "1.5", "--data", cwru_dir, "--out", tmp_path)
-    assert r.returncode != 0 and "path-share" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("train", "--path-share", "0.5", "--data", cwru_dir, "--epochs", "1", "--steps", "2",
-                "--batch-size", "8", "--out", tmp_path)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"][key] == good
+    r = run_cli("export", tmp_path / "checkpoint.pt", "--out", tmp_path / "model", "--name", "augmented")
     assert r.returncode == 0, r.stderr
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]["path_share"] == 0.5
-    r = run_cli("export", tmp_path / "checkpoint.pt", "--out", tmp_path / "model", "--name", "repathed")
-    assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "model" / "repathed.json").read_text())["training"]["path_share"] == 0.5
+    assert json.loads((tmp_path / "model" / "augmented.json").read_text())["training"][key] == good
 
 
 def test_repath_changes_fault_windows_only_and_keeps_the_impacts_timing():
