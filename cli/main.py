@@ -157,7 +157,7 @@ def train(
     path_share: float = typer.Option(0.0, callback=finite, min=0.0, max=1.0,
                                      help="structural-path augmentation: this share of the fault windows goes "
                                           "through a random path of two resonances, as a sensor elsewhere on "
-                                          "the machine hears them (README, another sensor position)"),
+                                          "the machine hears them (README, light views on random paths)"),
     task: str = typer.Option("cwru10", help="cwru10 (fault and size) or fault_type (4 classes)"),
     loads: Optional[str] = typer.Option(None, help="train only on these motor loads, e.g. 0 or 1,2"),
     sizes: Optional[str] = typer.Option(None, help="train only on these fault sizes (in), e.g. 0.007,0.014"),
