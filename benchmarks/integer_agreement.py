@@ -28,13 +28,13 @@ def measure(card_path: Path, data: Path, draws: int = 1, normal_margin: float = 
     from edgesnn.evaluation import noisy, predict_labels
     from edgesnn.firmware_sim.network import IntMRASNN
     from edgesnn.labels import task_of
-    from edgesnn.runtime import Diagnoser
+    from edgesnn.runtime import Diagnoser, lower_normal, normal_classes
 
     card = read_card(card_path)
     net = IntMRASNN.from_card(card_path, card) if "quantization" in card else None  # None: a float baseline
     test = load_task(data, task_of(card["classes"]), card["window"]).windows("test")
     onnx = Diagnoser(card_path, normal_margin=normal_margin)
-    normal = [i for i, c in enumerate(onnx.classes) if c == "normal"]
+    normal = normal_classes(onnx.classes)
     rows = {}
     for snr in SNRS:
         same, by_draw = 0, {"onnx": [], "firmware": []}
@@ -43,9 +43,8 @@ def measure(card_path: Path, data: Path, draws: int = 1, normal_margin: float = 
             theirs = predict_labels(onnx.logits, x)
             by_draw["onnx"].append(float(np.mean(theirs == test.y)))
             if net is not None:
-                q8 = net.q8_logits(x).astype(np.float64)
-                q8[:, normal] -= normal_margin * 256  # the same margin on the firmware's Q8 logits
-                ours = q8.argmax(1)
+                # the same margin on the firmware's Q8 logits
+                ours = lower_normal(net.q8_logits(x).astype(np.float64), normal, normal_margin * 256).argmax(1)
                 same += int(np.sum(theirs == ours))
                 by_draw["firmware"].append(float(np.mean(ours == test.y)))
         name = "clean" if snr is None else f"{snr} dB"

@@ -35,6 +35,7 @@ from scipy.signal import butter, hilbert, sosfiltfilt, stft
 
 from edgesnn.dataset import TaskData
 from edgesnn.labels import CWRU10, FAULT_TYPES, fault_type
+from edgesnn.split import region_windows
 from sensor_position import CHANNEL_NAMES, CHANNELS, channel_task, plot_by_channel
 
 FS = 12000.0
@@ -94,10 +95,10 @@ def fault_windows(task: TaskData):
         kind = fault_type(CWRU10[label])
         if kind == "normal":
             continue
-        w = TaskData(task.classes, [rec], np.array([label]), task.window).windows("test")
-        xs.append(w.x)
-        types += [kind] * len(w.y)
-        rpms.append(np.full(len(w.y), rec.entry.rpm, dtype=float))
+        w = region_windows(rec.signal, "test", task.window)
+        xs.append(w)
+        types += [kind] * len(w)
+        rpms.append(np.full(len(w), rec.entry.rpm, dtype=float))
     return np.concatenate(xs).astype(np.float64), np.array(types), np.concatenate(rpms)
 
 

@@ -32,7 +32,9 @@ import scipy.io
 from edgesnn.dataset import TaskData
 from edgesnn.evaluation import predict_labels
 from edgesnn.labels import CWRU10, FAULT_TYPES, fault_type
+from edgesnn.runtime import lower_normal, normal_classes
 from edgesnn.sensors import cwru
+from edgesnn.split import region_windows
 
 CHANNELS = ("DE", "FE", "BA")
 CHANNEL_NAMES = {"DE": "drive end", "FE": "fan end", "BA": "base"}
@@ -116,40 +118,40 @@ def score(predict, classes, w) -> dict:
 
 
 def with_margin(predict, classes, margin: float):
-    """The model's logits with `margin` taken from the normal class's: a window is called normal
-    only when normal leads every fault class by more than `margin`."""
-    normal = list(classes).index("normal")
-
-    def shifted(x):
-        logits = np.array(predict(x), dtype=np.float64)
-        logits[:, normal] -= margin
-        return logits
-
-    return shifted
+    """The model's logits with `margin` taken from the normal class's (runtime.lower_normal, what
+    `--normal-margin` does): a window is called normal only when normal leads every fault by more."""
+    normal = normal_classes(classes)
+    return lambda x: lower_normal(np.array(predict(x), dtype=np.float64), normal, margin)
 
 
 def healthy_windows(data: Path, channel: str) -> np.ndarray:
     """Every window (training, validation and test regions) of the normal recording's `channel`:
     healthy windows from a position the models never saw, the false alarms a margin buys."""
     task = channel_task(data, channel)
-    keep = [i for i, y in enumerate(task.labels) if CWRU10[y] == "normal"]
-    healthy = TaskData(task.classes, [task.recordings[i] for i in keep], task.labels[keep], task.window)
-    return np.concatenate([healthy.windows(region).x for region in ("train", "val", "test")])
+    return np.concatenate([region_windows(rec.signal, region, task.window)
+                           for rec, y in zip(task.recordings, task.labels) if CWRU10[y] == "normal"
+                           for region in ("train", "val", "test")])
 
 
-def normal_gap(predict, classes, data: Path, draws: int = 10) -> float:
-    """The smallest lead of the normal logit over the best fault logit on the drive end's
-    validation-region normal windows, clean and in noise (`draws` draws at each sweep SNR): how
-    far a margin can go before it changes a validation decision on healthy windows."""
+def validation_normal(data: Path, draws: int = 10) -> list[np.ndarray]:
+    """The drive end's validation-region normal windows, clean and in noise (`draws` draws at each
+    sweep SNR): where normal_gap measures a model's lead."""
     from edgesnn.evaluation import SNR_SWEEP_DB, noisy
 
     val = channel_task(data, "DE").windows("val")
     x = val.x[np.array([CWRU10[y] == "normal" for y in val.y])]
-    normal = list(classes).index("normal")
+    return [x] + [noisy(x, snr, seed) for snr in SNR_SWEEP_DB for seed in range(draws)]
+
+
+def normal_gap(predict, classes, windows: list[np.ndarray]) -> float:
+    """The smallest lead of the normal logit over the best fault logit on `windows`
+    (validation_normal): how far a margin can go before it changes a validation decision on
+    healthy windows."""
+    normal = normal_classes(classes)
     leads = []
-    for xs in [x] + [noisy(x, snr, seed) for snr in SNR_SWEEP_DB for seed in range(draws)]:
+    for xs in windows:
         logits = np.asarray(predict(xs[:, None, :]), dtype=np.float64)
-        leads.append(logits[:, normal] - np.delete(logits, normal, axis=1).max(axis=1))
+        leads.append(logits[:, normal].max(axis=1) - np.delete(logits, normal, axis=1).max(axis=1))
     return float(np.concatenate(leads).min())
 
 
@@ -173,13 +175,14 @@ def main() -> None:
         name = "trained_" + "+".join(channels)
         models.append(f"{name}={train_on(args.data, channels, Path('runs/sensor_position') / name)}")
     results = {}
+    if margins:  # the same windows for every model, read and drawn once
+        healthy, val_normal = healthy_windows(args.data, "FE"), validation_normal(args.data)
     for item in models:
         name, _, path = item.partition("=")
         predict, classes = predictor(Path(path))
         results[name] = {"model": path, **{c: score(predict, classes, windows[c]) for c in CHANNELS}}
         if margins and "normal" in classes:
-            healthy = healthy_windows(args.data, "FE")
-            results[name]["normal_gap_val"] = normal_gap(predict, classes, args.data)
+            results[name]["normal_gap_val"] = normal_gap(predict, classes, val_normal)
             results[name]["margins"] = {}
             for m in margins:
                 shifted = with_margin(predict, classes, m)

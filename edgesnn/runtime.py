@@ -32,6 +32,19 @@ def onnx_session(onnx_path: str, threads: int = 1):
         raise EdgesnnError(f"{onnx_path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
 
 
+def normal_classes(classes) -> list[int]:
+    """Indices of the classes whose fault type is normal."""
+    return [i for i, c in enumerate(classes) if fault_type(c) == "normal"]
+
+
+def lower_normal(logits: np.ndarray, normal: list[int], margin: float) -> np.ndarray:
+    """`logits` [N, C] with `margin` taken from the `normal` columns, in place: the decide stage's
+    normal margin (a window is called normal only when normal leads every fault by more)."""
+    if margin:
+        logits[:, normal] -= margin
+    return logits
+
+
 class Diagnoser:
     """Window batches [N, L] of acceleration in g -> class probabilities [N, C]."""
 
@@ -55,7 +68,7 @@ class Diagnoser:
         # (README, "Missed faults at another sensor position").
         if not np.isfinite(normal_margin) or normal_margin < 0:
             raise EdgesnnError(f"normal margin {normal_margin}: give a finite number >= 0")
-        self._normal = [i for i, c in enumerate(self.classes) if fault_type(c) == "normal"]
+        self._normal = normal_classes(self.classes)
         if normal_margin and not self._normal:
             raise EdgesnnError(f"{self.card_path}: its classes have no normal class for a normal margin to lower")
         self.normal_margin = float(normal_margin)
@@ -67,9 +80,7 @@ class Diagnoser:
             x = x[:, None, :]
         z = np.concatenate([self.session.run(None, {self.input_name: x[i : i + MAX_BATCH]})[0]
                             for i in range(0, max(len(x), 1), MAX_BATCH)])
-        if self.normal_margin:
-            z[:, self._normal] -= self.normal_margin
-        return z
+        return lower_normal(z, self._normal, self.normal_margin)
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         z = self.logits(windows)
