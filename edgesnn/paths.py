@@ -5,8 +5,8 @@ through another structural path: other resonances, another balance of direct and
 vibration. A share of the fault windows in each training batch is convolved with a random impulse
 response (a direct path of random weight plus two damped resonances, 1 to 5.5 kHz, damping 2 to
 10 %), so that the impacts' timing stays and the drive-end sensor's resonances stop being a
-reliable cue. Normal windows keep their path (README, "Another sensor position", has what each
-choice measured).
+reliable cue. Normal windows keep their path (README, "Light views on random paths", has what
+each choice measured).
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ anomaly detector's threshold) keep the exact graph.
 
 A network with both views (frontend=raw+envelope) has its envelope view here too, on the float
 input: envelope.py's int8 Morlet and DFT kernels in float32, without its floors. It has no exact
-graph, so failing the check by class refuses its export.
+graph: where it fails the check by class on anything but a few near ties (NEAR_TIE_LOGITS), its
+export is refused.
 """
 
 from __future__ import annotations
