@@ -399,7 +399,7 @@ def infer(
     if hop < diagnoser.window // MAX_WINDOWS_PER_WINDOW:  # each window is a copy: bounds the memory, as in monitor
         raise EdgesnnError(f"--hop {hop} is below {diagnoser.window // MAX_WINDOWS_PER_WINDOW} samples: at most "
                            f"{MAX_WINDOWS_PER_WINDOW} windows per window length")
-    x, rate = read_recording(path, fs=fs, target_fs=diagnoser.sample_rate_hz, variable=variable)
+    x, rate, channel = read_recording(path, fs=fs, target_fs=diagnoser.sample_rate_hz, variable=variable)
     if len(x) < diagnoser.window:
         raise EdgesnnError(f"{path}: {len(x)} sample{'' if len(x) == 1 else 's'} ({len(x) / rate:.3g} s) of signal "
                            f"at {rate:g} Hz is shorter than one {diagnoser.window}-sample "
@@ -426,7 +426,7 @@ def infer(
     counts = {c: diagnosed.count(c) for c in dict.fromkeys(diagnosed)}
     verdict = max(counts, key=counts.get)
     summary = {
-        "file": str(path), "model": diagnoser.model_id, "windows": len(labels), "label": verdict,
+        "file": str(path), "channel": channel, "model": diagnoser.model_id, "windows": len(labels), "label": verdict,
         "fault_type": fault_type(verdict), "share": counts[verdict] / len(diagnosed),
         "mean_confidence": float(probs.max(axis=1)[[l == verdict for l in labels]].mean()),
         "labels": counts, "no_signal_windows": int(quiet.sum()),
@@ -445,8 +445,8 @@ def infer(
         print(json.dumps({"summary": summary, "windows": rows}, indent=1))
         return
     # the title on its own line: as a table title it would wrap to the narrow table's width
-    out.print(f"{path.name}: {len(labels)} windows of {diagnoser.window} samples at {rate:g} Hz", markup=False,
-              soft_wrap=True)
+    out.print(f"{path.name}{f' ({channel})' if channel else ''}: {len(labels)} windows of {diagnoser.window} "
+              f"samples at {rate:g} Hz", markup=False, soft_wrap=True)
     table = Table()
     for col in ("start (s)", "label", "confidence") + (("anomaly score",) if anomaly else ()):
         table.add_column(col, justify="right")
@@ -500,7 +500,7 @@ def firmware_sim(
     if recording is not None:
         from edgesnn.sensors.recordings import read_recording
 
-        x, _ = read_recording(recording, fs=fs, target_fs=card["sample_rate_hz"], variable=variable)
+        x = read_recording(recording, fs=fs, target_fs=card["sample_rate_hz"], variable=variable).signal
         windows, where = frame(x, net.window, net.window), str(recording)
         if len(windows) == 0:
             raise EdgesnnError(f"{recording}: shorter than one {net.window}-sample window")

@@ -91,7 +91,7 @@ def replay(paths: list[Path], fs: float | None, broker: str, root: str = "edgesn
         twice = next(i for i in ids if ids.count(i) > 1)
         raise EdgesnnError(f"{', '.join(str(p) for p, i in zip(paths, ids) if i == twice)}: these files would "
                            f"stream as the one sensor {twice!r}; rename one")
-    streams = {i: read_recording(p, fs=fs, variable=variable) for i, p in zip(ids, paths)}
+    streams = {i: read_recording(p, fs=fs, variable=variable)[:2] for i, p in zip(ids, paths)}  # signal, rate
     return publish_streams(streams, broker, root, frame_ms, speed, seconds, tls_and_auth)
 
 

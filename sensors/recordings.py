@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,16 +17,23 @@ from edgesnn.signal import check_fs, resample, too_slow
 FORMATS = (".mat", ".csv", ".npy", ".wav")
 
 
-def _channel(x: np.ndarray, index: str | None, where: str, choose: str = "--variable INDEX") -> np.ndarray:
-    """One channel of `x`: a vector (a [1, N] or [N, 1] matrix too) as it is; of a [N, C] or
-    [C, N] matrix (channels on the shorter axis) the one `index` names. Never several channels
-    run together, which would read as one signal of the wrong length."""
+class Recording(NamedTuple):
+    signal: np.ndarray  # one channel of acceleration, float32
+    rate_hz: float
+    channel: str | None  # what `--variable` reads the same channel with; None: the file holds one
+
+
+def _channel(x: np.ndarray, index: str | None, where: str,
+             choose: str = "--variable INDEX") -> tuple[np.ndarray, str | None]:
+    """One channel of `x` and its index (None for a vector): a vector (a [1, N] or [N, 1] matrix
+    too) as it is; of a [N, C] or [C, N] matrix (channels on the shorter axis) the one `index`
+    names. Never several channels run together, which would read as one signal of the wrong length."""
     if x.dtype.kind not in "fiu":
         raise EdgesnnError(f"{where}: holds {x.dtype} values, not numbers")
     if x.ndim <= 1 or sum(n > 1 for n in x.shape) <= 1:
         if index not in (None, "0"):
             raise EdgesnnError(f"{where}: one channel; there is no channel {index!r}")
-        return x.ravel()
+        return x.ravel(), None
     if x.ndim > 2:
         raise EdgesnnError(f"{where}: a {x.ndim}-D array {x.shape}; give one channel (a vector or a 2-D channel matrix)")
     channels = min(x.shape)
@@ -33,10 +41,11 @@ def _channel(x: np.ndarray, index: str | None, where: str, choose: str = "--vari
         raise EdgesnnError(f"{where}: {channels} channels {x.shape}; choose one with {choose}")
     if not index.isdigit() or int(index) >= channels:
         raise EdgesnnError(f"{where}: channel {index!r} is not one of 0..{channels - 1}")
-    return x[:, int(index)] if x.shape[0] > x.shape[1] else x[int(index)]
+    return (x[:, int(index)] if x.shape[0] > x.shape[1] else x[int(index)]), index
 
 
-def _from_mat(path: Path, variable: str | None) -> np.ndarray:
+def _from_mat(path: Path, variable: str | None) -> tuple[np.ndarray, str]:
+    """A variable of a MATLAB file (a CWRU file's own drive-end one by default), and its name."""
     import scipy.io
 
     try:
@@ -69,7 +78,8 @@ def _from_mat(path: Path, variable: str | None) -> np.ndarray:
             raise EdgesnnError(f"{path}: {variable!r} holds {held.size} number{'s' if held.size != 1 else ''}, "
                                "not a signal")
         raise EdgesnnError(f"{path}: no numeric variable {variable!r}; it has {', '.join(sorted(arrays)) or 'none'}")
-    return _channel(arrays[variable], channel, f"{path}: {variable}", f"--variable {variable}:INDEX")
+    x, channel = _channel(arrays[variable], channel, f"{path}: {variable}", f"--variable {variable}:INDEX")
+    return x, variable if channel is None else f"{variable}:{channel}"
 
 
 def _number(cell: str) -> float:
@@ -89,8 +99,9 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _from_csv(path: Path, variable: str | None) -> np.ndarray:
-    """A column of a comma-, semicolon-, tab- or space-separated file, by header name or by index.
+def _from_csv(path: Path, variable: str | None) -> tuple[np.ndarray, str | None]:
+    """A column of a comma-, semicolon-, tab- or space-separated file, by header name or by index,
+    and its name (its index without a header; None for the one column of a file without one).
     Every row must have the header's columns and every cell of the column must be a number; any
     other row is refused where it is, never read in part or as NaN."""
     raw = path.read_bytes()
@@ -149,10 +160,10 @@ def _from_csv(path: Path, variable: str | None) -> np.ndarray:
         except ValueError:
             raise EdgesnnError(f"{path}: line {line}, column {names[column]}: "
                                f"{row[column].strip()[:20]!r} is not a number") from None
-    return values
+    return values, names[column] if header or width > 1 else None
 
 
-def _from_npy(path: Path, variable: str | None) -> np.ndarray:
+def _from_npy(path: Path, variable: str | None) -> tuple[np.ndarray, str | None]:
     with open(path, "rb") as f:  # np.load would read an .npz archive, and call any other file a pickle
         if f.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
             raise EdgesnnError(f"{path}: not a .npy file (no NumPy header); save one array with numpy.save")
@@ -164,8 +175,9 @@ def _from_npy(path: Path, variable: str | None) -> np.ndarray:
 
 
 def read_recording(path: str | Path, fs: float | None = None, target_fs: float | None = None,
-                   variable: str | None = None) -> tuple[np.ndarray, float]:
-    """One channel of acceleration (float32) and its rate; resampled to `target_fs` when given.
+                   variable: str | None = None) -> Recording:
+    """One channel of acceleration, its rate and which channel it is; resampled to `target_fs`
+    when given.
 
     A .wav file carries its own rate; the other formats need `fs`.
     """
@@ -189,21 +201,21 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
         if fs is not None and abs(fs - file_fs) > 1e-6:
             raise EdgesnnError(f"{path}: --fs {fs:g} contradicts the file's own rate {file_fs} Hz")
         fs = float(file_fs)
-        x = _channel(x, variable, str(path))
+        x, channel = _channel(x, variable, str(path))
         if x.dtype == np.uint8:  # 8-bit PCM is unsigned, silence at 128: full scale to +-1
             x = (x.astype(np.float64) - 128) / 128
         elif x.dtype.kind in "iu":  # integer PCM: full scale to +-1
             x = x / float(np.iinfo(x.dtype).max)
     elif suffix == ".mat":
-        x = _from_mat(path, variable)
+        x, channel = _from_mat(path, variable)
         known = known_rate(path)  # a CWRU file's rate is known: a 48 kHz one read as 12 kHz misleads
         if known is not None and fs is not None and abs(fs - known) > 1e-6:
             raise EdgesnnError(f"{path}: --fs {fs:g} contradicts the {known:g} Hz this CWRU recording was made at")
         fs = known if fs is None else fs
     elif suffix == ".csv":
-        x = _from_csv(path, variable)
+        x, channel = _from_csv(path, variable)
     elif suffix == ".npy":
-        x = _from_npy(path, variable)
+        x, channel = _from_npy(path, variable)
     else:
         raise EdgesnnError(f"{path}: unsupported format {suffix or '(none)'}; use one of {', '.join(FORMATS)}")
     fs = check_fs(fs, str(path))
@@ -222,4 +234,4 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
     if target_fs is not None:
         x = resample(x, fs, target_fs)
         fs = target_fs
-    return x.astype(np.float32), fs
+    return Recording(x.astype(np.float32), fs, channel)

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import scipy.io
@@ -13,7 +15,7 @@ SIGNAL = rng.standard_normal(24_000).astype(np.float32)
 def test_npy_with_explicit_rate_is_resampled(tmp_path):
     p = tmp_path / "a.npy"
     np.save(p, SIGNAL)
-    x, fs = read_recording(p, fs=24_000, target_fs=12_000)
+    x, fs, _ = read_recording(p, fs=24_000, target_fs=12_000)
     assert fs == 12_000 and len(x) == 12_000
 
 
@@ -31,11 +33,11 @@ def test_a_file_named_npy_that_is_not_one_is_refused_as_such(tmp_path):
 def test_csv_with_header_and_column(tmp_path):
     p = tmp_path / "a.csv"
     np.savetxt(p, np.stack([SIGNAL, 2 * SIGNAL], 1), delimiter=",", header="de,fe", comments="")
-    x, _ = read_recording(p, fs=12_000, variable="fe")
+    x, _, _ = read_recording(p, fs=12_000, variable="fe")
     np.testing.assert_allclose(x, 2 * SIGNAL, rtol=1e-5, atol=1e-6)
     with pytest.raises(EdgesnnError, match="2 columns"):
         read_recording(p, fs=12_000)
-    x, _ = read_recording(p, fs=12_000, variable="1")  # a column by index, as by name
+    x, _, _ = read_recording(p, fs=12_000, variable="1")  # a column by index, as by name
     np.testing.assert_allclose(x, 2 * SIGNAL, rtol=1e-5, atol=1e-6)
     with pytest.raises(EdgesnnError, match="no column 'x'"):
         read_recording(p, fs=12_000, variable="x")
@@ -44,14 +46,14 @@ def test_csv_with_header_and_column(tmp_path):
 def test_csv_without_header(tmp_path):
     p = tmp_path / "a.csv"
     np.savetxt(p, SIGNAL[:, None])
-    x, _ = read_recording(p, fs=12_000)
+    x, _, _ = read_recording(p, fs=12_000)
     np.testing.assert_allclose(x, SIGNAL, rtol=1e-5, atol=1e-6)
 
 
 def test_wav_carries_its_rate(tmp_path):
     p = tmp_path / "a.wav"
     wavfile.write(p, 48_000, (SIGNAL / 5 * 32767).astype(np.int16))
-    x, fs = read_recording(p, target_fs=12_000)
+    x, fs, _ = read_recording(p, target_fs=12_000)
     assert fs == 12_000 and len(x) == 6_000
     with pytest.raises(EdgesnnError, match="contradicts"):
         read_recording(p, fs=12_000)
@@ -62,7 +64,7 @@ def test_8_bit_wav_is_centred_on_its_silence(tmp_path):
     p = tmp_path / "a.wav"
     pcm = np.clip(np.round(128 + SIGNAL / 5 * 127), 0, 255).astype(np.uint8)
     wavfile.write(p, 12_000, pcm)
-    x, _ = read_recording(p)
+    x, _, _ = read_recording(p)
     np.testing.assert_allclose(x, (pcm.astype(np.float64) - 128) / 128, atol=1e-7)
     assert abs(x.mean()) < 0.01
 
@@ -70,7 +72,7 @@ def test_8_bit_wav_is_centred_on_its_silence(tmp_path):
 def test_mat_named_variable(tmp_path):
     p = tmp_path / "rec.mat"
     scipy.io.savemat(p, {"acc": SIGNAL[:, None], "rpm": np.array([[1797.0]])})
-    x, _ = read_recording(p, fs=12_000, variable="acc")
+    x, _, _ = read_recording(p, fs=12_000, variable="acc")
     np.testing.assert_allclose(x, SIGNAL)
     with pytest.raises(EdgesnnError, match="no numeric variable 'nope'"):
         read_recording(p, fs=12_000, variable="nope")
@@ -124,11 +126,11 @@ def test_csv_cells_that_are_not_numbers_are_named_where_they_are(tmp_path):
         read_recording(tmp_path / "twice.csv", fs=12_000, variable="acc")
     # a Windows-1252 export reads as well as UTF-8
     (tmp_path / "cp1252.csv").write_bytes(("acc_m/s²\n" + "".join(f"{v:.6f}\n" for v in SIGNAL[:50])).encode("cp1252"))
-    x, _ = read_recording(tmp_path / "cp1252.csv", fs=12_000, variable="acc_m/s²")
+    x, _, _ = read_recording(tmp_path / "cp1252.csv", fs=12_000, variable="acc_m/s²")
     np.testing.assert_allclose(x, SIGNAL[:50], atol=1e-6)
     # semicolons separate, commas are decimal points (a European spreadsheet's export)
     (tmp_path / "eu.csv").write_text("acc;rpm\n" + "".join(f"{v:.6f};1797\n".replace(".", ",") for v in SIGNAL[:50]))
-    x, _ = read_recording(tmp_path / "eu.csv", fs=12_000, variable="acc")
+    x, _, _ = read_recording(tmp_path / "eu.csv", fs=12_000, variable="acc")
     np.testing.assert_allclose(x, SIGNAL[:50], atol=1e-6)
 
 
@@ -155,14 +157,17 @@ def test_several_channels_are_never_run_together(tmp_path):
     scipy.io.savemat(tmp_path / "rec.mat", {"acc": both})
     with pytest.raises(EdgesnnError, match="acc: 2 channels .* --variable acc:INDEX"):
         read_recording(tmp_path / "rec.mat", fs=12_000)
-    x, _ = read_recording(tmp_path / "rec.mat", fs=12_000, variable="acc:1")
+    x, _, channel = read_recording(tmp_path / "rec.mat", fs=12_000, variable="acc:1")
     np.testing.assert_allclose(x, -SIGNAL)
+    assert channel == "acc:1"  # what --variable reads it with
     np.save(tmp_path / "ch.npy", both.T)  # channels first
     with pytest.raises(EdgesnnError, match="2 channels"):
         read_recording(tmp_path / "ch.npy", fs=12_000)
     with pytest.raises(EdgesnnError, match="channel '2' is not one of 0..1"):
         read_recording(tmp_path / "ch.npy", fs=12_000, variable="2")
-    np.testing.assert_allclose(read_recording(tmp_path / "ch.npy", fs=12_000, variable="1")[0], -SIGNAL)
+    x, _, channel = read_recording(tmp_path / "ch.npy", fs=12_000, variable="1")
+    np.testing.assert_allclose(x, -SIGNAL)
+    assert channel == "1"
     np.save(tmp_path / "cube.npy", np.zeros((2, 100, 2)))
     with pytest.raises(EdgesnnError, match="3-D array"):
         read_recording(tmp_path / "cube.npy", fs=12_000)
@@ -178,7 +183,7 @@ def test_a_cwru_recording_brings_its_own_rate(cwru_dir, tmp_path):
     """The 48 kHz normal baseline read as 12 kHz would be diagnosed as a fault: refused."""
     with pytest.raises(EdgesnnError, match="--fs 12000 contradicts the 48000 Hz"):
         read_recording(cwru_dir / "normal_0_97.mat", fs=12_000)
-    x, fs = read_recording(cwru_dir / "normal_0_97.mat", target_fs=12_000)  # no --fs needed
+    x, fs, _ = read_recording(cwru_dir / "normal_0_97.mat", target_fs=12_000)  # no --fs needed
     assert fs == 12_000 and abs(len(x) - 243_938 / 4) <= 1
     wavfile.write(tmp_path / "cut.wav", 12_000, (SIGNAL * 1000).astype(np.int16))
     data = (tmp_path / "cut.wav").read_bytes()
@@ -195,3 +200,26 @@ def test_infer_prints_its_title_on_one_line(tmp_path):
     r = run_cli("infer", tmp_path / "pump3_drive_end_2024-05-01.npy", "--fs", "12000")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0].strip() == "pump3_drive_end_2024-05-01.npy: 11 windows of 2048 samples at 12000 Hz"
+
+
+def test_the_channel_read_is_named(cwru_dir, tmp_path):
+    """A CWRU file holds the drive-end, fan-end and base channels: infer says which it diagnosed,
+    as the --variable that reads it; a file of one unnamed channel has nothing to name."""
+    from conftest import run_cli
+
+    ir = next(cwru_dir.glob("12k_Drive_End_IR021_*.mat"))
+    number = ir.stem.rsplit("_", 1)[1]
+    assert read_recording(ir).channel == f"X{int(number):03d}_DE_time"  # the file's own drive end
+    assert read_recording(ir, variable=f"X{int(number):03d}_FE_time").channel == f"X{int(number):03d}_FE_time"
+    r = run_cli("infer", ir, "--variable", f"X{int(number):03d}_FE_time", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["summary"]["channel"] == f"X{int(number):03d}_FE_time"
+    r = run_cli("infer", ir)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].startswith(f"{ir.name} (X{int(number):03d}_DE_time): ")
+    (tmp_path / "two.csv").write_text("t,acc\n0,0.5\n1,0.25\n")
+    assert read_recording(tmp_path / "two.csv", fs=12_000, variable="acc").channel == "acc"
+    np.savetxt(tmp_path / "one.csv", SIGNAL[:20])
+    assert read_recording(tmp_path / "one.csv", fs=12_000).channel is None
+    np.save(tmp_path / "one.npy", SIGNAL)
+    assert read_recording(tmp_path / "one.npy", fs=12_000).channel is None
