@@ -44,7 +44,7 @@ def run_job(job) -> dict:
         cfg = TrainConfig(pack=pack, data=base["data"], task="fault_type", sizes=[s for s in SIZES if s != held])
         test_data = load_task(Path(base["data"]), "fault_type", sizes=[held])
     cfg.epochs, cfg.steps_per_epoch, cfg.seed, cfg.device = base["epochs"], base["steps"], base["seed"], base["device"]
-    cfg.speed_jitter, cfg.path_share = base["speed_jitter"], base["path_share"]
+    cfg.speed_jitter, cfg.path_share, cfg.path_until = base["speed_jitter"], base["path_share"], base["path_until"]
     cfg.timesteps = base["timesteps"]
     if pack == "mra_snn":
         cfg.extra = dict(base["options"])
@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--speed-jitter", type=float, default=0.0, help="training time-stretch augmentation")
     ap.add_argument("--path-share", type=float, default=0.0, help="structural-path augmentation (edgesnn train "
                                                                    "--path-share)")
+    ap.add_argument("--path-until", type=float, default=1.0, help="edgesnn train --path-until")
     ap.add_argument("--timesteps", type=int, default=4, help="MRA-SNN timesteps (4: the recorded results)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="an MRA-SNN pack option, repeatable (e.g. frontend=envelope)")
@@ -77,7 +78,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench_out/generalization", help="writes <out>.json and <out>.png")
     args = ap.parse_args()
     base = {k: getattr(args, k) for k in ("data", "epochs", "steps", "seed", "threads", "device",
-                                          "speed_jitter", "path_share", "timesteps")}
+                                          "speed_jitter", "path_share", "path_until", "timesteps")}
     # parsed as `edgesnn train --option` parses them (numbers, true/false and lists as JSON)
     base["options"] = _pack_options("mra_snn", args.option, args.timesteps, 2) if args.option else {}
     packs, kinds = args.packs.split(","), args.kinds.split(",")

@@ -8,7 +8,8 @@ should lean on the timing. Saves one checkpoint per seed; score them with sensor
 score_checkpoints.py (benchmarks/README.md has the results). `--faults-only` re-paths fault windows
 only (the normal class keeps the drive end's path); `--option` passes MRA-SNN pack options as
 `edgesnn train --option` does (e.g. the light views). With --faults-only and the same seed and
-options it trains what `edgesnn train --path-share` does.
+options it trains what `edgesnn train --path-share` does, and with `--until F` what `--path-until F`
+does (checked bit for bit at 0.7).
 
     python benchmarks/path_augmentation.py --share 0.5 --seed 0 --out runs/path_augmentation/share0.5_s0
 """
@@ -28,6 +29,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the default's)")
     ap.add_argument("--faults-only", action="store_true", help="re-path fault windows only, never normal ones")
+    ap.add_argument("--until", type=float, default=1.0,
+                    help="re-path only in this first share of the training steps (1: all of them)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="an MRA-SNN pack option, repeatable (e.g. frontend=raw+envelope)")
     args = ap.parse_args()
@@ -40,21 +43,27 @@ def main() -> None:
     from edgesnn.training import TrainConfig, train
 
     plain = TaskData.sample_train
-
-    def sample_train(self, count, rng, speed_jitter=0.0, classes=None):  # the default's windows, some re-pathed
-        x, y = plain(self, count, rng, speed_jitter, classes)
-        return repath(x, y, args.share, rng, CWRU10.index("normal") if args.faults_only else None), y
-
-    TaskData.sample_train = sample_train
     cfg = TrainConfig(pack="mra_snn", data=str(args.data), seed=args.seed, timesteps=1, bits=2, threads=1)
     if args.epochs:
         cfg.epochs = args.epochs
+    last_pathed_step = args.until * cfg.epochs * cfg.steps_per_epoch
+    steps = [0]
+
+    def sample_train(self, count, rng, speed_jitter=0.0, classes=None):  # the default's windows, some re-pathed
+        x, y = plain(self, count, rng, speed_jitter, classes)
+        steps[0] += 1  # training draws one batch a step
+        if steps[0] > last_pathed_step:
+            return x, y
+        return repath(x, y, args.share, rng, CWRU10.index("normal") if args.faults_only else None), y
+
+    TaskData.sample_train = sample_train
     if args.option:  # parsed as `edgesnn train --option` parses them
         cfg.extra = _pack_options("mra_snn", args.option, 1, 2)
     start = time.time()
     ckpt = train(cfg)
     ckpt["command"] = (f"python benchmarks/path_augmentation.py --share {args.share:g} --seed {args.seed}"
                        + (f" --epochs {args.epochs}" if args.epochs else "") + " --faults-only" * args.faults_only
+                       + (f" --until {args.until:g}" if args.until < 1 else "")
                        + "".join(f" --option {o}" for o in args.option))
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, args.out / "checkpoint.pt")

@@ -158,6 +158,9 @@ def train(
                                      help="structural-path augmentation: this share of the fault windows goes "
                                           "through a random path of two resonances, as a sensor elsewhere on "
                                           "the machine hears them (README, light views on random paths)"),
+    path_until: float = typer.Option(1.0, callback=finite, min=0.05, max=1.0,
+                                     help="with --path-share: re-path only in this first share of the training "
+                                          "steps, the rest on the recorded path (0.7: better in noise, README)"),
     task: str = typer.Option("cwru10", help="cwru10 (fault and size) or fault_type (4 classes)"),
     loads: Optional[str] = typer.Option(None, help="train only on these motor loads, e.g. 0 or 1,2"),
     sizes: Optional[str] = typer.Option(None, help="train only on these fault sizes (in), e.g. 0.007,0.014"),
@@ -186,11 +189,14 @@ def train(
         if (out_dir / name).exists() and not (out_dir / name).is_file():
             raise EdgesnnError(f"{out_dir / name}: not a file, and train writes its {name} there; "
                                "remove it or choose another --out")
+    if path_until < 1 and not path_share:
+        raise EdgesnnError(f"--path-until {path_until:g} times the structural-path augmentation: give --path-share too")
     timesteps, bits = pack_shape(pack, timesteps, bits)
     extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
                       batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,
-                      speed_jitter=speed_jitter, path_share=path_share, loads=_csv(loads, "--loads"),
+                      speed_jitter=speed_jitter, path_share=path_share, path_until=path_until,
+                      loads=_csv(loads, "--loads"),
                       sizes=_csv(sizes, "--sizes", float), threads=threads,
                       extra=extra, teacher=str(teacher) if teacher else None)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

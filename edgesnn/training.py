@@ -53,6 +53,7 @@ class TrainConfig:
     noise_fraction: float = 0.75  # share of each batch that gets noise; the rest stays clean
     speed_jitter: float = 0.0  # random time stretch of training windows, as a fraction of speed
     path_share: float = 0.0  # share of fault windows re-pathed through random resonances (edgesnn.paths)
+    path_until: float = 1.0  # re-path only in this first share of the steps; the rest train on the drive end's path
     loads: list[int] | None = None
     sizes: list[float] | None = None
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
@@ -153,6 +154,7 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
                      if hasattr(model, "train_classes") else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     total = cfg.epochs * cfg.steps_per_epoch
+    last_pathed = cfg.path_until * total if cfg.path_share else 0  # steps below it are re-pathed
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
 
@@ -163,7 +165,7 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
         losses, correct, seen = [], 0, 0
         for step in range(cfg.steps_per_epoch):
             xb, yb = data.sample_train(cfg.batch_size, rng, cfg.speed_jitter, train_classes)
-            if cfg.path_share:
+            if (epoch - 1) * cfg.steps_per_epoch + step < last_pathed:
                 repath(xb, yb, cfg.path_share, rng, normal)
             x = torch.from_numpy(xb)[:, None, :]
             y = torch.from_numpy(yb)

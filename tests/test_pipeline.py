@@ -95,6 +95,32 @@ def test_train_augmentation_options_from_the_command_line(tmp_path, cwru_dir, op
     assert json.loads((tmp_path / "model" / "augmented.json").read_text())["training"][key] == good
 
 
+def test_path_until_stops_the_paths_for_the_last_steps(tmp_path, cwru_dir):
+    """--path-until F: the first F of the steps are re-pathed as with --path-share alone, the rest
+    are not; the card says so. Without --path-share it is refused."""
+    import torch
+
+    from edgesnn.dataset import load_task
+    from edgesnn.training import TrainConfig, train
+
+    data = load_task(cwru_dir)
+    losses = {}
+    for until in (1.0, 0.5):
+        cfg = TrainConfig(data=str(cwru_dir), epochs=2, steps_per_epoch=2, batch_size=8, path_share=1.0,
+                          path_until=until, extra={"channels": 8})
+        losses[until] = [row["loss"] for row in train(cfg, data=data)["history"]]
+    assert losses[0.5][0] == losses[1.0][0] and losses[0.5][1] != losses[1.0][1]
+    r = run_cli("train", "--path-until", "0.7", "--data", cwru_dir, "--out", tmp_path)
+    assert r.returncode == 2 and "give --path-share too" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("train", "--path-share", "0.5", "--path-until", "0.5", "--data", cwru_dir, "--epochs", "2",
+                "--steps", "1", "--batch-size", "8", "--option", "channels=8", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]["path_until"] == 0.5
+    r = run_cli("export", tmp_path / "checkpoint.pt", "--out", tmp_path / "model", "--name", "until")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "model" / "until.json").read_text())["training"]["path_until"] == 0.5
+
+
 def test_repath_changes_fault_windows_only_and_keeps_the_impacts_timing():
     """edgesnn.paths.repath: normal windows keep their path; a re-pathed impact train still rings
     at its impacts (the path is causal and starts at once), so its repetition rate is kept."""
