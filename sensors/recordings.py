@@ -101,7 +101,8 @@ def _is_number(cell: str) -> bool:
 
 def _from_csv(path: Path, variable: str | None) -> tuple[np.ndarray, str | None]:
     """A column of a comma-, semicolon-, tab- or space-separated file, by header name or by index,
-    and its name (its index without a header; None for the one column of a file without one).
+    and what --variable reads it by: its name, else its index (a repeated, empty or numeric name);
+    None for the one column of a file without a header.
     Every row must have the header's columns and every cell of the column must be a number; any
     other row is refused where it is, never read in part or as NaN."""
     raw = path.read_bytes()
@@ -160,7 +161,10 @@ def _from_csv(path: Path, variable: str | None) -> tuple[np.ndarray, str | None]
         except ValueError:
             raise EdgesnnError(f"{path}: line {line}, column {names[column]}: "
                                f"{row[column].strip()[:20]!r} is not a number") from None
-    return values, names[column] if header or width > 1 else None
+    if width == 1 and not header:
+        return values, None
+    name = names[column]  # a name --variable would read this column by: unique, and not an index's digits
+    return values, name if header and name and not name.isdigit() and names.count(name) == 1 else str(column)
 
 
 def _from_npy(path: Path, variable: str | None) -> tuple[np.ndarray, str | None]:

@@ -219,6 +219,8 @@ def test_the_channel_read_is_named(cwru_dir, tmp_path):
     assert r.stdout.splitlines()[0].startswith(f"{ir.name} (X{int(number):03d}_DE_time): ")
     (tmp_path / "two.csv").write_text("t,acc\n0,0.5\n1,0.25\n")
     assert read_recording(tmp_path / "two.csv", fs=12_000, variable="acc").channel == "acc"
+    (tmp_path / "dup.csv").write_text("acc,acc,\n0.5,0.25,1\n0.5,0.25,1\n")  # a repeated name, an empty one
+    assert [read_recording(tmp_path / "dup.csv", fs=12_000, variable=v).channel for v in "012"] == ["0", "1", "2"]
     np.savetxt(tmp_path / "one.csv", SIGNAL[:20])
     assert read_recording(tmp_path / "one.csv", fs=12_000).channel is None
     np.save(tmp_path / "one.npy", SIGNAL)
