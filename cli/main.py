@@ -190,7 +190,8 @@ def train(
             raise EdgesnnError(f"{out_dir / name}: not a file, and train writes its {name} there; "
                                "remove it or choose another --out")
     if path_until < 1 and not path_share:
-        raise EdgesnnError(f"--path-until {path_until:g} times the structural-path augmentation: give --path-share too")
+        raise EdgesnnError(f"--path-until {path_until:g} limits the structural-path augmentation to the first "
+                           "steps: give --path-share too")
     timesteps, bits = pack_shape(pack, timesteps, bits)
     extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
