@@ -187,7 +187,8 @@ def _envelope_operations(net: IntMRASNN, stats: dict) -> dict:
         density[k] = stats[f"env_block{k}_input_nonzero"] / n / (t * c * length)
     return {"snn_mac": mac, "snn_ac": int(round(ac)), "neuron_updates": updates, "ann_mac": ann,
             "envelope_wide_mac": front + mix, "envelope_isqrt": sp.bands * (frames + sp.bins),
-            "envelope_divisions": sp.bands * samples, "envelope_spike_density": density}
+            "envelope_divisions": sp.bands * samples,
+            **({"envelope_spike_density": density} if density else {})}  # a view without blocks has no block input
 
 
 def energy_pj(ops: dict) -> dict:

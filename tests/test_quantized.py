@@ -334,6 +334,7 @@ def test_both_views_as_integers_store_run_cost_and_compile(both_views, cwru_dir,
     ops = b["operations"]
     frames = 2048 // net.envelope.spectrum.stride  # 256 Morlet envelope samples, pair-averaged; 128 short
     assert ops["envelope_isqrt"] == 16 * (frames + 64) and ops["envelope_divisions"] == 16 * 128
+    assert set(ops.get("envelope_spike_density", {})) == set(range(blocks))  # absent, not empty, without blocks
     assert ops["snn_mac"] > 2 * 16 * frames * 11  # at least the shortest kernel's products
     assert any(k.startswith("envelope view") for k in b["ram_bytes"]["buffers"])
     with pytest.raises(EdgesnnError, match="envelope view"):
