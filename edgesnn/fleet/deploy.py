@@ -113,7 +113,8 @@ def run_supernode(cmd: list[str], env: dict[str, str]) -> tuple[int, bool]:
     was stopped on request by SIGTERM, and whether the server refused to admit it). Flower
     says the latter only as "Failed to activate SuperNode" in a block of log."""
     node = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    stopped, refused = threading.Event(), threading.Event()
+    stopped, refused, finished = threading.Event(), threading.Event(), threading.Event()
+    relaying = threading.Lock()
 
     def stop(*_):  # a stopped device stops its SuperNode, and that is no failure
         stopped.set()
@@ -121,7 +122,10 @@ def run_supernode(cmd: list[str], env: dict[str, str]) -> tuple[int, bool]:
 
     def relay():
         for line in node.stdout:
-            sys.stderr.write(line)
+            with relaying:
+                if finished.is_set():  # from helpers that outlived the node: it would follow our verdict
+                    continue
+                sys.stderr.write(line)
             if "Failed to activate SuperNode" in line:
                 refused.set()
 
@@ -135,6 +139,8 @@ def run_supernode(cmd: list[str], env: dict[str, str]) -> tuple[int, bool]:
         node.wait(30)
         raise
     reader.join(2)  # its last lines; helper processes that outlive it may keep the pipe open
+    with relaying:
+        finished.set()
     if stopped.is_set():
         code = 0
     elif code < 0:  # killed by another signal
