@@ -7,9 +7,9 @@ with a random impulse response: a direct path of random weight plus two damped r
 should lean on the timing. Saves one checkpoint per seed; score them with sensor_position.py and
 score_checkpoints.py (benchmarks/README.md has the results). `--faults-only` re-paths fault windows
 only (the normal class keeps the drive end's path); `--option` passes MRA-SNN pack options as
-`edgesnn train --option` does (e.g. the light views). With --faults-only and the same seed and
-options it trains what `edgesnn train --path-share` does, and with `--until F` what `--path-until F`
-does (checked bit for bit at 0.7).
+`edgesnn train --option` does (e.g. the light views). With --faults-only it trains through
+`edgesnn train --path-share S --path-until F` itself (the same seed and options give the same
+checkpoint); without it, normal windows are re-pathed as well, which only this script does.
 
     python benchmarks/path_augmentation.py --share 0.5 --seed 0 --out runs/path_augmentation/share0.5_s0
 """
@@ -38,25 +38,25 @@ def main() -> None:
 
     from edgesnn.cli.main import _pack_options
     from edgesnn.dataset import TaskData
-    from edgesnn.labels import CWRU10
     from edgesnn.paths import repath
     from edgesnn.training import TrainConfig, train
 
-    plain = TaskData.sample_train
     cfg = TrainConfig(pack="mra_snn", data=str(args.data), seed=args.seed, timesteps=1, bits=2, threads=1)
     if args.epochs:
         cfg.epochs = args.epochs
-    last_pathed_step = args.until * cfg.epochs * cfg.steps_per_epoch
-    steps = [0]
+    if args.faults_only:  # the product's form: edgesnn train --path-share S --path-until F
+        cfg.path_share, cfg.path_until = args.share, args.until
+    else:  # normal windows re-pathed too, which the product never does: re-path each drawn batch here
+        plain = TaskData.sample_train
+        last_pathed_step = args.until * cfg.epochs * cfg.steps_per_epoch
+        steps = [0]
 
-    def sample_train(self, count, rng, speed_jitter=0.0, classes=None):  # the default's windows, some re-pathed
-        x, y = plain(self, count, rng, speed_jitter, classes)
-        steps[0] += 1  # training draws one batch a step
-        if steps[0] > last_pathed_step:
-            return x, y
-        return repath(x, y, args.share, rng, CWRU10.index("normal") if args.faults_only else None), y
+        def sample_train(self, count, rng, speed_jitter=0.0, classes=None):
+            x, y = plain(self, count, rng, speed_jitter, classes)
+            steps[0] += 1  # training draws one batch a step
+            return (repath(x, y, args.share, rng, None) if steps[0] <= last_pathed_step else x), y
 
-    TaskData.sample_train = sample_train
+        TaskData.sample_train = sample_train
     if args.option:  # parsed as `edgesnn train --option` parses them
         cfg.extra = _pack_options("mra_snn", args.option, 1, 2)
     start = time.time()

@@ -172,15 +172,7 @@ def train(
                                                     "see README, model packs)"),
 ):
     """Train a model pack on the training region; keeps the best validation epoch."""
-    need_training_extra()
-    import torch
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from edgesnn import plots
-    from edgesnn.registry import get_factory, pack_shape
-    from edgesnn.training import TrainConfig, train as run_training
-
-    get_factory(pack)  # an unknown pack fails before any data is read
+    # what the command line alone can refuse is refused before torch is imported (seconds) ...
     if out_dir.resolve().is_relative_to(data.resolve()):  # results would mix with the recordings they came from
         raise EdgesnnError(f"--out {out_dir} is the data folder {data} or inside it; write the results elsewhere")
     check_writable(out_dir)  # and an --out that cannot hold the results, before an hour of training
@@ -192,13 +184,22 @@ def train(
     if path_until < 1 and not path_share:
         raise EdgesnnError(f"--path-until {path_until:g} limits the structural-path augmentation to the first "
                            "steps: give --path-share too")
+    train_loads, train_sizes = _csv(loads, "--loads"), _csv(sizes, "--sizes", float)
+    need_training_extra()  # ... and the pack and its options after, before any data is read
+    import torch
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from edgesnn import plots
+    from edgesnn.registry import get_factory, pack_shape
+    from edgesnn.training import TrainConfig, train as run_training
+
+    get_factory(pack)
     timesteps, bits = pack_shape(pack, timesteps, bits)
     extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
                       batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,
                       speed_jitter=speed_jitter, path_share=path_share, path_until=path_until,
-                      loads=_csv(loads, "--loads"),
-                      sizes=_csv(sizes, "--sizes", float), threads=threads,
+                      loads=train_loads, sizes=train_sizes, threads=threads,
                       extra=extra, teacher=str(teacher) if teacher else None)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -318,13 +319,7 @@ def export(
     """Write ONNX + model card, checked against PyTorch (float: 1e-4 on random windows, see README)
     or against the integer simulator (--quantize: the same class on 99.9% of real windows for the
     fast gateway graph, else bit for bit; README: "The integer network")."""
-    need_training_extra()
-    from edgesnn.card import read_card
-    from edgesnn.dataset import load_task
-    from edgesnn.export import c_exportable, exact_graph_fallback, export_measured, integer_loss, quantizable
-    from edgesnn.training import load_checkpoint
-
-    if quantize and data is None:
+    if quantize and data is None:  # the command line's own mistakes, before torch is imported
         raise EdgesnnError("--quantize calibrates on the training region: give --data")
     if c_source and not quantize:
         raise EdgesnnError("--c writes the integer network: add --quantize")
@@ -332,6 +327,12 @@ def export(
     if name is not None and not MODEL_NAME.match(name):
         raise EdgesnnError(f"--name {name!r}: a model name of letters, digits, '.', '_' and '-', starting with a "
                            "letter or digit (it names the files in --out, and the C source includes its header by it)")
+    need_training_extra()
+    from edgesnn.card import read_card
+    from edgesnn.dataset import load_task
+    from edgesnn.export import c_exportable, exact_graph_fallback, export_measured, integer_loss, quantizable
+    from edgesnn.training import load_checkpoint
+
     model, ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
     if quantize and not quantizable(model):  # before the data is read, naming the checkpoint

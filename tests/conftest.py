@@ -15,6 +15,22 @@ REPO = Path(__file__).resolve().parents[1]
 CWRU = Path(os.environ.get("EDGESNN_CWRU", REPO.parent / "shared" / "datasets" / "cwru"))
 
 
+# The files that take longest (real trainings, Flower runs, many command launches), longest
+# first. Two workers take whole files in collection order (`--dist loadfile`): started first, the
+# long files run side by side and the short ones fill in at the end, so neither worker finishes
+# minutes after the other.
+LONG_FILES = ["test_cli_errors.py", "test_fleet_deploy.py", "test_fleet.py", "test_pipeline.py",
+              "test_quantized.py", "test_packs.py", "test_bench.py", "test_monitor_overload.py", "test_esvae.py"]
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return LONG_FILES.index(name) if name in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: each file keeps its own order, the rest stay alphabetical
+
+
 @pytest.fixture(scope="session")
 def cwru_dir() -> Path:
     if not (CWRU / "MANIFEST.csv").is_file():

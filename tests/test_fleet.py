@@ -174,11 +174,26 @@ def test_malformed_statistics_from_a_device_are_refused():
             reported_state(ConfigRecord(bad), template, 3.0)
 
 
-def test_fleet_simulate_runs_flower_and_exports_the_global_model(cwru_dir, tmp_path):
-    out = tmp_path / "fleet"
-    r = run_cli("fleet", "simulate", "--data", cwru_dir, "--clients", 4, "--rounds", 2, "--per-round", 2,
-                "--local-steps", 3, "--out", out)
-    assert r.returncode == 0, r.stderr[-3000:]
+FLEET = ["--clients", 4, "--rounds", 2, "--per-round", 2, "--local-steps", 2, "--seed", 7]
+
+
+@pytest.fixture(scope="module")
+def seeded_runs(cwru_dir, tmp_path_factory):
+    """Three real Flower simulations of one small fleet (each costs seconds of Flower and torch
+    start-up, so the tests below share them): `first` exports its model, `again` repeats it with
+    the same seed, `dp` clips the first round's updates on the devices."""
+    root = tmp_path_factory.mktemp("fleet")
+    runs = {}
+    for name, extra in (("first", []), ("again", ["--no-export"]),
+                        ("dp", ["--no-export", "--rounds", 1, "--dp-clip", "0.05", "--dp-noise", "0.0"])):
+        r = run_cli("fleet", "simulate", "--data", cwru_dir, *FLEET, "--out", root / name, *extra)
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs[name] = root / name
+    return runs
+
+
+def test_fleet_simulate_runs_flower_and_exports_the_global_model(seeded_runs):
+    out = seeded_runs["first"]
     history = json.loads((out / "history.json").read_text())
     rows = history["rounds"]
     assert [row["round"] for row in rows] == [0, 1, 2]
@@ -197,31 +212,25 @@ def test_fleet_simulate_runs_flower_and_exports_the_global_model(cwru_dir, tmp_p
     from edgesnn.runtime import Diagnoser
     logits = Diagnoser(out / "mra-snn-fleet-int8.json").logits(np.zeros((1, 1, 2048), np.float32) + 0.01)
     assert logits.shape == (1, 10)
+    assert not (seeded_runs["again"] / "mra-snn-fleet-int8.json").exists()  # --no-export
 
 
-def test_dp_clipping_bounds_every_update_through_flowers_mods(cwru_dir, tmp_path):
-    runs = {}
-    for name, extra in (("plain", []), ("dp", ["--dp-clip", "0.05", "--dp-noise", "0.0"])):
-        r = run_cli("fleet", "simulate", "--data", cwru_dir, "--clients", 3, "--rounds", 1, "--per-round", 2,
-                    "--local-steps", 3, "--no-export", "--out", tmp_path / name, *extra)
-        assert r.returncode == 0, r.stderr[-3000:]
-        row = json.loads((tmp_path / name / "history.json").read_text())["rounds"][1]
-        assert row["weighting"] == {"plain": "balanced", "dp": "equal"}[name]
-        runs[name] = row["update_norms"]
-    assert len(runs["dp"]) == 2 and max(runs["dp"]) <= 0.05 + 1e-4
-    assert min(runs["plain"]) > 0.05  # the clip was binding: without it the updates are larger
+def test_dp_clipping_bounds_every_update_through_flowers_mods(seeded_runs):
+    plain, dp = (json.loads((seeded_runs[k] / "history.json").read_text())["rounds"][1] for k in ("first", "dp"))
+    assert plain["weighting"] == "balanced" and dp["weighting"] == "equal"
+    # the same seed picks the same devices: the same local training, clipped or not
+    assert dp["selected"] == plain["selected"] and len(dp["update_norms"]) == 2
+    assert max(dp["update_norms"]) <= 0.05 + 1e-4
+    assert min(plain["update_norms"]) > 0.05  # the clip was binding: without it the updates are larger
 
 
-def test_a_fleet_run_is_repeatable_with_its_seed(cwru_dir, tmp_path):
+def test_a_fleet_run_is_repeatable_with_its_seed(seeded_runs):
     """Flower draws new node ids in every run and replies arrive in any order; the server orders
     devices by name, so the same seed picks the same devices and averages to the same model."""
     runs = []
-    for name in ("first", "second"):
-        r = run_cli("fleet", "simulate", "--data", cwru_dir, "--clients", 4, "--rounds", 2, "--per-round", 2,
-                    "--local-steps", 2, "--selection", "random", "--seed", 7, "--no-export", "--out", tmp_path / name)
-        assert r.returncode == 0, r.stderr[-3000:]
-        rows = json.loads((tmp_path / name / "history.json").read_text())["rounds"][1:]
-        weights = torch.load(tmp_path / name / "fleet.pt", weights_only=False)["state_dict"]
+    for name in ("first", "again"):
+        rows = json.loads((seeded_runs[name] / "history.json").read_text())["rounds"][1:]
+        weights = torch.load(seeded_runs[name] / "fleet.pt", weights_only=False)["state_dict"]
         runs.append(([row["selected"] for row in rows], [row["update_norms"] for row in rows], weights))
     (picked, norms, first), (picked_again, norms_again, second) = runs
     assert all(name.startswith("partition-") for names in picked for name in names)

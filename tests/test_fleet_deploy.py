@@ -17,6 +17,7 @@ pytest.importorskip("flwr")
 
 from conftest import run_cli  # noqa: E402
 from edgesnn.fleet.deploy import free_port  # noqa: E402
+from edgesnn.fleet.pki import make_certificates, make_node_key  # noqa: E402
 
 EXE = str(Path(sys.executable).with_name("edgesnn"))
 
@@ -62,11 +63,11 @@ def refused(args, log: Path, home: Path) -> tuple[int, str]:
 
 def test_tls_deployment_admits_registered_devices_and_exports_each_round(cwru_dir, tmp_path):
     pki = tmp_path / "pki"
-    assert run_cli("fleet", "certs", "--out", pki, "--host", "localhost").returncode == 0
+    make_certificates(pki, ["localhost"])  # what `edgesnn fleet certs` and `fleet keys` write (tested below)
     for name in ("dev0", "dev1", "rogue"):
-        assert run_cli("fleet", "keys", name, "--out", pki).returncode == 0
+        make_node_key(pki, name)
     other_ca = tmp_path / "other-ca"
-    assert run_cli("fleet", "certs", "--out", other_ca).returncode == 0
+    make_certificates(other_ca, ["localhost"])
     d0 = device_folder(tmp_path / "d0", cwru_dir, ["12k_Drive_End_B0*_1_*.mat", "12k_Drive_End_IR0*_1_*.mat",
                                                    "normal*"])
     d1 = device_folder(tmp_path / "d1", cwru_dir, ["12k_Drive_End_OR0*_1_*.mat", "12k_Drive_End_B0*_2_*.mat"])
@@ -118,7 +119,6 @@ def test_certs_and_keys_write_all_their_files_or_none(tmp_path):
     """An existing file refuses the whole set before anything is written: no CA certificate
     whose key was thrown away, no private key beside another key's .pub."""
     from edgesnn.errors import EdgesnnError
-    from edgesnn.fleet.pki import make_certificates, make_node_key
 
     (tmp_path / "server.pem").write_text("someone's certificate")
     with pytest.raises(EdgesnnError, match="server.pem: already exists"):
@@ -146,8 +146,8 @@ def test_server_and_client_refuse_bad_tls_files_and_addresses_before_starting(tm
 
     a, b = tmp_path / "a", tmp_path / "b"
     for folder in (a, b):
-        assert run_cli("fleet", "certs", "--out", folder).returncode == 0
-    assert run_cli("fleet", "keys", "dev0", "--out", a).returncode == 0
+        make_certificates(folder, ["localhost"])
+    make_node_key(a, "dev0")
     (a / "copy.pub").write_bytes((a / "dev0.pub").read_bytes())
     server = ["fleet", "server", "--register", a / "dev0.pub", "--out", tmp_path / "srv", "--data", cwru_dir]
     tls = ["--ca", a / "ca.crt", "--cert", a / "server.pem", "--key", a / "server.key"]
