@@ -148,6 +148,9 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
                          timesteps=cfg.timesteps, bits=cfg.bits, **cfg.extra).to(cfg.device)
     if teacher is not None and hasattr(model, "training_loss"):
         raise EdgesnnError(f"pack {cfg.pack} trains with its own objective; --teacher is for packs without one")
+    if cfg.path_share and set(getattr(model, "train_classes", ())) == {"normal"}:  # the card would claim it
+        raise EdgesnnError(f"pack {cfg.pack} trains on normal windows only, and --path-share re-paths fault "
+                           "windows: it would change nothing")
     val = data.windows("val")
     normal = data.classes.index("normal") if "normal" in data.classes else None  # never re-pathed
     train_classes = ([data.classes.index(c) for c in model.train_classes]

@@ -116,6 +116,11 @@ def test_train_command_reports_the_validation_scores(cwru_dir, tmp_path):
                 "--threads", "1", "-o", "hidden=16", "-o", "latent=4", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     assert "val_normal_score" in r.stdout and (tmp_path / "learning_curve.png").is_file()
+    # structural paths re-path fault windows, which this pack never trains on: refused, not recorded
+    r = run_cli("train", "--pack", "esvae", "--data", cwru_dir, "--path-share", "0.25", "--out", tmp_path / "paths")
+    assert r.returncode == 2 and r.stderr.strip() == ("error: pack esvae trains on normal windows only, and "
+                                                      "--path-share re-paths fault windows: it would change nothing")
+    assert not (tmp_path / "paths").exists()
 
 
 @pytest.mark.parametrize("quantized", [False, True], ids=["float", "int8"])
