@@ -60,6 +60,8 @@ CASES = {
     "loads naming none": (["train", "--loads", ",", "--out", "{d}/t"], "Invalid value for --loads: ',' names no value"),
     "sizes not numbers": (["train", "--sizes", "7mils", "--out", "{d}/t"], "Invalid value for --sizes: '7mils'"),
     "absurd batch": (["train", "--batch-size", "1000000000", "--out", "{d}/t"], "is not in the range"),
+    "a word for a bounded number": (["train", "--path-share", "half", "--out", "{d}/t"],
+                                    "Invalid value for '--path-share': 'half' is not a valid float. ("),
     "impossible channels": (["train", "-o", "channels=-4", "--out", "{d}/t"], "channels must be a whole number from 1"),
     "too many channels": (["train", "-o", "channels=100000", "--out", "{d}/t"],
                           "channels must be a whole number from 1 up to 1024, not 100000"),
