@@ -8,7 +8,7 @@ import pytest
 import scipy.io
 from scipy.io import wavfile
 
-from conftest import run_cli
+from conftest import run_cli, untrained_checkpoint
 from edgesnn.errors import EdgesnnError
 
 
@@ -263,15 +263,8 @@ def test_cards_whose_classes_or_graph_input_break_the_contract_are_refused_in_on
 def test_refused_train_and_export_leave_no_folder_behind(tmp_path, cwru_dir):
     r = run_cli("train", "-o", "frontend=wavelet", "--data", cwru_dir, "--out", tmp_path / "new" / "run")
     assert r.returncode == 2 and not (tmp_path / "new").exists(), r.stderr
-    torch = pytest.importorskip("torch")
-    from edgesnn.labels import TASKS
-    from edgesnn.registry import create_model
-
-    ckpt = tmp_path / "flat.pt"  # a checkpoint in train's format of a network without blocks: no integer network
-    model = create_model("mra_snn", n_classes=10, window=2048, timesteps=1, bits=2, blocks=0)
-    torch.save({"format": "edgesnn-checkpoint/1", "classes": list(TASKS["cwru10"]), "state_dict": model.state_dict(),
-                "history": [], "config": {"pack": "mra_snn", "task": "cwru10", "window": 2048, "timesteps": 1,
-                                          "bits": 2, "seed": 0, "extra": {"blocks": 0}}}, ckpt)
+    pytest.importorskip("torch")
+    ckpt = untrained_checkpoint(tmp_path / "flat.pt", blocks=0)  # a network without blocks: no integer network
     r = run_cli("export", ckpt, "--quantize", "--data", cwru_dir, "--out", tmp_path / "models" / "q")
     assert r.returncode == 2 and r.stderr.strip() == ("error: the integer network needs at least one spike residual "
                                                       "attention block (blocks >= 1); export this model without "

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli, train_tiny
+from conftest import run_cli, train_tiny, untrained_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -157,15 +157,8 @@ def test_train_distills_from_a_teacher_checkpoint(trained, cwru_dir, tmp_path):
     assert loss["taught"] > loss["plain"]
 
     # a teacher of another task, a detector, a pack with its own objective, no such file: one line each
-    from edgesnn.labels import TASKS
-    from edgesnn.registry import create_model, pack_shape
-
-    for task, pack, name in (("fault_type", "mra_snn", "four.pt"), ("cwru10", "esvae", "detector.pt")):
-        timesteps, bits = pack_shape(pack)  # untrained checkpoints in train's format: the refusal reads no weights
-        model = create_model(pack, n_classes=len(TASKS[task]), window=2048, timesteps=timesteps, bits=bits)
-        torch.save({"format": "edgesnn-checkpoint/1", "classes": list(TASKS[task]), "state_dict": model.state_dict(),
-                    "history": [], "config": {"pack": pack, "task": task, "window": 2048, "timesteps": timesteps,
-                                              "bits": bits, "seed": 0}}, tmp_path / name)
+    untrained_checkpoint(tmp_path / "four.pt", task="fault_type")
+    untrained_checkpoint(tmp_path / "detector.pt", pack="esvae")
     for args, says in ((["--teacher", tmp_path / "four.pt"], "a teacher for task fault_type"),
                        (["--teacher", tmp_path / "detector.pt"], "a teacher must classify them"),
                        (["--pack", "tssd", "--teacher", teacher], "trains with its own objective"),
