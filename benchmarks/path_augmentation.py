@@ -1,15 +1,17 @@
-"""Structural-path augmentation as first measured (edgesnn.paths; `edgesnn train --path-share` is
-its form in the product, fault windows only). Another sensor
-position feels the same impacts through another structural path (other resonances); this trains
+"""Structural-path augmentation as first measured: trains the default's network on random paths.
+
+(edgesnn.paths; `edgesnn train --path-share` is its form in the product, fault windows only.)
+Another sensor position feels the same impacts through another structural path (other resonances); this trains
 the default's network (its settings, one thread) with a share of the training windows convolved
 with a random impulse response: a direct path of random weight plus two damped resonances
 (1-5.5 kHz, damping 2-10 %). The impacts' timing is kept, the resonances change, so the network
 should lean on the timing. Saves one checkpoint per seed; score them with sensor_position.py and
 score_checkpoints.py (benchmarks/README.md has the results). `--faults-only` re-paths fault windows
 only (the normal class keeps the drive end's path); `--option` passes MRA-SNN pack options as
-`edgesnn train --option` does (e.g. the light views). With --faults-only it trains through
-`edgesnn train --path-share S --path-until F` itself (the same seed and options give the same
-checkpoint); without it, normal windows are re-pathed as well, which only this script does.
+`edgesnn train --option` does (e.g. the light views). With --faults-only it sets TrainConfig's
+path_share and path_until, so it trains what `edgesnn train --seed N --timesteps 1 --bits 2
+--threads 1 --path-share S --path-until F` (and the same options) does, checkpoint for checkpoint;
+without it, normal windows are re-pathed as well, which only this script does.
 
     python benchmarks/path_augmentation.py --share 0.5 --seed 0 --out runs/path_augmentation/share0.5_s0
 """
@@ -23,7 +25,8 @@ from pathlib import Path
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--share", type=float, required=True, help="share of training windows given a random path")
+    ap.add_argument("--share", type=float, required=True,
+                    help="share of training windows given a random path (with --faults-only: of fault windows)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", type=Path, default=Path("../shared/datasets/cwru"))
     ap.add_argument("--out", type=Path, required=True)

@@ -44,7 +44,8 @@ def _csv(text: Optional[str], option: str, kind=int) -> Optional[list]:
     try:
         values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
+        what = "whole numbers" if kind is int else "numbers"
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of {what}", param_hint=option) from None
     if not values:  # an empty list would train on no fault recording at all
         raise typer.BadParameter(f"{text!r} names no value", param_hint=option)
     return values
@@ -308,9 +309,10 @@ def export(
     out_dir: Path = typer.Option(Path("runs/export"), "--out", help="folder for <name>.onnx and <name>.json"),
     name: Optional[str] = typer.Option(None, help="model name (default: <pack>-<task>, -int8 when quantized)"),
     default: bool = typer.Option(False, help='mark the card "default": true'),
-    data: Optional[Path] = typer.Option(DEFAULT_DATA, help="measure the card's metrics on this CWRU test region"),
+    data: Path = typer.Option(DEFAULT_DATA, help="CWRU folder: the card's metrics are measured on its test region "
+                                                 "(and --quantize calibrates on its training region)"),
     quantize: bool = typer.Option(False, help="the integer network: int8 weights, exact integer spikes, calibrated "
-                                              "on training-region windows (needs --data); checked against "
+                                              "on training-region windows of --data; checked against "
                                               "edgesnn.firmware_sim (the same class on 99.9% of real windows, "
                                               "or bit for bit)"),
     c_source: bool = typer.Option(False, "--c", help="with --quantize: also write <name>.c and <name>.h, the "
@@ -319,9 +321,7 @@ def export(
     """Write ONNX + model card, checked against PyTorch (float: 1e-4 on random windows, see README)
     or against the integer simulator (--quantize: the same class on 99.9% of real windows for the
     fast gateway graph, else bit for bit; README: "The integer network")."""
-    if quantize and data is None:  # the command line's own mistakes, before torch is imported
-        raise EdgesnnError("--quantize calibrates on the training region: give --data")
-    if c_source and not quantize:
+    if c_source and not quantize:  # the command line's own mistakes, before torch is imported
         raise EdgesnnError("--c writes the integer network: add --quantize")
     check_folder(out_dir)
     if name is not None and not MODEL_NAME.match(name):
@@ -358,7 +358,7 @@ def export(
             if others:
                 raise EdgesnnError(f"--default: {others[0]} is the shipped default; set its \"default\" to false "
                                    "first (one default model only)")
-    task_data = load_task(data, cfg["task"], cfg["window"]) if data is not None else None
+    task_data = load_task(data, cfg["task"], cfg["window"])
     # the C is written with the model (in its staging folder), so a failed export leaves the old C too
     card_path = export_measured(model, ckpt, out_dir, name, task_data, quantize, default, c_source=c_source)
     out.print(f"wrote {card_path.with_suffix('.onnx')} and {card_path}")

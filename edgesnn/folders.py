@@ -40,6 +40,10 @@ def check_writable(folder: Path) -> None:
     """Refuse, in one line and before any work, a folder that cannot hold the results (a file in
     the way, a read-only place), leaving no folder behind: the command makes it when it writes."""
     made = missing(folder)
+    nearest = made[-1].parent if made else Path(folder)  # the deepest part that exists
+    if nearest.exists() and not nearest.is_dir():  # said plainly, not as mkdir's "File exists"
+        raise EdgesnnError(f"{folder}: cannot write the results there (" + (
+            "a file, not a folder)" if nearest == Path(folder) else f"{nearest} is a file)"))
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()  # a folder that exists may still be read-only

@@ -54,7 +54,10 @@ CASES = {
     "missing checkpoint": (["eval", "{d}/none.pt"], "none.pt: checkpoint not found"),
     "not a checkpoint": (["export", "{d}/ok.npy"], "not a readable checkpoint"),
     "missing data folder": (["train", "--data", "{d}/nodata", "--out", "{d}/t"], "data folder not found"),
-    "train into a file": (["train", "--out", "{d}/ok.npy"], "cannot write the results there"),
+    "train into a file": (["train", "--out", "{d}/ok.npy"], "ok.npy: cannot write the results there (a file, not a "
+                                                            "folder)"),
+    "train under a file": (["train", "--out", "{d}/ok.npy/run"], "cannot write the results there ({d}/ok.npy is a "
+                                                                "file)"),
     "negative seed": (["train", "--seed", "-1", "--out", "{d}/t"], "-1 is not in the range"),
     "loads not numbers": (["train", "--loads", "0;1", "--out", "{d}/t"], "Invalid value for --loads: '0;1' is not a"),
     "loads naming none": (["train", "--loads", ",", "--out", "{d}/t"], "Invalid value for --loads: ',' names no value"),
