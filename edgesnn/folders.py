@@ -26,24 +26,30 @@ def remove_empty(folders: list[Path]) -> None:
             return
 
 
+def _file_in_the_way(folder: Path) -> str | None:
+    """Why `folder` cannot be a folder (it is a file, or a path under one), or None."""
+    made = missing(folder)
+    nearest = made[-1].parent if made else Path(folder)  # the deepest part that exists
+    if nearest.exists() and not nearest.is_dir():
+        return "a file, not a folder" if nearest == Path(folder) else f"{nearest} is a file"
+    return None
+
+
 def check_folder(out_dir: Path) -> None:
     """Refuse, in one line and before any work, an --out that cannot be a folder: a file, or a
     path under one (else the command fails at its end with a bare "File exists")."""
-    made = missing(out_dir)
-    nearest = made[-1].parent if made else Path(out_dir)  # the deepest part that exists
-    if nearest.exists() and not nearest.is_dir():
-        raise EdgesnnError(f"--out {out_dir}: " + ("a file, not a folder" if nearest == Path(out_dir)
-                                                   else f"{nearest} is a file"))
+    why = _file_in_the_way(out_dir)
+    if why:
+        raise EdgesnnError(f"--out {out_dir}: {why}")
 
 
 def check_writable(folder: Path) -> None:
     """Refuse, in one line and before any work, a folder that cannot hold the results (a file in
     the way, a read-only place), leaving no folder behind: the command makes it when it writes."""
+    why = _file_in_the_way(folder)  # said plainly, not as mkdir's "File exists"
+    if why:
+        raise EdgesnnError(f"{folder}: cannot write the results there ({why})")
     made = missing(folder)
-    nearest = made[-1].parent if made else Path(folder)  # the deepest part that exists
-    if nearest.exists() and not nearest.is_dir():  # said plainly, not as mkdir's "File exists"
-        raise EdgesnnError(f"{folder}: cannot write the results there (" + (
-            "a file, not a folder)" if nearest == Path(folder) else f"{nearest} is a file)"))
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()  # a folder that exists may still be read-only
