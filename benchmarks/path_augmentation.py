@@ -1,11 +1,11 @@
 """Structural-path augmentation as first measured: trains the default's network on random paths.
 
 (edgesnn.paths; `edgesnn train --path-share` is its form in the product, fault windows only.)
-Another sensor position feels the same impacts through another structural path (other resonances); this trains
-the default's network (its settings, one thread) with a share of the training windows convolved
-with a random impulse response: a direct path of random weight plus two damped resonances
-(1-5.5 kHz, damping 2-10 %). The impacts' timing is kept, the resonances change, so the network
-should lean on the timing. Saves one checkpoint per seed; score them with sensor_position.py and
+Another sensor position feels the same impacts through another structural path (other
+resonances); this trains the default's network (its settings, one thread) with a share of the
+training windows convolved with a random impulse response: a direct path of random weight plus
+two damped resonances (1-5.5 kHz, damping 2-10 %). The impacts' timing is kept, the resonances
+change, so the network should lean on the timing. Saves one checkpoint per seed; score them with sensor_position.py and
 score_checkpoints.py (benchmarks/README.md has the results). `--faults-only` re-paths fault windows
 only (the normal class keeps the drive end's path); `--option` passes MRA-SNN pack options as
 `edgesnn train --option` does (e.g. the light views). With --faults-only it sets TrainConfig's

@@ -53,18 +53,21 @@ def train_tiny(out: Path, data: Path, steps: int = 3, timesteps: int = 1, extra=
 
 
 def untrained_checkpoint(path: Path, pack: str = "mra_snn", task: str = "cwru10", **extra) -> Path:
-    """A checkpoint in train's format of an untrained network (for refusals that read no weights):
-    no training run, no data read."""
+    """A checkpoint in train's format (its config as TrainConfig writes it) of an untrained network,
+    for refusals that read no weights: no training run, no data read."""
+    from dataclasses import asdict
+
     import torch
 
     from edgesnn.labels import TASKS
     from edgesnn.registry import create_model, pack_shape
+    from edgesnn.training import TrainConfig
 
     timesteps, bits = pack_shape(pack)
     model = create_model(pack, n_classes=len(TASKS[task]), window=2048, timesteps=timesteps, bits=bits, **extra)
+    config = asdict(TrainConfig(pack=pack, task=task, timesteps=timesteps, bits=bits, extra=extra))
     torch.save({"format": "edgesnn-checkpoint/1", "classes": list(TASKS[task]), "state_dict": model.state_dict(),
-                "history": [], "config": {"pack": pack, "task": task, "window": 2048, "timesteps": timesteps,
-                                          "bits": bits, "seed": 0, "extra": extra}}, path)
+                "history": [], "config": config}, path)
     return path
 
 

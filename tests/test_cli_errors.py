@@ -370,17 +370,10 @@ def test_firmware_sim_refuses_a_both_views_card_whose_integer_network_is_damaged
 
 
 def test_export_will_not_make_a_second_shipped_default(tmp_path):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from edgesnn.models import SHIPPED_DIR
-    from edgesnn.registry import create_model
-    from edgesnn.training import TrainConfig
 
-    from edgesnn.labels import TASKS
-
-    ckpt = {"format": "edgesnn-checkpoint/1", "classes": list(TASKS["cwru10"]), "history": [],
-            "state_dict": create_model("wdcnn", n_classes=10, window=2048).state_dict(),
-            "config": asdict(TrainConfig(pack="wdcnn", timesteps=1, bits=0))}
-    torch.save(ckpt, tmp_path / "w.pt")
+    untrained_checkpoint(tmp_path / "w.pt", pack="wdcnn")
     before = sorted(SHIPPED_DIR.glob("*/*"))
     r = run_cli("export", tmp_path / "w.pt", "--default", "--out", SHIPPED_DIR / "wdcnn", "--name", "second")
     lines = r.stderr.strip().splitlines()
@@ -524,17 +517,10 @@ def test_train_refuses_an_output_that_is_not_a_file_before_reading_data(tmp_path
 
 def test_quantizing_a_network_the_integer_path_does_not_cover_names_the_checkpoint(tmp_path):
     """Refused before the data is read (it had calibrated first), naming the file and why."""
-    torch = pytest.importorskip("torch")
-    from edgesnn.labels import TASKS
-    from edgesnn.registry import create_model
-    from edgesnn.training import TrainConfig
-
+    pytest.importorskip("torch")
     for pack, extra, says in (("wdcnn", {}, "not this wdcnn model; export it without --quantize"),
                               ("mra_snn", {"frontend": "cwt"}, "not this mra_snn model (cwt front end)")):
-        ckpt = {"format": "edgesnn-checkpoint/1", "classes": list(TASKS["cwru10"]), "history": [],
-                "state_dict": create_model(pack, n_classes=10, window=2048, **extra).state_dict(),
-                "config": asdict(TrainConfig(pack=pack, timesteps=1, bits=0 if pack == "wdcnn" else 2, extra=extra))}
-        torch.save(ckpt, tmp_path / f"{pack}.pt")
+        untrained_checkpoint(tmp_path / f"{pack}.pt", pack=pack, **extra)
         r = run_cli("export", tmp_path / f"{pack}.pt", "--quantize", "--data", tmp_path / "no-data",
                     "--out", tmp_path / "out")
         lines = r.stderr.strip().splitlines()
@@ -543,15 +529,11 @@ def test_quantizing_a_network_the_integer_path_does_not_cover_names_the_checkpoi
 
 
 def test_eval_of_checkpoints_of_different_tasks_says_which_is_which(tmp_path):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from edgesnn.labels import TASKS
-    from edgesnn.registry import create_model
-    from edgesnn.training import TrainConfig
 
     for task in TASKS:
-        torch.save({"format": "edgesnn-checkpoint/1", "classes": list(TASKS[task]), "history": [],
-                    "state_dict": create_model("wdcnn", n_classes=len(TASKS[task]), window=2048).state_dict(),
-                    "config": asdict(TrainConfig(pack="wdcnn", task=task, timesteps=1, bits=0))}, tmp_path / f"{task}.pt")
+        untrained_checkpoint(tmp_path / f"{task}.pt", pack="wdcnn", task=task)
     r = run_cli("eval", tmp_path / "cwru10.pt", tmp_path / "fault_type.pt", "--data", tmp_path / "no-data",
                 "--out", tmp_path / "out")
     lines = r.stderr.strip().splitlines()
