@@ -39,7 +39,7 @@ def rounds_to(acc: list[float], target: float, smooth: int = 1) -> float:
 
 def run_all(args, partial: Path) -> list[dict]:
     """Every (scenario, rule, seed) run; the runs so far are saved to `partial` after each."""
-    from edgesnn.fleet.server_app import FleetConfig
+    from edgesnn.fleet.config import FleetConfig
     from edgesnn.fleet.simulate import simulate
 
     base = FleetConfig(data=args.data, clients=args.clients, rounds=args.rounds, clients_per_round=args.per_round,

@@ -23,10 +23,9 @@ err = Console(stderr=True)
 
 
 def _check(cfg) -> None:
-    """Refuse a bad configuration before Flower or the data are started."""
+    """Refuse a bad configuration before torch, Flower or the data are started."""
     from edgesnn.fleet.partition import SCENARIOS
-    from edgesnn.fleet.strategy import SelectionSettings
-    from edgesnn.registry import get_factory
+    from edgesnn.fleet.selection import SelectionSettings
 
     SelectionSettings(cfg.selection, cfg.clients_per_round, target=cfg.target, explore=cfg.explore,
                       aggregation=cfg.aggregation)  # refuses an unknown rule, target, aggregation, a bad explore
@@ -38,7 +37,9 @@ def _check(cfg) -> None:
         raise EdgesnnError(f"--alpha must be positive, got {cfg.alpha}")
     if cfg.dp_noise > 0 and cfg.dp_clip <= 0:
         raise EdgesnnError("--dp-noise needs --dp-clip: the noise is scaled to the clipping norm")
-    get_factory(cfg.pack)
+    from edgesnn.sensors import cwru
+
+    cwru.entries(Path(cfg.data))  # a --data that holds no recordings
 
 
 @fleet_app.command("simulate")
@@ -69,6 +70,14 @@ def simulate(
 ):
     """Simulate a fleet on Flower's simulation engine: the same ServerApp and ClientApp as a
     deployment, with virtual devices holding skewed shares of the CWRU training region."""
+    from edgesnn.fleet.config import FleetConfig
+
+    cfg = FleetConfig(data=str(data), clients=clients, scenario=scenario, alpha=alpha, rounds=rounds,
+                      selection=selection, clients_per_round=per_round, explore=explore, aggregation=aggregation,
+                      local_steps=local_steps, lr_end=lr_end, seed=seed, dp_clip=dp_clip, dp_noise=dp_noise,
+                      out=str(out_dir))
+    _check(cfg)
+    check_writable(out_dir)
     need_training_extra("torch", "flwr")
     import logging
 
@@ -77,21 +86,13 @@ def simulate(
     from edgesnn import plots
     from edgesnn.dataset import load_task
     from edgesnn.export import export_measured
-    from edgesnn.fleet.server_app import FleetConfig
+    from edgesnn.fleet.partition import partition, training_windows
     from edgesnn.fleet.simulate import simulate as run_simulation
     from edgesnn.training import model_from_checkpoint
 
-    cfg = FleetConfig(data=str(data), clients=clients, scenario=scenario, alpha=alpha, rounds=rounds,
-                      selection=selection, clients_per_round=per_round, explore=explore, aggregation=aggregation,
-                      local_steps=local_steps, lr_end=lr_end, seed=seed, dp_clip=dp_clip, dp_noise=dp_noise,
-                      out=str(out_dir))
-    _check(cfg)
-    task = load_task(data)  # a missing or broken dataset fails here, with its own message
-    from edgesnn.fleet.partition import partition, training_windows
-
+    task = load_task(data)  # a broken recording fails here, with its own message
     _, y, _, loads = training_windows(task, cfg.hop)
     partition(y, loads, clients, scenario, alpha, seed)  # a fleet that cannot be cut fails here, not in every device
-    check_writable(out_dir)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as progress:
@@ -184,15 +185,7 @@ def server(
 ):
     """Run a retraining campaign: a TLS SuperLink that admits only registered devices, then the
     fleet's rounds; exports each round's global model for the monitors."""
-    need_training_extra("torch", "flwr")
-    import signal
-    import time
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from edgesnn.dataset import load_task
-    from edgesnn.fleet.deploy import Server
-    from edgesnn.fleet.server_app import FleetConfig
+    from edgesnn.fleet.config import FleetConfig
 
     work = out_dir.resolve()
     devices = wait_devices or len(register)
@@ -215,10 +208,19 @@ def server(
             raise EdgesnnError(f"{pub}: the same device key as {seen[key_id]}; register each device once")
         seen[key_id] = pub
     check_server_tls(ca, cert, key)
-    load_task(data)  # a missing reference dataset fails before anything starts
     check_writable(work)
     if export_dir:
         check_writable(export_dir)
+    need_training_extra("torch", "flwr")
+    import signal
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgesnn.dataset import load_task
+    from edgesnn.fleet.deploy import Server
+
+    load_task(data)  # a broken reference recording fails before anything starts
     srv = Server(work, ca, cert, key, port, listen)
 
     def shutdown(signum, frame):  # SIGTERM as Ctrl-C: the SuperLink is stopped on the way out

@@ -26,7 +26,7 @@ from edgesnn.cli.extras import need_training_extra
 from edgesnn.cli.fleet import fleet_app
 from edgesnn.cli.options import finite
 from edgesnn.errors import EdgesnnError
-from edgesnn.folders import check_folder, check_writable
+from edgesnn.folders import check_folder, check_writable, require_file
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Spiking neural networks for vibration fault diagnosis of rotating machines.")
@@ -186,6 +186,11 @@ def train(
         raise EdgesnnError(f"--path-until {path_until:g} limits the structural-path augmentation to the first "
                            "steps: give --path-share too")
     train_loads, train_sizes = _csv(loads, "--loads"), _csv(sizes, "--sizes", float)
+    if teacher is not None:
+        require_file(teacher, "checkpoint")
+    from edgesnn.sensors import cwru
+
+    cwru.entries(data)  # a --data that holds no recordings
     need_training_extra()  # ... and the pack and its options after, before any data is read
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -255,6 +260,9 @@ def evaluate_cmd(
     Given one checkpoint trained on each load (`train --loads N`), the per-load rows form the
     4x4 load-transfer table.
     """
+    check_folder(out_dir)  # the cheap checks before torch is imported
+    for path in checkpoints:
+        require_file(path, "checkpoint")
     need_training_extra()
     from rich.table import Table
 
@@ -263,7 +271,6 @@ def evaluate_cmd(
     from edgesnn.evaluation import evaluate
     from edgesnn.training import load_checkpoint, torch_predict
 
-    check_folder(out_dir)
     models = [load_checkpoint(p) for p in checkpoints]
     for path, (model, _) in zip(checkpoints, models):
         if hasattr(model, "card_fields") and model.card_fields().get("kind") == "anomaly":
@@ -327,6 +334,7 @@ def export(
     if name is not None and not MODEL_NAME.match(name):
         raise EdgesnnError(f"--name {name!r}: a model name of letters, digits, '.', '_' and '-', starting with a "
                            "letter or digit (it names the files in --out, and the C source includes its header by it)")
+    require_file(checkpoint, "checkpoint")
     need_training_extra()
     from edgesnn.card import read_card
     from edgesnn.dataset import load_task

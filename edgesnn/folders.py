@@ -1,4 +1,5 @@
-"""Output folders: checked before the work, and left as they were found when a command fails."""
+"""Paths on the command line, checked before the work (and before slow imports): input files that
+must exist, and output folders, left as they were found when a command fails."""
 
 from __future__ import annotations
 
@@ -6,6 +7,14 @@ import tempfile
 from pathlib import Path
 
 from edgesnn.errors import EdgesnnError
+
+
+def require_file(path: Path, what: str) -> Path:
+    """`path`, or a one-line refusal when it is no file (missing, or a folder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgesnnError(f"{path}: {f'a folder, not a {what}' if path.is_dir() else f'{what} not found'}")
+    return path
 
 
 def missing(folder: Path) -> list[Path]:

@@ -28,6 +28,7 @@ from torch import nn
 from edgesnn.dataset import TaskData, load_task
 from edgesnn.errors import EdgesnnError
 from edgesnn.evaluation import predict_labels
+from edgesnn.folders import require_file
 from edgesnn.labels import TASKS
 from edgesnn.losses import distill
 from edgesnn.paths import repath
@@ -214,9 +215,7 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
 
 def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     """Rebuild the model of a checkpoint written by `edgesnn train`, in eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise EdgesnnError(f"{path}: {'a folder, not a checkpoint' if path.is_dir() else 'checkpoint not found'}")
+    path = require_file(path, "checkpoint")
     try:  # weights_only: a checkpoint is data (tensors, numbers, strings); unpickling code would run it
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

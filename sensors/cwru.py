@@ -143,6 +143,16 @@ def read_entry(root: Path, entry: Entry, verify: bool = True) -> Recording:
     return Recording(entry, resample(x, entry.fs_hz, MODEL_FS_HZ).astype(np.float32))
 
 
+def entries(root: Path) -> list[Entry]:
+    """The recordings under `root` (its manifest's, else those with standard names), without
+    reading them: a command checks its --data with this before its slow imports."""
+    root = Path(root)
+    if not root.is_dir():
+        raise EdgesnnError(f"{root}: {'a file, not a data folder' if root.exists() else 'data folder not found'} "
+                           "(--data, or $EDGESNN_CWRU)")
+    return read_manifest(root) if (root / "MANIFEST.csv").is_file() else index_download(root)
+
+
 def load(root: Path, verify: bool = True, loads=None, sizes=None) -> list[Recording]:
     """Read every recording under `root` (manifest if present, else standard names), at 12 kHz.
 
@@ -150,12 +160,8 @@ def load(root: Path, verify: bool = True, loads=None, sizes=None) -> list[Record
     (inches); the normal recording is always kept.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise EdgesnnError(f"{root}: {'a file, not a data folder' if root.exists() else 'data folder not found'} "
-                           "(--data, or $EDGESNN_CWRU)")
-    entries = read_manifest(root) if (root / "MANIFEST.csv").is_file() else index_download(root)
     keep = [
-        e for e in entries
+        e for e in entries(root)
         if (loads is None or e.load_hp in loads or e.fault == "normal")
         and (sizes is None or e.fault == "normal" or any(abs(e.diameter_in - s) < 1e-6 for s in sizes))
     ]

@@ -541,3 +541,36 @@ def test_eval_of_checkpoints_of_different_tasks_says_which_is_which(tmp_path):
     assert (f"{tmp_path / 'cwru10.pt'} is cwru10, {tmp_path / 'fault_type.pt'} is fault_type); evaluate them apart"
             in lines[0]), r.stderr
 
+
+
+@pytest.mark.parametrize("args, says", [
+    (["eval", "{d}/none.pt"], "none.pt: checkpoint not found"),
+    (["export", "{d}", "--out", "{d}/x"], ": a folder, not a checkpoint"),
+    (["train", "--teacher", "{d}/none.pt", "--out", "{d}/t"], "none.pt: checkpoint not found"),
+    (["train", "--data", "{d}/nodata", "--out", "{d}/t"], "nodata: data folder not found"),
+    (["train", "--path-until", "0.5", "--out", "{d}/t"], "give --path-share too"),
+    (["fleet", "simulate", "--selection", "best", "--out", "{d}/f"], "unknown selection 'best'"),
+    (["fleet", "simulate", "--data", "{d}/nodata", "--out", "{d}/f"], "nodata: data folder not found"),
+])
+def test_command_line_mistakes_are_refused_before_torch_and_flower(tmp_path, args, says):
+    """What the command line and the file system alone show is refused in a second, without the
+    training extra: here it is absent, as on the edge install, and the refusal is still the one
+    that names the mistake (not 'install edgesnn[train]')."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    argv = [a.format(d=tmp_path) for a in args]
+    code = ("import sys\n"
+            "class Absent:  # torch and flwr cannot be imported, as on the edge install\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('torch', 'flwr'):\n"
+            "            raise ImportError(f'no module named {name!r}')\n"
+            "sys.meta_path.insert(0, Absent())\n"
+            f"sys.argv = ['edgesnn', *{argv!r}]\nfrom edgesnn.cli.main import main\nmain()\n")
+    data = Path("../shared/datasets/cwru").resolve()
+    # outside the checkout (its edgesnn/ would shadow the installed package), with the data at hand
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "EDGESNN_CWRU": str(data)})
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr

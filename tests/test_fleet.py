@@ -17,7 +17,8 @@ from edgesnn.fleet.partition import partition, training_windows  # noqa: E402
 from edgesnn.fleet.selection import ClientView, sfedca_scores, sfedca_selection  # noqa: E402
 from edgesnn.errors import EdgesnnError  # noqa: E402
 from edgesnn.fleet.aggregation import aggregated_mix, class_balanced_weights  # noqa: E402
-from edgesnn.fleet.strategy import SelectionSettings, norm_outliers, reported_state, screen_update  # noqa: E402
+from edgesnn.fleet.selection import SelectionSettings  # noqa: E402
+from edgesnn.fleet.strategy import norm_outliers, reported_state, screen_update  # noqa: E402
 from edgesnn.registry import create_model  # noqa: E402
 from conftest import run_cli  # noqa: E402
 
@@ -148,7 +149,7 @@ def test_balanced_aggregation_gives_every_class_of_the_round_the_same_say():
 
 
 def test_devices_learning_rate_falls_on_a_half_cosine_over_the_rounds():
-    from edgesnn.fleet.server_app import FleetConfig
+    from edgesnn.fleet.config import FleetConfig
 
     cfg = FleetConfig(rounds=11, lr=2e-3, lr_end=0.1)
     assert cfg.lr_at(1) == pytest.approx(2e-3) and cfg.lr_at(11) == pytest.approx(2e-4)

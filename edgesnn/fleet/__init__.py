@@ -1,5 +1,6 @@
 """Fleet-wide federated retraining on Flower, with SFedCA client selection (README "Fleet").
 
+  config.py     a fleet run's settings (FleetConfig), read without torch or Flower
   partition.py  how a fleet's local data is cut from the CWRU training region (simulation)
   activity.py   firing-rate state of a model on local data, and the SFedCA credit
   selection.py  which clients train in a round: sfedca, random (FedAvg), power-of-choice
@@ -10,7 +11,6 @@
 """
 
 # SFedCA's places per round drawn at random by default (README "Fleet" has the measurements).
-# Here, not in selection.py, so the command line reads it without importing torch.
 EXPLORE = 1
 # How the accepted updates of a round are weighted: "windows" (FedAvg: by window count) or
 # "balanced" (every class the round's devices hold weighs alike; aggregation.py). README "Fleet".

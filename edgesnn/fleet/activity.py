@@ -19,14 +19,14 @@ a client's credit decays as the global model absorbs its data.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
-
-from edgesnn.layers import SpikingNeurons
 
 
-def firing_state(model: nn.Module, x: np.ndarray, batch: int = 128) -> dict[str, np.ndarray]:
-    """{"layer0": r_0, ..., "output": p} of `model` on windows x [N, L], in eval mode."""
+def firing_state(model, x: np.ndarray, batch: int = 128) -> dict[str, np.ndarray]:
+    """{"layer0": r_0, ..., "output": p} of the torch `model` on windows x [N, L], in eval mode."""
+    import torch  # here, not above: the credit and the selection rules run without torch
+
+    from edgesnn.layers import SpikingNeurons
+
     layers = [m for m in model.modules() if isinstance(m, SpikingNeurons)]
     sums = [None] * len(layers)
 

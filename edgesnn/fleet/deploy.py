@@ -24,7 +24,7 @@ from pathlib import Path
 import tomli_w
 
 from edgesnn.errors import EdgesnnError
-from edgesnn.fleet.server_app import FleetConfig
+from edgesnn.fleet.config import FleetConfig
 
 CONNECTION = "fleet"  # the SuperLink connection's name in the flwr CLI's config.toml
 BIN = Path(sys.executable).parent  # flower-superlink, flower-supernode, flwr-serverapp, ...

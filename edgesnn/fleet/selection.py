@@ -30,8 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgesnn.errors import EdgesnnError
+from edgesnn.fleet import AGGREGATION, EXPLORE
 from edgesnn.fleet.activity import credit
-from edgesnn.fleet.aggregation import aggregated_mix
+from edgesnn.fleet.aggregation import AGGREGATIONS, aggregated_mix
 
 RULES = ("sfedca", "random", "power_of_choice")
 
@@ -71,6 +73,32 @@ def sfedca_scores(views: dict[int, ClientView]) -> dict[int, float]:
 
 
 TARGETS = ("fleet", "uniform")
+
+
+@dataclass
+class SelectionSettings:
+    """A fleet's selection and aggregation, refused in one line when impossible (the command
+    line checks them here before torch and Flower are imported)."""
+
+    rule: str = "sfedca"
+    clients_per_round: int = 4
+    candidates: int = 8  # power_of_choice's d
+    credit_weight: float = 1.0  # sfedca: credit against balance
+    target: str = "fleet"  # sfedca: the class mix a round aims at (TARGETS)
+    explore: int = EXPLORE  # sfedca: places a round fills at random (epsilon-greedy)
+    norm_factor: float = 5.0
+    aggregation: str = AGGREGATION  # how accepted updates are weighted (AGGREGATIONS)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise EdgesnnError(f"unknown selection {self.rule!r}; use one of {', '.join(RULES)}")
+        if self.target not in TARGETS:
+            raise EdgesnnError(f"unknown SFedCA target {self.target!r}; use one of {', '.join(TARGETS)}")
+        if self.aggregation not in AGGREGATIONS:
+            raise EdgesnnError(f"unknown aggregation {self.aggregation!r}; use one of {', '.join(AGGREGATIONS)}")
+        if not 0 <= self.explore <= self.clients_per_round:
+            raise EdgesnnError(f"explore must be 0..{self.clients_per_round} (clients per round), not {self.explore}")
 
 
 def sfedca_selection(views: dict[int, ClientView], m: int, credit_weight: float = 1.0,

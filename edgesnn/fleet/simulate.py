@@ -15,7 +15,8 @@ from flwr.simulation import run_simulation
 
 from edgesnn.errors import EdgesnnError
 from edgesnn.fleet import client_app
-from edgesnn.fleet.server_app import FleetConfig, run_fleet
+from edgesnn.fleet.config import FleetConfig
+from edgesnn.fleet.server_app import run_fleet
 
 
 @contextmanager

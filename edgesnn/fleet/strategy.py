@@ -32,33 +32,9 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
-from edgesnn.errors import EdgesnnError
-from edgesnn.fleet import AGGREGATION, EXPLORE
-from edgesnn.fleet.aggregation import AGGREGATIONS, weights as aggregation_weights
-from edgesnn.fleet.selection import RULES, TARGETS, ClientView, power_of_choice, random_selection, sfedca_selection
-
-@dataclass
-class SelectionSettings:
-    rule: str = "sfedca"
-    clients_per_round: int = 4
-    candidates: int = 8  # power_of_choice's d
-    credit_weight: float = 1.0  # sfedca: credit against balance
-    target: str = "fleet"  # sfedca: the class mix a round aims at (selection.TARGETS)
-    explore: int = EXPLORE  # sfedca: places a round fills at random (epsilon-greedy)
-    norm_factor: float = 5.0
-    aggregation: str = AGGREGATION  # how accepted updates are weighted (AGGREGATIONS)
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.rule not in RULES:
-            raise EdgesnnError(f"unknown selection {self.rule!r}; use one of {', '.join(RULES)}")
-        if self.target not in TARGETS:
-            raise EdgesnnError(f"unknown SFedCA target {self.target!r}; use one of {', '.join(TARGETS)}")
-        if self.aggregation not in AGGREGATIONS:
-            raise EdgesnnError(f"unknown aggregation {self.aggregation!r}; use one of {', '.join(AGGREGATIONS)}")
-        if not 0 <= self.explore <= self.clients_per_round:
-            raise EdgesnnError(f"explore must be 0..{self.clients_per_round} (clients per round), not {self.explore}")
-
+from edgesnn.fleet.aggregation import weights as aggregation_weights
+from edgesnn.fleet.selection import (ClientView, SelectionSettings, power_of_choice, random_selection,
+                                     sfedca_selection)
 
 def reported_state(record: ConfigRecord, template: dict[str, int] | None = None,
                    max_rate: float = np.inf) -> dict[str, np.ndarray]:
