@@ -4,8 +4,10 @@ onnxruntime on the card's ONNX graph picks the class the integer simulator (the 
 bit the C export) picks, and the accuracy of each. Prints a table, writes JSON and a PNG.
 `--draws N` repeats every SNR over N noise draws (seeds 0..N-1; seed 0 is the SNR sweep's own)
 and reports the mean accuracy and the range: one draw moves a rate near a target by a window
-or two of 621. A card that is not an integer network (WDCNN's, say) is scored in
-onnxruntime alone, on the same windows: the side-by-side comparison the targets ask for.
+or two of 621. Each SNR also counts the wrong windows by true class and class called, over the
+draws (the firmware's, or a float baseline's), to show where the errors sit. A card that is not
+an integer network (WDCNN's, say) is scored in onnxruntime alone, on the same windows: the
+side-by-side comparison the targets ask for.
 
     python benchmarks/integer_agreement.py models/mra_snn/mra-snn-cwru10-int8.json \\
         models/mra_snn/mra-snn-cwru10-both-views-int8.json --out benchmarks/results/integer_agreement
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +40,24 @@ def measure(card_path: Path, data: Path, draws: int = 1, normal_margin: float = 
     normal = normal_classes(onnx.classes)
     rows = {}
     for snr in SNRS:
-        same, by_draw = 0, {"onnx": [], "firmware": []}
+        same, by_draw, errors = 0, {"onnx": [], "firmware": []}, Counter()
         for seed in range(1 if snr is None else draws):
             x = test.x if snr is None else noisy(test.x, snr, seed)
             theirs = predict_labels(onnx.logits, x)
             by_draw["onnx"].append(float(np.mean(theirs == test.y)))
+            decided = theirs
             if net is not None:
                 # the same margin on the firmware's Q8 logits
-                ours = lower_normal(net.q8_logits(x).astype(np.float64), normal, normal_margin * 256).argmax(1)
+                decided = ours = lower_normal(net.q8_logits(x).astype(np.float64), normal, normal_margin * 256).argmax(1)
                 same += int(np.sum(theirs == ours))
                 by_draw["firmware"].append(float(np.mean(ours == test.y)))
+            errors.update((onnx.classes[t], onnx.classes[p]) for t, p in zip(test.y, decided) if t != p)
         name = "clean" if snr is None else f"{snr} dB"
         rows[name] = {
             "windows": len(test.y) * len(by_draw["onnx"]), "same_class": same,
-            "onnx_accuracy": float(np.mean(by_draw["onnx"])), "onnx_by_draw": by_draw["onnx"]}
+            "onnx_accuracy": float(np.mean(by_draw["onnx"])), "onnx_by_draw": by_draw["onnx"],
+            # wrong windows by (true class, class called), over the draws: the firmware's, or a float baseline's
+            "confusions": [[t, p, n] for (t, p), n in errors.most_common()]}
         if net is not None:
             rows[name] |= {"firmware_accuracy": float(np.mean(by_draw["firmware"])), "firmware_by_draw": by_draw["firmware"]}
     return {"card": str(card_path), "graph": card["onnx_check"].get("graph", ""), "normal_margin": normal_margin,
@@ -75,11 +82,12 @@ def main() -> None:
     results = [measure(c, args.data, args.draws, args.normal_margin) for c in track(args.cards, description="cards")]
     for r in results:
         table = Table(title=f"{r['card']} ({r['graph'].split(':')[0] + ' graph' if r['graph'] else 'float'})")
-        for col in ("", "same class as the firmware", "accuracy, ONNX", "accuracy, firmware"):
+        for col in ("", "same class as the firmware", "accuracy, ONNX", "accuracy, firmware", "most often confused"):
             table.add_column(col, justify="right")
         for name, row in r["rows"].items():
             table.add_row(name, f"{row['same_class']} / {row['windows']}" if "firmware_by_draw" in row else "-",
-                          _rate(row["onnx_by_draw"]), _rate(row["firmware_by_draw"]) if "firmware_by_draw" in row else "-")
+                          _rate(row["onnx_by_draw"]), _rate(row["firmware_by_draw"]) if "firmware_by_draw" in row else "-",
+                          ", ".join(f"{t} as {p} {n}" for t, p, n in row["confusions"][:2]))
         Console().print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},

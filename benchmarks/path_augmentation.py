@@ -57,9 +57,7 @@ def main() -> None:
         def sample_train(self, count, rng, speed_jitter=0.0, classes=None):
             x, y = plain(self, count, rng, speed_jitter, classes)
             steps[0] += 1  # training draws one batch a step
-            if steps[0] <= last_pathed_step:
-                repath(x, y, args.share, rng, None)
-            return x, y
+            return (repath(x, y, args.share, rng, None) if steps[0] <= last_pathed_step else x), y
 
         TaskData.sample_train = sample_train
     if args.option:  # parsed as `edgesnn train --option` parses them

@@ -162,8 +162,6 @@ def train(
     path_until: float = typer.Option(1.0, callback=finite, min=0.05, max=1.0,
                                      help="with --path-share: re-path only in this first share of the training "
                                           "steps, the rest on the recorded path (0.7: better in noise, README)"),
-    path_labels: str = typer.Option("class", help="with --path-share: what a re-pathed window is labelled by, "
-                                                  "class (fault and size) or type (its fault type alone; README)"),
     task: str = typer.Option("cwru10", help="cwru10 (fault and size) or fault_type (4 classes)"),
     loads: Optional[str] = typer.Option(None, help="train only on these motor loads, e.g. 0 or 1,2"),
     sizes: Optional[str] = typer.Option(None, help="train only on these fault sizes (in), e.g. 0.007,0.014"),
@@ -187,10 +185,6 @@ def train(
     if path_until < 1 and not path_share:
         raise EdgesnnError(f"--path-until {path_until:g} limits the structural-path augmentation to the first "
                            "steps: give --path-share too")
-    if path_labels not in ("class", "type"):
-        raise EdgesnnError(f"--path-labels {path_labels!r}: give class or type")
-    if path_labels == "type" and not path_share:
-        raise EdgesnnError("--path-labels type labels the re-pathed windows: give --path-share too")
     train_loads, train_sizes = _csv(loads, "--loads"), _csv(sizes, "--sizes", float)
     if teacher is not None:
         require_file(teacher, "checkpoint")
@@ -210,7 +204,7 @@ def train(
     extra = _pack_options(pack, option or [], timesteps, bits)
     cfg = TrainConfig(pack=pack, data=str(data), task=task, seed=seed, epochs=epochs, steps_per_epoch=steps,
                       batch_size=batch_size, lr=lr, timesteps=timesteps, bits=bits, noise=noise,
-                      speed_jitter=speed_jitter, path_share=path_share, path_until=path_until, path_labels=path_labels,
+                      speed_jitter=speed_jitter, path_share=path_share, path_until=path_until,
                       loads=train_loads, sizes=train_sizes, threads=threads,
                       extra=extra, teacher=str(teacher) if teacher else None)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

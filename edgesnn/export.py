@@ -169,7 +169,6 @@ def _card(name: str, default: bool, onnx_path: Path, ckpt: dict, model, metrics:
                     | ({"speed_jitter": cfg["speed_jitter"]} if cfg.get("speed_jitter") else {})  # augmentation used
                     | ({"path_share": cfg["path_share"]} if cfg.get("path_share") else {})
                     | ({"path_until": cfg["path_until"]} if cfg.get("path_share") and cfg.get("path_until", 1) < 1 else {})
-                    | ({"path_labels": cfg["path_labels"]} if cfg.get("path_share") and cfg.get("path_labels", "class") != "class" else {})
                     | {"seconds": round(ckpt.get("train_seconds", 0.0), 1),
                        "epochs_to_val_99": epochs_to(ckpt.get("history", []), 0.99)},
         # a fleet's global model says how it was retrained (edgesnn fleet)

@@ -6,16 +6,12 @@ vibration. A share of the fault windows in each training batch is convolved with
 response (a direct path of random weight plus two damped resonances, 1 to 5.5 kHz, damping 2 to
 10 %), so that the impacts' timing stays and the drive-end sensor's resonances stop being a
 reliable cue. Normal windows keep their path (README, "Light views on random paths", has what
-each choice measured). A random path also blurs what tells one defect size from another (how
-hard the impacts ring the drive end's own resonances), so `type_targets` can label re-pathed
-windows by their fault type alone.
+each choice measured).
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from edgesnn.labels import fault_type
 
 FS_HZ = 12_000.0
 TAPS = 256  # 21 ms: a 1 kHz mode damped at 2 % has decayed to 7 % by then
@@ -36,23 +32,12 @@ def random_paths(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def repath(x: np.ndarray, y: np.ndarray, share: float, rng: np.random.Generator, normal: int | None) -> np.ndarray:
-    """Convolve about `share` of the windows x [N, L] (labels y) not of class `normal` (None: of
-    any class) with a random path each, in place; the same draws whatever the share. Returns the
-    indices of the windows re-pathed."""
+    """Windows x [N, L] (labels y) with about `share` of the windows not of class `normal` (None:
+    of any class) convolved with a random path each, in place; the same draws whatever the share."""
     chosen = rng.random(len(x)) < share
     pick = np.flatnonzero(chosen & (y != normal) if normal is not None else chosen)
     if len(pick):
         n = x.shape[1] + TAPS
         spectrum = np.fft.rfft(x[pick], n) * np.fft.rfft(random_paths(len(pick), rng), n)
         x[pick] = np.fft.irfft(spectrum, n)[:, : x.shape[1]].astype(x.dtype)
-    return pick
-
-
-def type_targets(y: np.ndarray, pick: np.ndarray, classes) -> np.ndarray:
-    """Class probabilities [N, C]: one-hot, except that each window in `pick` is spread evenly
-    over the classes of its fault type (ball_007 re-pathed: a third each on ball_007, _014, _021)."""
-    types = np.array([fault_type(c) for c in classes])
-    targets = np.eye(len(classes), dtype=np.float32)[y]
-    same = types[y[pick]][:, None] == types[None, :]
-    targets[pick] = same / same.sum(1, keepdims=True)
-    return targets
+    return x

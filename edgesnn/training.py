@@ -29,9 +29,9 @@ from edgesnn.dataset import TaskData, load_task
 from edgesnn.errors import EdgesnnError
 from edgesnn.evaluation import predict_labels
 from edgesnn.folders import require_file
-from edgesnn.labels import TASKS, fault_type
+from edgesnn.labels import TASKS
 from edgesnn.losses import distill
-from edgesnn.paths import repath, type_targets
+from edgesnn.paths import repath
 from edgesnn.registry import create_model
 from edgesnn.signal import add_noise
 
@@ -55,7 +55,6 @@ class TrainConfig:
     speed_jitter: float = 0.0  # random time stretch of training windows, as a fraction of speed
     path_share: float = 0.0  # share of fault windows re-pathed through random resonances (edgesnn.paths)
     path_until: float = 1.0  # re-path only in this first share of the steps; the rest train on the drive end's path
-    path_labels: str = "class"  # "type": a re-pathed window is labelled by its fault type alone (edgesnn.paths)
     loads: list[int] | None = None
     sizes: list[float] | None = None
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
@@ -139,8 +138,6 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
         torch.set_num_threads(cfg.threads)
     # the teacher first: building it draws random initial weights, which must not change the student's
     teacher, teacher_classes = _load_teacher(cfg) if cfg.teacher else (None, None)
-    if cfg.path_labels == "type" and len({fault_type(c) for c in TASKS[cfg.task]}) == len(TASKS[cfg.task]):
-        raise EdgesnnError(f"task {cfg.task} has one class per fault type: --path-labels type would change nothing")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -155,12 +152,6 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
     if cfg.path_share and set(getattr(model, "train_classes", ())) == {"normal"}:  # the card would claim it
         raise EdgesnnError(f"pack {cfg.pack} trains on normal windows only, and --path-share re-paths fault "
                            "windows: it would change nothing")
-    if cfg.path_labels == "type":  # the card would claim what the training did not do
-        if not cfg.path_share:
-            raise EdgesnnError("--path-labels type labels the re-pathed windows: give --path-share too")
-        if hasattr(model, "training_loss"):
-            raise EdgesnnError(f"pack {cfg.pack} trains with its own objective; --path-labels type is for packs "
-                               "without one")
     val = data.windows("val")
     normal = data.classes.index("normal") if "normal" in data.classes else None  # never re-pathed
     train_classes = ([data.classes.index(c) for c in model.train_classes]
@@ -178,18 +169,15 @@ def train(cfg: TrainConfig, progress=None, data: TaskData | None = None) -> dict
         losses, correct, seen = [], 0, 0
         for step in range(cfg.steps_per_epoch):
             xb, yb = data.sample_train(cfg.batch_size, rng, cfg.speed_jitter, train_classes)
-            target = yb  # class indices, or class probabilities with --path-labels type
             if (epoch - 1) * cfg.steps_per_epoch + step < last_pathed:
-                pathed = repath(xb, yb, cfg.path_share, rng, normal)
-                if cfg.path_labels == "type":
-                    target = type_targets(yb, pathed, data.classes)
+                repath(xb, yb, cfg.path_share, rng, normal)
             x = torch.from_numpy(xb)[:, None, :]
             y = torch.from_numpy(yb)
             if cfg.noise:
                 x = _add_batch_noise(x, cfg, gen)
-            x, y, target = x.to(cfg.device), y.to(cfg.device), torch.from_numpy(target).to(cfg.device)
+            x, y = x.to(cfg.device), y.to(cfg.device)
             progress_share = ((epoch - 1) * cfg.steps_per_epoch + step) / total
-            loss, logits = _loss(model, x, target, loss_fn, progress_share, teacher)
+            loss, logits = _loss(model, x, y, loss_fn, progress_share, teacher)
             if not torch.isfinite(loss):  # nothing after this step would mean anything
                 raise EdgesnnError(f"training diverged at epoch {epoch}, step {step + 1}: the loss is "
                                    f"{loss.item()}; try a smaller --lr (now {cfg.lr:g})")

@@ -549,7 +549,6 @@ def test_eval_of_checkpoints_of_different_tasks_says_which_is_which(tmp_path):
     (["train", "--teacher", "{d}/none.pt", "--out", "{d}/t"], "none.pt: checkpoint not found"),
     (["train", "--data", "{d}/nodata", "--out", "{d}/t"], "nodata: data folder not found"),
     (["train", "--path-until", "0.5", "--out", "{d}/t"], "give --path-share too"),
-    (["train", "--path-labels", "type", "--out", "{d}/t"], "give --path-share too"),
     (["fleet", "simulate", "--selection", "best", "--out", "{d}/f"], "unknown selection 'best'"),
     (["fleet", "simulate", "--data", "{d}/nodata", "--out", "{d}/f"], "nodata: data folder not found"),
 ])

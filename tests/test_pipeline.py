@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, train_tiny, untrained_checkpoint
-from edgesnn.errors import EdgesnnError
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +97,7 @@ def test_train_augmentation_options_from_the_command_line(tmp_path, cwru_dir, op
 
 def test_path_until_stops_the_paths_for_the_last_steps(tmp_path, cwru_dir):
     """--path-until F: the first F of the steps are re-pathed as with --path-share alone, the rest
-    are not; the card says so, and so with --path-labels type. Without --path-share both are
-    refused, and type labels where each class is a type."""
+    are not; the card says so. Without --path-share it is refused."""
     import torch
 
     from edgesnn.dataset import load_task
@@ -112,20 +110,15 @@ def test_path_until_stops_the_paths_for_the_last_steps(tmp_path, cwru_dir):
                           path_until=until, extra={"channels": 8})
         losses[until] = [row["loss"] for row in train(cfg, data=data)["history"]]
     assert losses[0.5][0] == losses[1.0][0] and losses[0.5][1] != losses[1.0][1]
-    with pytest.raises(EdgesnnError, match="one class per fault type"):
-        train(TrainConfig(data=str(cwru_dir), task="fault_type", path_share=1.0, path_labels="type"))
-    for args in (["--path-until", "0.7"], ["--path-labels", "type"]):
-        r = run_cli("train", *args, "--data", cwru_dir, "--out", tmp_path)
-        assert r.returncode == 2 and "give --path-share too" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("train", "--path-share", "0.5", "--path-until", "0.5", "--path-labels", "type", "--data", cwru_dir,
-                "--epochs", "2", "--steps", "1", "--batch-size", "8", "--option", "channels=8", "--out", tmp_path)
+    r = run_cli("train", "--path-until", "0.7", "--data", cwru_dir, "--out", tmp_path)
+    assert r.returncode == 2 and "give --path-share too" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("train", "--path-share", "0.5", "--path-until", "0.5", "--data", cwru_dir, "--epochs", "2",
+                "--steps", "1", "--batch-size", "8", "--option", "channels=8", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
-    config = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]
-    assert (config["path_until"], config["path_labels"]) == (0.5, "type")
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]["path_until"] == 0.5
     r = run_cli("export", tmp_path / "checkpoint.pt", "--out", tmp_path / "model", "--name", "until")
     assert r.returncode == 0, r.stderr
-    training = json.loads((tmp_path / "model" / "until.json").read_text())["training"]
-    assert (training["path_until"], training["path_labels"]) == (0.5, "type")
+    assert json.loads((tmp_path / "model" / "until.json").read_text())["training"]["path_until"] == 0.5
 
 
 def test_repath_changes_fault_windows_only_and_keeps_the_impacts_timing():
@@ -137,30 +130,15 @@ def test_repath_changes_fault_windows_only_and_keeps_the_impacts_timing():
     x = np.zeros((64, n), np.float32)
     x[:, ::period] = 1.0  # impacts every 100 samples (120 Hz at 12 kHz)
     y = np.arange(64) % 2  # class 0 normal, class 1 a fault
-    out = x.copy()
-    assert np.array_equal(repath(out, y, 1.0, np.random.default_rng(0), normal=0), np.flatnonzero(y == 1))
+    out = repath(x.copy(), y, 1.0, np.random.default_rng(0), normal=0)
     assert out.dtype == np.float32 and np.isfinite(out).all()
     assert np.array_equal(out[y == 0], x[y == 0]) and not np.allclose(out[y == 1], x[y == 1])
     for w in out[y == 1]:  # the envelope repeats at the impacts' period
         env = np.abs(w[period : n - period])
         assert np.corrcoef(env[:-period], env[period:])[0, 1] > 0.9
-    again = x.copy()
-    repath(again, y, 1.0, np.random.default_rng(0), normal=0)
+    again = repath(x.copy(), y, 1.0, np.random.default_rng(0), normal=0)
     assert np.array_equal(out, again)  # the seed decides the paths
-    untouched = x.copy()
-    assert len(repath(untouched, y, 0.0, np.random.default_rng(0), normal=0)) == 0 and np.array_equal(untouched, x)
-
-
-def test_type_targets_spread_a_repathed_window_over_the_sizes_of_its_fault():
-    from edgesnn.labels import CWRU10
-    from edgesnn.paths import type_targets
-
-    y = np.array([CWRU10.index(c) for c in ("normal", "ball_007", "inner_race_021", "outer_race_014")])
-    t = type_targets(y, np.array([1, 2]), CWRU10)
-    assert t.dtype == np.float32 and np.allclose(t.sum(1), 1.0)
-    assert np.array_equal(t[[0, 3]], np.eye(10, dtype=np.float32)[y[[0, 3]]])  # not re-pathed: their class
-    for row, kind in ((1, "ball"), (2, "inner_race")):
-        assert np.allclose(t[row], [1 / 3 if c.startswith(kind) else 0.0 for c in CWRU10])
+    assert np.array_equal(repath(x.copy(), y, 0.0, np.random.default_rng(0), normal=0), x)
 
 
 def test_train_distills_from_a_teacher_checkpoint(trained, cwru_dir, tmp_path):
