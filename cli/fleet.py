@@ -24,7 +24,7 @@ err = Console(stderr=True)
 
 def _check(cfg) -> None:
     """Refuse a bad configuration before torch, Flower or the data are started."""
-    from edgesnn.fleet.partition import SCENARIOS
+    from edgesnn.fleet.config import SCENARIOS
     from edgesnn.fleet.selection import SelectionSettings
 
     SelectionSettings(cfg.selection, cfg.clients_per_round, target=cfg.target, explore=cfg.explore,
@@ -199,6 +199,7 @@ def server(
                       lr_end=lr_end, out=str(work), dp_clip=dp_clip, dp_noise=dp_noise, round_timeout=round_timeout,
                       export_dir=str(export_dir.resolve()) if export_dir else "")
     _check(cfg)
+    need_training_extra("cryptography")  # Flower's, for the keys and certificates checked next
     from edgesnn.fleet.pki import check_public_key, check_server_tls
 
     seen: dict[bytes, Path] = {}

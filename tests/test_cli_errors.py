@@ -1,6 +1,9 @@
 """Bad input to any command: one line on stderr naming what and where, exit code 2, no traceback."""
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import asdict
 
 import numpy as np
@@ -8,7 +11,7 @@ import pytest
 import scipy.io
 from scipy.io import wavfile
 
-from conftest import run_cli, untrained_checkpoint
+from conftest import CWRU, run_cli, untrained_checkpoint
 from edgesnn.errors import EdgesnnError
 
 
@@ -542,7 +545,6 @@ def test_eval_of_checkpoints_of_different_tasks_says_which_is_which(tmp_path):
             in lines[0]), r.stderr
 
 
-
 @pytest.mark.parametrize("args, says", [
     (["eval", "{d}/none.pt"], "none.pt: checkpoint not found"),
     (["export", "{d}", "--out", "{d}/x"], ": a folder, not a checkpoint"),
@@ -551,26 +553,27 @@ def test_eval_of_checkpoints_of_different_tasks_says_which_is_which(tmp_path):
     (["train", "--path-until", "0.5", "--out", "{d}/t"], "give --path-share too"),
     (["fleet", "simulate", "--selection", "best", "--out", "{d}/f"], "unknown selection 'best'"),
     (["fleet", "simulate", "--data", "{d}/nodata", "--out", "{d}/f"], "nodata: data folder not found"),
+    (["fleet", "server", "--ca", "{d}/ca.crt", "--cert", "{d}/s.pem", "--key", "{d}/s.key", "--register",
+      "{d}/a.pub", "--per-round", "2", "--out", "{d}/s"], "--per-round 2 is more than the 1 devices"),
+    # its keys and certificates are read with Flower's cryptography: here, the extra is named
+    (["fleet", "server", "--ca", "{d}/ca.crt", "--cert", "{d}/s.pem", "--key", "{d}/s.key", "--register",
+      "{d}/a.pub", "--out", "{d}/s"], "this command needs the training extra: pip install 'edgesnn[train]'"),
 ])
 def test_command_line_mistakes_are_refused_before_torch_and_flower(tmp_path, args, says):
     """What the command line and the file system alone show is refused in a second, without the
     training extra: here it is absent, as on the edge install, and the refusal is still the one
-    that names the mistake (not 'install edgesnn[train]')."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
+    that names the mistake (not 'install edgesnn[train]'), or, where reading the input needs the
+    extra, names the extra in one line."""
     argv = [a.format(d=tmp_path) for a in args]
     code = ("import sys\n"
             "class Absent:  # torch and flwr cannot be imported, as on the edge install\n"
             "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] in ('torch', 'flwr'):\n"
+            "        if name.split('.')[0] in ('torch', 'flwr', 'cryptography'):\n"
             "            raise ImportError(f'no module named {name!r}')\n"
             "sys.meta_path.insert(0, Absent())\n"
             f"sys.argv = ['edgesnn', *{argv!r}]\nfrom edgesnn.cli.main import main\nmain()\n")
-    data = Path("../shared/datasets/cwru").resolve()
     # outside the checkout (its edgesnn/ would shadow the installed package), with the data at hand
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                       env={**os.environ, "EDGESNN_CWRU": str(data)})
-    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+                       env={**os.environ, "EDGESNN_CWRU": str(CWRU)})
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and says in lines[0] and "Traceback" not in r.stderr, r.stderr

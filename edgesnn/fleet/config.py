@@ -11,6 +11,8 @@ import numpy as np
 
 from edgesnn.fleet import AGGREGATION, EXPLORE, LR_END
 
+SCENARIOS = ("dirichlet", "load")  # how a simulated fleet is cut (partition.py)
+
 
 @dataclass
 class FleetConfig:

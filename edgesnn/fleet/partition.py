@@ -14,10 +14,10 @@ import numpy as np
 
 from edgesnn.dataset import TaskData
 from edgesnn.errors import EdgesnnError
+from edgesnn.fleet.config import SCENARIOS
 from edgesnn.signal import frame
 from edgesnn.split import region
 
-SCENARIOS = ("dirichlet", "load")
 MIN_WINDOWS = 8  # every client holds at least this many windows
 
 

@@ -36,6 +36,7 @@ from edgesnn.fleet.aggregation import weights as aggregation_weights
 from edgesnn.fleet.selection import (ClientView, SelectionSettings, power_of_choice, random_selection,
                                      sfedca_selection)
 
+
 def reported_state(record: ConfigRecord, template: dict[str, int] | None = None,
                    max_rate: float = np.inf) -> dict[str, np.ndarray]:
     """A device's firing-rate state, checked like any other input: ValueError unless it has the
