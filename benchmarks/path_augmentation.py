@@ -11,7 +11,8 @@ only (the normal class keeps the drive end's path); `--option` passes MRA-SNN pa
 `edgesnn train --option` does (e.g. the light views). With --faults-only it sets TrainConfig's
 path_share and path_until, so it trains what `edgesnn train --seed N --timesteps 1 --bits 2
 --threads 1 --path-share S --path-until F` (and the same options) does, checkpoint for checkpoint;
-without it, normal windows are re-pathed as well, which only this script does.
+without it, normal windows are re-pathed as well, which only this script does. `--ball-share B`
+re-paths fault windows only, ball faults at share B and the others at --share (this script only).
 
     python benchmarks/path_augmentation.py --share 0.5 --seed 0 --out runs/path_augmentation/share0.5_s0
 """
@@ -34,19 +35,25 @@ def main() -> None:
     ap.add_argument("--faults-only", action="store_true", help="re-path fault windows only, never normal ones")
     ap.add_argument("--until", type=float, default=1.0,
                     help="re-path only in this first share of the training steps (1: all of them)")
+    ap.add_argument("--ball-share", type=float, default=None,
+                    help="fault windows only, ball faults re-pathed at this share and the others at --share")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="an MRA-SNN pack option, repeatable (e.g. frontend=raw+envelope)")
     args = ap.parse_args()
+    import numpy as np
     import torch
 
     from edgesnn.cli.main import _pack_options
     from edgesnn.dataset import TaskData
+    from edgesnn.labels import fault_type
     from edgesnn.paths import repath
     from edgesnn.training import TrainConfig, train
 
     cfg = TrainConfig(pack="mra_snn", data=str(args.data), seed=args.seed, timesteps=1, bits=2, threads=1)
     if args.epochs:
         cfg.epochs = args.epochs
+    if args.faults_only and args.ball_share is not None:
+        ap.error("--ball-share re-paths fault windows only itself; drop --faults-only")
     if args.faults_only:  # the product's form: edgesnn train --path-share S --path-until F
         cfg.path_share, cfg.path_until = args.share, args.until
     else:  # normal windows re-pathed too, which the product never does: re-path each drawn batch here
@@ -57,7 +64,14 @@ def main() -> None:
         def sample_train(self, count, rng, speed_jitter=0.0, classes=None):
             x, y = plain(self, count, rng, speed_jitter, classes)
             steps[0] += 1  # training draws one batch a step
-            return (repath(x, y, args.share, rng, None) if steps[0] <= last_pathed_step else x), y
+            if steps[0] <= last_pathed_step and args.ball_share is None:
+                repath(x, y, args.share, rng, None)
+            elif steps[0] <= last_pathed_step:  # fault windows only, ball faults at their own share
+                kinds = np.array([fault_type(c) for c in self.classes])[y]
+                for group, share in ((("inner_race", "outer_race"), args.share), (("ball",), args.ball_share)):
+                    pick = np.flatnonzero(np.isin(kinds, group))
+                    x[pick] = repath(x[pick], y[pick], share, rng, None)
+            return x, y
 
         TaskData.sample_train = sample_train
     if args.option:  # parsed as `edgesnn train --option` parses them
@@ -67,6 +81,7 @@ def main() -> None:
     ckpt["command"] = (f"python benchmarks/path_augmentation.py --share {args.share:g} --seed {args.seed}"
                        + (f" --epochs {args.epochs}" if args.epochs else "") + " --faults-only" * args.faults_only
                        + (f" --until {args.until:g}" if args.until < 1 else "")
+                       + (f" --ball-share {args.ball_share:g}" if args.ball_share is not None else "")
                        + "".join(f" --option {o}" for o in args.option))
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, args.out / "checkpoint.pt")
