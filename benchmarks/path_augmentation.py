@@ -45,7 +45,7 @@ def main() -> None:
 
     from edgesnn.cli.main import _pack_options
     from edgesnn.dataset import TaskData
-    from edgesnn.labels import fault_type
+    from edgesnn.labels import TASKS, fault_type
     from edgesnn.paths import repath
     from edgesnn.training import TrainConfig, train
 
@@ -60,17 +60,19 @@ def main() -> None:
         plain = TaskData.sample_train
         last_pathed_step = args.until * cfg.epochs * cfg.steps_per_epoch
         steps = [0]
+        types = np.array([fault_type(c) for c in TASKS[cfg.task]])  # of each class index
 
         def sample_train(self, count, rng, speed_jitter=0.0, classes=None):
             x, y = plain(self, count, rng, speed_jitter, classes)
             steps[0] += 1  # training draws one batch a step
-            if steps[0] <= last_pathed_step and args.ball_share is None:
-                repath(x, y, args.share, rng, None)
-            elif steps[0] <= last_pathed_step:  # fault windows only, ball faults at their own share
-                kinds = np.array([fault_type(c) for c in self.classes])[y]
-                for group, share in ((("inner_race", "outer_race"), args.share), (("ball",), args.ball_share)):
-                    pick = np.flatnonzero(np.isin(kinds, group))
-                    x[pick] = repath(x[pick], y[pick], share, rng, None)
+            if steps[0] > last_pathed_step:
+                return x, y
+            if args.ball_share is None:
+                return repath(x, y, args.share, rng, None), y
+            kinds = types[y]  # fault windows only, ball faults at their own share
+            for group, share in ((("inner_race", "outer_race"), args.share), (("ball",), args.ball_share)):
+                pick = np.flatnonzero(np.isin(kinds, group))
+                x[pick] = repath(x[pick], y[pick], share, rng, None)
             return x, y
 
         TaskData.sample_train = sample_train
