@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from edgesnn.errors import EdgesnnError
+from edgesnn.folders import require_file
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ def mqtt_client(broker: Broker, client_id: str = "", ca_file: Path | None = None
         client.username_pw_set(user, password if password is not None else broker.password)
     if broker.tls:
         for f in (ca_file, cert_file, key_file):
-            if f is not None and not Path(f).is_file():
-                raise EdgesnnError(f"{f}: TLS file not found")
+            if f is not None:
+                require_file(f, "TLS file")
         try:
             client.tls_set(ca_certs=str(ca_file) if ca_file else None, certfile=str(cert_file) if cert_file else None,
                            keyfile=str(key_file) if key_file else None, tls_version=ssl.PROTOCOL_TLS_CLIENT)

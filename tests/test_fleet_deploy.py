@@ -156,6 +156,7 @@ def test_server_and_client_refuse_bad_tls_files_and_addresses_before_starting(tm
         busy.listen()
         cases = [
             (["--ca", b / "ca.crt", "--cert", a / "server.pem", "--key", a / "server.key"], "server.pem: not signed by the CA"),
+            (["--ca", a, "--cert", a / "server.pem", "--key", a / "server.key"], f"{a}: a folder, not a CA certificate"),
             (["--ca", a / "ca.crt", "--cert", a / "server.pem", "--key", b / "server.key"], "server.key: not the private key of"),
             (tls + ["--register", a / "copy.pub"], "copy.pub: the same device key as"),
             (tls + ["--port", busy.getsockname()[1]], "cannot listen there"),
@@ -173,6 +174,7 @@ def test_server_and_client_refuse_bad_tls_files_and_addresses_before_starting(tm
         threading.Thread(target=lambda: [c.close() for c, _ in iter(plain.accept, None)], daemon=True).start()
         for args, says in (
                 (["--key", a / "dev0.pub", "--superlink", "127.0.0.1:9092"], "not an OpenSSH private key"),
+                (["--key", a, "--superlink", "127.0.0.1:9092"], f"{a}: a folder, not a device key"),
                 (["--key", a / "dev0", "--superlink", "127.0.0.1:99999"], "give the server as HOST:PORT"),
                 (["--key", a / "dev0", "--superlink", "[::1:9092"], "give the server as HOST:PORT"),
                 (["--key", a / "dev0", "--superlink", f"127.0.0.1:{free_port()}"], "cannot reach the server at 127.0.0.1:"),

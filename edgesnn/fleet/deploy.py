@@ -25,6 +25,7 @@ import tomli_w
 
 from edgesnn.errors import EdgesnnError
 from edgesnn.fleet.config import FleetConfig
+from edgesnn.folders import require_file
 
 CONNECTION = "fleet"  # the SuperLink connection's name in the flwr CLI's config.toml
 BIN = Path(sys.executable).parent  # flower-superlink, flower-supernode, flwr-serverapp, ...
@@ -153,8 +154,7 @@ class Server:
 
     def __init__(self, work: Path, ca: Path, cert: Path, key: Path, port: int = 9092, host: str = "127.0.0.1"):
         for name, path in (("CA certificate", ca), ("server certificate", cert), ("server key", key)):
-            if not Path(path).is_file():
-                raise EdgesnnError(f"{path}: {name} not found")
+            require_file(path, name)
         self.work, self.ca, self.cert, self.key = Path(work).resolve(), Path(ca), Path(cert), Path(key)
         self.host, self.port = host, port
         self.proc: subprocess.Popen | None = None
@@ -240,8 +240,7 @@ class Server:
         return answer
 
     def register(self, public_key: Path) -> int:
-        if not Path(public_key).is_file():
-            raise EdgesnnError(f"{public_key}: SuperNode public key not found")
+        require_file(public_key, "SuperNode public key")
         return int(self.flwr("supernode", "register", str(Path(public_key).resolve()), CONNECTION)["node-id"])
 
     def online(self) -> int:

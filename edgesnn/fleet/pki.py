@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edgesnn.errors import EdgesnnError
+from edgesnn.folders import require_file
 
 
 def _write_new(files: list[tuple[Path, bytes, int]]) -> list[Path]:
@@ -48,8 +49,7 @@ def _write_new(files: list[tuple[Path, bytes, int]]) -> list[Path]:
 def check_ca(path: Path) -> None:
     """One line now for a CA file that is missing or holds no certificate, where Flower would
     fail deep inside a connection attempt (or keep retrying)."""
-    if not Path(path).is_file():
-        raise EdgesnnError(f"{path}: CA certificate not found")
+    require_file(path, "CA certificate")
     try:
         ssl.create_default_context(cafile=str(path))
     except (ssl.SSLError, ValueError, UnicodeDecodeError):
@@ -58,10 +58,9 @@ def check_ca(path: Path) -> None:
 
 def check_private_key(path: Path) -> None:
     """A device's own key must be the OpenSSH private key that `fleet keys` wrote (not its .pub)."""
+    require_file(path, "device key")
     try:
         key = serialization.load_ssh_private_key(Path(path).read_bytes(), password=None)
-    except FileNotFoundError:
-        raise EdgesnnError(f"{path}: device key not found") from None
     except (ValueError, TypeError, OSError, UnsupportedAlgorithm):
         raise EdgesnnError(f"{path}: not an OpenSSH private key (give the device the key from `edgesnn fleet keys` "
                            "without .pub)") from None
@@ -73,10 +72,9 @@ def check_private_key(path: Path) -> None:
 def check_public_key(path: Path) -> bytes:
     """A device's registered key must be the OpenSSH public key that `fleet keys` wrote (.pub).
     Returns the key itself (without the file's comment), which tells two devices apart."""
+    require_file(path, "device public key")
     try:
         key = serialization.load_ssh_public_key(Path(path).read_bytes())
-    except FileNotFoundError:
-        raise EdgesnnError(f"{path}: device public key not found") from None
     except (ValueError, TypeError, OSError, UnsupportedAlgorithm):
         raise EdgesnnError(f"{path}: not an OpenSSH public key (register the .pub from `edgesnn fleet keys`)") from None
     return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
@@ -93,10 +91,9 @@ def check_server_tls(ca: Path, cert: Path, key: Path) -> None:
     for name, path, load in (("server certificate", cert, x509.load_pem_x509_certificates),
                              ("server key", key, lambda b: serialization.load_pem_private_key(b, password=None)),
                              ("CA certificate", ca, x509.load_pem_x509_certificates)):
+        require_file(path, name)
         try:
             loaded[name] = load(Path(path).read_bytes())
-        except FileNotFoundError:
-            raise EdgesnnError(f"{path}: {name} not found") from None
         except (ValueError, TypeError, OSError, UnsupportedAlgorithm):
             locked = " (or one protected by a password)" if name == "server key" else ""
             raise EdgesnnError(f"{path}: not a PEM {name}{locked}") from None
