@@ -12,7 +12,11 @@ only (the normal class keeps the drive end's path); `--option` passes MRA-SNN pa
 path_share and path_until, so it trains what `edgesnn train --seed N --timesteps 1 --bits 2
 --threads 1 --path-share S --path-until F` (and the same options) does, checkpoint for checkpoint;
 without it, normal windows are re-pathed as well, which only this script does. `--ball-share B`
-re-paths fault windows only, ball faults at share B and the others at --share (this script only).
+re-paths fault windows only, ball faults at share B and the others at --share; `--added` adds the
+re-pathed copies of fault windows to the batch instead of replacing them; `--teacher CKPT` distills
+as `edgesnn train --teacher` does, and with `--teacher-on-recorded` only on the windows left on
+their recorded path (`--ball-share`, `--added` and `--teacher-on-recorded`: this script only;
+benchmarks/README.md has the results).
 
     python benchmarks/path_augmentation.py --share 0.5 --seed 0 --out runs/path_augmentation/share0.5_s0
 """
@@ -22,6 +26,42 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+
+
+def distill_on_recorded_windows() -> None:
+    """Make `edgesnn.training.train` distill only on the windows of each batch that kept their
+    recorded path: a teacher that never saw another path is no judge of a re-pathed window."""
+    import numpy as np
+    import torch
+
+    from edgesnn import training
+    from edgesnn.dataset import TaskData
+    from edgesnn.losses import distill
+
+    plain_sample, plain_repath = TaskData.sample_train, training.repath
+    pathed = [np.zeros(0, bool)]  # of the batch drawn last
+
+    def sample_train(self, count, rng, speed_jitter=0.0, classes=None):
+        x, y = plain_sample(self, count, rng, speed_jitter, classes)
+        pathed[0] = np.zeros(len(y), bool)  # re-pathing, when a step does it, marks its windows
+        return x, y
+
+    def repath(x, y, share, rng, normal):
+        state = rng.bit_generator.state  # repath's own first draw, read without consuming it
+        pathed[0] = (rng.random(len(x)) < share) & (y != normal)
+        rng.bit_generator.state = state
+        return plain_repath(x, y, share, rng, normal)
+
+    def loss(model, x, y, criterion, progress, teacher=None):
+        logits = model(x)
+        recorded = torch.from_numpy(~pathed[0])
+        if teacher is None or not recorded.any():
+            return criterion(logits, y), logits
+        with torch.no_grad():
+            soft = teacher(x[recorded])
+        return criterion(logits, y) + distill(logits[recorded], soft), logits
+
+    TaskData.sample_train, training.repath, training._loss = sample_train, repath, loss
 
 
 def main() -> None:
@@ -37,6 +77,12 @@ def main() -> None:
                     help="re-path only in this first share of the training steps (1: all of them)")
     ap.add_argument("--ball-share", type=float, default=None,
                     help="fault windows only, ball faults re-pathed at this share and the others at --share")
+    ap.add_argument("--added", action="store_true",
+                    help="fault windows only: the re-pathed copies join the batch beside their recorded windows")
+    ap.add_argument("--teacher", type=Path, default=None,
+                    help="checkpoint to distill from, as `edgesnn train --teacher` (every window)")
+    ap.add_argument("--teacher-on-recorded", action="store_true",
+                    help="with --teacher and --faults-only: distill on windows left on their recorded path only")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="an MRA-SNN pack option, repeatable (e.g. frontend=raw+envelope)")
     args = ap.parse_args()
@@ -52,8 +98,13 @@ def main() -> None:
     cfg = TrainConfig(pack="mra_snn", data=str(args.data), seed=args.seed, timesteps=1, bits=2, threads=1)
     if args.epochs:
         cfg.epochs = args.epochs
-    if args.faults_only and args.ball_share is not None:
-        ap.error("--ball-share re-paths fault windows only itself; drop --faults-only")
+    if args.faults_only and (args.ball_share is not None or args.added):
+        ap.error("--ball-share and --added re-path fault windows only themselves; drop --faults-only")
+    if args.teacher_on_recorded and not (args.teacher and args.faults_only):
+        ap.error("--teacher-on-recorded needs --teacher and --faults-only")
+    cfg.teacher = str(args.teacher) if args.teacher else None
+    if args.teacher_on_recorded:
+        distill_on_recorded_windows()
     if args.faults_only:  # the product's form: edgesnn train --path-share S --path-until F
         cfg.path_share, cfg.path_until = args.share, args.until
     else:  # normal windows re-pathed too, which the product never does: re-path each drawn batch here
@@ -67,6 +118,10 @@ def main() -> None:
             steps[0] += 1  # training draws one batch a step
             if steps[0] > last_pathed_step:
                 return x, y
+            if args.added:  # copies of about --share of the fault windows, on random paths
+                normal = TASKS[cfg.task].index("normal")
+                pick = np.flatnonzero((rng.random(len(y)) < args.share) & (y != normal))
+                return np.concatenate([x, repath(x[pick], y[pick], 1.0, rng, None)]), np.concatenate([y, y[pick]])
             if args.ball_share is None:
                 return repath(x, y, args.share, rng, None), y
             kinds = types[y]  # fault windows only, ball faults at their own share
@@ -84,6 +139,8 @@ def main() -> None:
                        + (f" --epochs {args.epochs}" if args.epochs else "") + " --faults-only" * args.faults_only
                        + (f" --until {args.until:g}" if args.until < 1 else "")
                        + (f" --ball-share {args.ball_share:g}" if args.ball_share is not None else "")
+                       + " --added" * args.added + (f" --teacher {args.teacher}" if args.teacher else "")
+                       + " --teacher-on-recorded" * args.teacher_on_recorded
                        + "".join(f" --option {o}" for o in args.option))
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, args.out / "checkpoint.pt")
