@@ -12,7 +12,9 @@ import math
 import os
 import re
 import shlex
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -672,7 +674,6 @@ def monitor(
 
     On a terminal it shows a live table of sensors; otherwise it writes plain log lines.
     """
-    import signal
 
     from edgesnn.anomaly import AnomalyScorer
     from edgesnn.inbox import Inbox
@@ -743,8 +744,6 @@ def demo(
     """The whole job on this machine: an embedded MQTT broker on 127.0.0.1, ten sensors replaying
     real CWRU clips (one per class, never seen in training), and the monitor with the default model.
     Ends with each sensor's truth, verdict and detection latency."""
-    import signal
-    import threading
 
     from rich.table import Table
 
@@ -791,11 +790,16 @@ def sensors_replay(
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):
     """Replay recordings as live sensors, one topic per file, per CONTRACTS section 3."""
-    from edgesnn.sensors.publisher import replay
+    from edgesnn.sensors.publisher import publish_streams, recording_streams
 
-    sent = replay(files, fs, broker, root, frame_ms, speed, seconds, variable,
-                  _tls_and_auth(ca_file, cert_file, key_file, username, password))
-    out.print(f"sent {sent} frames from {len(files)} sensor(s) to {broker} under {root}")
+    streams = recording_streams(files, fs, variable)
+    stop = _stop_on_signals()
+    sent = publish_streams(streams, broker, root, frame_ms, speed, seconds,
+                           _tls_and_auth(ca_file, cert_file, key_file, username, password), stop=stop)
+    _publish_summary(sent, f"{len(files)} sensor(s)", broker, root, stop)
+    longest = max(len(x) / rate for x, rate in streams.values())
+    if seconds is not None and seconds > longest:  # asked for more than there is: say so
+        out.print(f"(--seconds {seconds:g}: the longest recording holds {longest:.1f} s, all of it sent)")
 
 
 @sensors_app.command("simulate")
@@ -813,9 +817,25 @@ def sensors_simulate(
     """Stream synthetic bearings (a mix of faults and speeds) as live sensors."""
     from edgesnn.sensors.publisher import publish_streams, simulated_fleet
 
+    stop = _stop_on_signals()
     sent = publish_streams(simulated_fleet(count, seconds, seed=seed), broker, root, frame_ms, speed, seconds,
-                           _tls_and_auth(ca_file, cert_file, key_file, username, password))
-    out.print(f"sent {sent} frames from {count} simulated sensor(s) to {broker} under {root}")
+                           _tls_and_auth(ca_file, cert_file, key_file, username, password), stop=stop)
+    _publish_summary(sent, f"{count} simulated sensor(s)", broker, root, stop)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event that Ctrl-C or SIGTERM sets: a publisher stops after the frames in flight are
+    acknowledged and says what it sent, instead of dying silently mid-stream."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _publish_summary(sent: int, sensors: str, broker: str, root: str, stop: threading.Event) -> None:
+    out.print(f"{'stopped: ' if stop.is_set() else ''}sent {sent} frames from {sensors} to {broker} under {root}")
+    if stop.is_set():  # the shell's convention for a run ended by a signal
+        raise typer.Exit(130)
 
 
 app.add_typer(fleet_app, name="fleet")

@@ -82,17 +82,22 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
     return sent
 
 
-def replay(paths: list[Path], fs: float | None, broker: str, root: str = "edgesnn", frame_ms: float = 100.0,
-           speed: float = 1.0, seconds: float | None = None, variable: str | None = None,
-           tls_and_auth: dict | None = None) -> int:
-    """Stream each recording as one sensor named after its file."""
+def recording_streams(paths: list[Path], fs: float | None, variable: str | None = None
+                      ) -> dict[str, tuple[np.ndarray, float]]:
+    """Each recording as one sensor named after its file: {sensor id: (signal, rate)}."""
     ids = [sensor_id(p) for p in paths]
     if len(set(ids)) < len(ids):
         twice = next(i for i in ids if ids.count(i) > 1)
         raise EdgesnnError(f"{', '.join(str(p) for p, i in zip(paths, ids) if i == twice)}: these files would "
                            f"stream as the one sensor {twice!r}; rename one")
-    streams = {i: read_recording(p, fs=fs, variable=variable)[:2] for i, p in zip(ids, paths)}  # signal, rate
-    return publish_streams(streams, broker, root, frame_ms, speed, seconds, tls_and_auth)
+    return {i: read_recording(p, fs=fs, variable=variable)[:2] for i, p in zip(ids, paths)}
+
+
+def replay(paths: list[Path], fs: float | None, broker: str, root: str = "edgesnn", frame_ms: float = 100.0,
+           speed: float = 1.0, seconds: float | None = None, variable: str | None = None,
+           tls_and_auth: dict | None = None) -> int:
+    """Stream each recording as one sensor named after its file."""
+    return publish_streams(recording_streams(paths, fs, variable), broker, root, frame_ms, speed, seconds, tls_and_auth)
 
 
 def simulated_fleet(count: int, seconds: float, fs: float = 12_000.0, seed: int = 0) -> dict[str, tuple[np.ndarray, float]]:

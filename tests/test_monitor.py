@@ -6,7 +6,7 @@ import uuid
 
 import numpy as np
 
-from conftest import free_port, mqtt_listener, running_monitor, wait_for
+from conftest import free_port, mqtt_listener, run_cli, running_monitor, wait_for
 from edgesnn.monitor import Monitor
 from edgesnn.payloads import encode_waveform
 from edgesnn.sensors import cwru
@@ -149,6 +149,36 @@ def test_a_batch_that_inference_fails_on_is_counted_and_the_monitor_goes_on(brok
     listener.disconnect()
     assert mon.last_status["failed_windows"] == 1 and f"{root}/first/diagnosis" not in received
     assert f"{root}/second/diagnosis" in received
+
+
+def test_replay_stopped_by_ctrl_c_says_what_it_sent_and_a_short_recording_says_it_ended(broker, tmp_path):
+    """Ctrl-C used to end `sensors replay` with no word of what had gone out, and --seconds past
+    the end of a recording sent less than asked without saying so."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = f"edgesnn-test-{uuid.uuid4().hex[:8]}"
+    np.save(tmp_path / "short.npy", np.random.default_rng(0).standard_normal(12_000 * 2).astype(np.float32))
+    frames = []
+    listener = mqtt_listener(broker, f"{root}/#", lambda c, u, msg: frames.append(msg.topic))
+    exe = Path(sys.executable).with_name("edgesnn")
+    proc = subprocess.Popen([str(exe), "sensors", "replay", str(tmp_path / "short.npy"), "--fs", "12000",
+                             "--broker", broker, "--root", root, "--seconds", "1.8"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: len(frames) >= 3, 60)  # streaming in real time
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and stdout.startswith("stopped: sent ") and not stderr, (proc.returncode, stdout, stderr)
+    sent = int(stdout.split()[2])
+    assert 3 <= sent < 18 and wait_for(lambda: len(frames) == sent, 10), (sent, len(frames))  # none lost
+    r = run_cli("sensors", "replay", tmp_path / "short.npy", "--fs", "12000", "--broker", broker, "--root", root,
+                "--speed", "0", "--seconds", "5")
+    assert r.returncode == 0 and "sent 20 frames" in r.stdout, r.stdout + r.stderr
+    assert "--seconds 5: the longest recording holds 2.0 s, all of it sent" in r.stdout
+    listener.loop_stop()
+    listener.disconnect()
 
 
 def test_replay_streams_a_recording_frame_by_frame(broker, cwru_dir):
