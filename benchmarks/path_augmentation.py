@@ -98,6 +98,8 @@ def main() -> None:
     cfg = TrainConfig(pack="mra_snn", data=str(args.data), seed=args.seed, timesteps=1, bits=2, threads=1)
     if args.epochs:
         cfg.epochs = args.epochs
+    if args.added and args.ball_share is not None:
+        ap.error("--added re-paths every fault type at --share; drop --ball-share")
     if args.faults_only and (args.ball_share is not None or args.added):
         ap.error("--ball-share and --added re-path fault windows only themselves; drop --faults-only")
     if args.teacher_on_recorded and not (args.teacher and args.faults_only):

@@ -792,7 +792,7 @@ def sensors_replay(
     """Replay recordings as live sensors, one topic per file, per CONTRACTS section 3."""
     from edgesnn.sensors.publisher import publish_streams, recording_streams
 
-    streams = recording_streams(files, fs, variable)
+    streams = recording_streams(files, fs, variable)  # before the stop: Ctrl-C here ends at once
     stop = _stop_on_signals()
     sent = publish_streams(streams, broker, root, frame_ms, speed, seconds,
                            _tls_and_auth(ca_file, cert_file, key_file, username, password), stop=stop)
@@ -817,25 +817,38 @@ def sensors_simulate(
     """Stream synthetic bearings (a mix of faults and speeds) as live sensors."""
     from edgesnn.sensors.publisher import publish_streams, simulated_fleet
 
+    streams = simulated_fleet(count, seconds, seed=seed)  # before the stop: Ctrl-C here ends at once
     stop = _stop_on_signals()
-    sent = publish_streams(simulated_fleet(count, seconds, seed=seed), broker, root, frame_ms, speed, seconds,
+    sent = publish_streams(streams, broker, root, frame_ms, speed, seconds,
                            _tls_and_auth(ca_file, cert_file, key_file, username, password), stop=stop)
     _publish_summary(sent, f"{count} simulated sensor(s)", broker, root, stop)
 
 
-def _stop_on_signals() -> threading.Event:
+class _Stop(threading.Event):
+    signal: int = 0  # the signal that set it
+
+
+def _stop_on_signals() -> _Stop:
     """An event that Ctrl-C or SIGTERM sets: a publisher stops after the frames in flight are
-    acknowledged and says what it sent, instead of dying silently mid-stream."""
-    stop = threading.Event()
+    acknowledged and says what it sent, instead of dying silently mid-stream. A second signal
+    ends the process at once (the default handlers are back)."""
+    stop = _Stop()
+
+    def handle(signum, frame):
+        stop.signal = signum
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, handle)
     return stop
 
 
-def _publish_summary(sent: int, sensors: str, broker: str, root: str, stop: threading.Event) -> None:
+def _publish_summary(sent: int, sensors: str, broker: str, root: str, stop: _Stop) -> None:
     out.print(f"{'stopped: ' if stop.is_set() else ''}sent {sent} frames from {sensors} to {broker} under {root}")
-    if stop.is_set():  # the shell's convention for a run ended by a signal
-        raise typer.Exit(130)
+    if stop.is_set():  # the shell's convention for a run ended by a signal (as `fleet server`)
+        raise typer.Exit(128 + stop.signal)
 
 
 app.add_typer(fleet_app, name="fleet")

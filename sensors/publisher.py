@@ -54,7 +54,9 @@ def publish_streams(streams: dict[str, tuple[np.ndarray, float]], broker: str, r
     sent, i, last = 0, 0, []
     while (seconds is None or i * period < seconds) and not (stop and stop.is_set()):
         if speed > 0:  # a sensor sends frame i once its last sample exists (at real time / speed)
-            time.sleep(max(0.0, start + (i + 1) * period / speed - time.time()))
+            due = max(0.0, start + (i + 1) * period / speed - time.time())
+            if stop.wait(due) if stop else time.sleep(due):  # a stop ends the wait, and sends nothing more
+                break
         infos = []
         for topic, x, rate, n in plan:
             k, seq = i, i
