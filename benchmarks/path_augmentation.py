@@ -114,6 +114,7 @@ def main() -> None:
         last_pathed_step = args.until * cfg.epochs * cfg.steps_per_epoch
         steps = [0]
         types = np.array([fault_type(c) for c in TASKS[cfg.task]])  # of each class index
+        normal = TASKS[cfg.task].index("normal")
 
         def sample_train(self, count, rng, speed_jitter=0.0, classes=None):
             x, y = plain(self, count, rng, speed_jitter, classes)
@@ -121,7 +122,6 @@ def main() -> None:
             if steps[0] > last_pathed_step:
                 return x, y
             if args.added:  # copies of about --share of the fault windows, on random paths
-                normal = TASKS[cfg.task].index("normal")
                 pick = np.flatnonzero((rng.random(len(y)) < args.share) & (y != normal))
                 return np.concatenate([x, repath(x[pick], y[pick], 1.0, rng, None)]), np.concatenate([y, y[pick]])
             if args.ball_share is None:

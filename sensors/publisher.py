@@ -95,13 +95,6 @@ def recording_streams(paths: list[Path], fs: float | None, variable: str | None 
     return {i: read_recording(p, fs=fs, variable=variable)[:2] for i, p in zip(ids, paths)}
 
 
-def replay(paths: list[Path], fs: float | None, broker: str, root: str = "edgesnn", frame_ms: float = 100.0,
-           speed: float = 1.0, seconds: float | None = None, variable: str | None = None,
-           tls_and_auth: dict | None = None) -> int:
-    """Stream each recording as one sensor named after its file."""
-    return publish_streams(recording_streams(paths, fs, variable), broker, root, frame_ms, speed, seconds, tls_and_auth)
-
-
 def simulated_fleet(count: int, seconds: float, fs: float = 12_000.0, seed: int = 0) -> dict[str, tuple[np.ndarray, float]]:
     """`count` synthetic bearings, faults in turn (normal, ball, inner race, outer race) at random
     speeds 1700-1800 rpm and severities; sensor ids say the truth, e.g. sim007_outer_race."""

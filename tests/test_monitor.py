@@ -188,13 +188,13 @@ def test_replay_stopped_by_ctrl_c_says_what_it_sent_and_a_short_recording_says_i
 
 def test_replay_streams_a_recording_frame_by_frame(broker, cwru_dir):
     from edgesnn.payloads import decode_waveform
-    from edgesnn.sensors.publisher import replay, sensor_id
+    from edgesnn.sensors.publisher import publish_streams, recording_streams, sensor_id
 
     root = f"edgesnn-test-{uuid.uuid4().hex[:8]}"
     path = cwru_dir / "12k_Drive_End_B007_0_118.mat"
     frames = []
     listener = mqtt_listener(broker, f"{root}/#", lambda c, u, msg: frames.append((msg.topic, decode_waveform(msg.payload))))
-    assert replay([path], 12000, broker, root, frame_ms=100, speed=0, seconds=1.0) == 10
+    assert publish_streams(recording_streams([path], 12000), broker, root, frame_ms=100, speed=0, seconds=1.0) == 10
     deadline = time.time() + 10
     while len(frames) < 10 and time.time() < deadline:
         time.sleep(0.05)
