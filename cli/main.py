@@ -265,6 +265,9 @@ def evaluate_cmd(
     check_folder(out_dir)  # the cheap checks before torch is imported
     for path in checkpoints:
         require_file(path, "checkpoint")
+    from edgesnn.sensors import cwru
+
+    cwru.entries(data)  # a --data that holds no recordings
     need_training_extra()
     from rich.table import Table
 
@@ -337,6 +340,9 @@ def export(
         raise EdgesnnError(f"--name {name!r}: a model name of letters, digits, '.', '_' and '-', starting with a "
                            "letter or digit (it names the files in --out, and the C source includes its header by it)")
     require_file(checkpoint, "checkpoint")
+    from edgesnn.sensors import cwru
+
+    cwru.entries(data)  # a --data that holds no recordings
     need_training_extra()
     from edgesnn.card import read_card
     from edgesnn.dataset import load_task

@@ -524,8 +524,7 @@ def test_quantizing_a_network_the_integer_path_does_not_cover_names_the_checkpoi
     for pack, extra, says in (("wdcnn", {}, "not this wdcnn model; export it without --quantize"),
                               ("mra_snn", {"frontend": "cwt"}, "not this mra_snn model (cwt front end)")):
         untrained_checkpoint(tmp_path / f"{pack}.pt", pack=pack, **extra)
-        r = run_cli("export", tmp_path / f"{pack}.pt", "--quantize", "--data", tmp_path / "no-data",
-                    "--out", tmp_path / "out")
+        r = run_cli("export", tmp_path / f"{pack}.pt", "--quantize", "--data", CWRU, "--out", tmp_path / "out")
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1, r.stderr
         assert lines[0].startswith(f"error: {tmp_path / pack}.pt: the integer network covers") and says in lines[0], r.stderr
@@ -537,8 +536,7 @@ def test_eval_of_checkpoints_of_different_tasks_says_which_is_which(tmp_path):
 
     for task in TASKS:
         untrained_checkpoint(tmp_path / f"{task}.pt", pack="wdcnn", task=task)
-    r = run_cli("eval", tmp_path / "cwru10.pt", tmp_path / "fault_type.pt", "--data", tmp_path / "no-data",
-                "--out", tmp_path / "out")
+    r = run_cli("eval", tmp_path / "cwru10.pt", tmp_path / "fault_type.pt", "--data", CWRU, "--out", tmp_path / "out")
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert (f"{tmp_path / 'cwru10.pt'} is cwru10, {tmp_path / 'fault_type.pt'} is fault_type); evaluate them apart"
@@ -550,6 +548,8 @@ def test_eval_of_checkpoints_of_different_tasks_says_which_is_which(tmp_path):
     (["export", "{d}", "--out", "{d}/x"], ": a folder, not a checkpoint"),
     (["train", "--teacher", "{d}/none.pt", "--out", "{d}/t"], "none.pt: checkpoint not found"),
     (["train", "--data", "{d}/nodata", "--out", "{d}/t"], "nodata: data folder not found"),
+    (["eval", "{d}/c.pt", "--data", "{d}/nodata", "--out", "{d}/e"], "nodata: data folder not found"),
+    (["export", "{d}/c.pt", "--data", "{d}/nodata", "--out", "{d}/x"], "nodata: data folder not found"),
     (["train", "--path-until", "0.5", "--out", "{d}/t"], "give --path-share too"),
     (["fleet", "simulate", "--selection", "best", "--out", "{d}/f"], "unknown selection 'best'"),
     (["fleet", "simulate", "--data", "{d}/nodata", "--out", "{d}/f"], "nodata: data folder not found"),
@@ -565,6 +565,7 @@ def test_command_line_mistakes_are_refused_before_torch_and_flower(tmp_path, arg
     that names the mistake (not 'install edgesnn[train]'), or, where reading the input needs the
     extra, names the extra in one line."""
     argv = [a.format(d=tmp_path) for a in args]
+    (tmp_path / "c.pt").write_bytes(b"")  # a checkpoint that exists, for the checks after it
     code = ("import sys\n"
             "class Absent:  # torch and flwr cannot be imported, as on the edge install\n"
             "    def find_spec(self, name, path=None, target=None):\n"
