@@ -10,10 +10,14 @@ from edgesnn.errors import EdgesnnError
 
 
 def require_file(path: Path, what: str) -> Path:
-    """`path`, or a one-line refusal when it is no file (missing, or a folder)."""
+    """`path`, or a one-line refusal when it is no file (missing, a folder, /dev/null)."""
     path = Path(path)
-    if not path.is_file():
-        raise EdgesnnError(f"{path}: {f'a folder, not a {what}' if path.is_dir() else f'{what} not found'}")
+    if path.is_dir():
+        raise EdgesnnError(f"{path}: a folder, not a {what}")
+    if not path.exists():
+        raise EdgesnnError(f"{path}: {what} not found")
+    if not path.is_file():  # /dev/null, a pipe: it exists, and holds no file to read
+        raise EdgesnnError(f"{path}: not a regular file (a device or a pipe), not a {what}")
     return path
 
 

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from edgesnn.errors import EdgesnnError
+from edgesnn.folders import require_file
 from edgesnn.payloads import MAX_ABS_G
 from edgesnn.sensors.cwru import known_rate
 from edgesnn.signal import check_fs, resample, too_slow
@@ -185,11 +186,7 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
 
     A .wav file carries its own rate; the other formats need `fs`.
     """
-    path = Path(path)
-    if not path.is_file():
-        what = ("a folder, not a recording" if path.is_dir() else
-                "not a regular file (a device or a pipe), not a recording" if path.exists() else "file not found")
-        raise EdgesnnError(f"{path}: {what}")
+    path = require_file(path, "recording")
     suffix = path.suffix.lower()
     if suffix == ".wav":
         from scipy.io import wavfile

@@ -35,7 +35,7 @@ def files(tmp_path_factory):
 
 
 CASES = {
-    "missing file": (["infer", "{d}/none.npy", "--fs", "12000"], "none.npy: file not found"),
+    "missing file": (["infer", "{d}/none.npy", "--fs", "12000"], "none.npy: recording not found"),
     "unsupported format": (["infer", "{d}/data.xlsx", "--fs", "12000"], "unsupported format .xlsx"),
     "unknown variable": (["infer", "{d}/two.mat", "--fs", "12000", "--variable", "c"], "no numeric variable 'c'"),
     "ambiguous variable": (["infer", "{d}/two.mat", "--fs", "12000"], "choose one with --variable"),
@@ -85,7 +85,7 @@ CASES = {
                               "--journal", "{d}/j.sqlite"], "nomodels: model folder not found"),
     "model folder is a file": (["monitor", "--broker", "mqtt://127.0.0.1:1", "--model-dir", "{d}/ok.npy",
                                 "--journal", "{d}/j.sqlite"], "ok.npy: a file, not a model folder"),
-    "brackets survive": (["infer", "{d}/[x].npy", "--fs", "12000"], "[x].npy: file not found"),
+    "brackets survive": (["infer", "{d}/[x].npy", "--fs", "12000"], "[x].npy: recording not found"),
     "hop too small": (["monitor", "--hop", "10", "--journal", "{d}/j.sqlite"], "hop 10 is below 128 samples"),
     "sensor inbox over total": (["monitor", "--inbox-mb", "1", "--sensor-inbox-mb", "2", "--journal", "{d}/j.sqlite"],
                                 "--sensor-inbox-mb 2 exceeds --inbox-mb 1"),
@@ -104,7 +104,7 @@ CASES = {
     "firmware-sim dead sensor": (["firmware-sim", "--recording", "{d}/dead.npy", "--fs", "12000"],
                                  "dead.npy: no vibration in any window (constant signal)"),
     "firmware-sim recording missing": (["firmware-sim", "--recording", "{d}/none.npy", "--fs", "12000"],
-                                       "none.npy: file not found"),
+                                       "none.npy: recording not found"),
 }
 
 
@@ -291,6 +291,7 @@ def test_paths_names_and_roots_that_would_misplace_data_are_refused(files, tmp_p
     np.save(tmp_path / "b" / "a.npy", np.zeros(10))
     cases = [
         (["infer", files, "--fs", "12000"], "a folder, not a recording"),
+        (["infer", "/dev/null", "--fs", "12000"], "/dev/null: not a regular file (a device or a pipe), not a recording"),
         (["infer", files / "ok.npy", "--fs", "12000", "--model", files], "a folder, not a model card"),
         (["export", files / "none.pt", "--name", "../elsewhere"], "--name '../elsewhere': a model name of letters"),
         (["export", files / "none.pt", "--name", 'my"model'], "the C source includes its header by it"),

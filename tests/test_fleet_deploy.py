@@ -175,6 +175,7 @@ def test_server_and_client_refuse_bad_tls_files_and_addresses_before_starting(tm
         for args, says in (
                 (["--key", a / "dev0.pub", "--superlink", "127.0.0.1:9092"], "not an OpenSSH private key"),
                 (["--key", a, "--superlink", "127.0.0.1:9092"], f"{a}: a folder, not a device key"),
+                (["--key", "/dev/null", "--superlink", "127.0.0.1:9092"], "/dev/null: not a regular file (a device or a pipe), not a device key"),
                 (["--key", a / "dev0", "--superlink", "127.0.0.1:99999"], "give the server as HOST:PORT"),
                 (["--key", a / "dev0", "--superlink", "[::1:9092"], "give the server as HOST:PORT"),
                 (["--key", a / "dev0", "--superlink", f"127.0.0.1:{free_port()}"], "cannot reach the server at 127.0.0.1:"),
