@@ -135,6 +135,8 @@ def _from_csv(path: Path, variable: str | None) -> tuple[np.ndarray, str | None]
     header = None if all(_is_number(c) for c in rows[0][1]) else [c.strip() for c in rows.pop(0)[1]]
     if not rows:
         raise EdgesnnError(f"{path}: the CSV file has a header and no data")
+    if header and delimiter == " " and len(rows[0][1]) == 1:  # one column under a name with spaces: "Acceleration (g)"
+        header = [first.strip()]
     width = len(header) if header else len(rows[0][1])
     names = header or [str(i) for i in range(width)]
     if variable is None:
@@ -150,12 +152,15 @@ def _from_csv(path: Path, variable: str | None) -> tuple[np.ndarray, str | None]
     elif variable.isdigit() and int(variable) < width:
         column = int(variable)
     else:
-        raise EdgesnnError(f"{path}: no column {variable!r}; it has {', '.join(names)} (or an index 0..{width - 1})")
+        where = f"; line {lines[0][0]}, the header, has" if header else "; it has"  # a preamble above it shows
+        raise EdgesnnError(f"{path}: no column {variable!r}{where} {', '.join(names)} (or an index 0..{width - 1})")
     values = np.empty(len(rows))
     for i, (line, row) in enumerate(rows):
         if len(row) != width:
             hint = " (decimal commas need ; or tabs between columns, or quotes)" \
                 if delimiter == "," and len(row) > width else ""
+            if delimiter == " " and not all(_is_number(c) for c in row):  # "0.044 g": a unit after the value
+                hint = f" ({' '.join(row)[:30]!r}: only numbers, separated by spaces)"
             raise EdgesnnError(f"{path}: line {line} has {len(row)} column{'s' * (len(row) != 1)}, not {width}{hint}")
         try:
             values[i] = _number(row[column])

@@ -43,6 +43,22 @@ def test_csv_with_header_and_column(tmp_path):
         read_recording(p, fs=12_000, variable="x")
 
 
+def test_csv_header_with_spaces_units_and_a_preamble(tmp_path):
+    """What spreadsheets and DAQ exports write: a one-column header with spaces is one name; a unit
+    after each value, or lines above the header, are refused saying so."""
+    rows = "\n".join(f"{v:.6f}" for v in SIGNAL)
+    (tmp_path / "a.csv").write_text("Acceleration (g)\n" + rows)
+    x, _, channel = read_recording(tmp_path / "a.csv", fs=12_000)
+    np.testing.assert_allclose(x, SIGNAL, atol=1e-5)
+    assert channel == "Acceleration (g)"
+    (tmp_path / "b.csv").write_text("acc\n" + "\n".join(f"{v:.6f} g" for v in SIGNAL))
+    with pytest.raises(EdgesnnError, match=r"line 2 has 2 columns, not 1 \('.* g': only numbers, separated by spaces\)"):
+        read_recording(tmp_path / "b.csv", fs=12_000)
+    (tmp_path / "c.csv").write_text("Exported by DAQ 1.2\n# 2026-12-08\ntime,acc\n" + "\n".join(f"0,{v:.6f}" for v in SIGNAL))
+    with pytest.raises(EdgesnnError, match="no column 'acc'; line 1, the header, has Exported, by, DAQ, 1.2"):
+        read_recording(tmp_path / "c.csv", fs=12_000, variable="acc")
+
+
 def test_csv_without_header(tmp_path):
     p = tmp_path / "a.csv"
     np.savetxt(p, SIGNAL[:, None])
