@@ -12,10 +12,11 @@ only (the normal class keeps the drive end's path); `--option` passes MRA-SNN pa
 path_share and path_until, so it trains what `edgesnn train --seed N --timesteps 1 --bits 2
 --threads 1 --path-share S --path-until F` (and the same options) does, checkpoint for checkpoint;
 without it, normal windows are re-pathed as well, which only this script does. `--ball-share B`
-re-paths fault windows only, ball faults at share B and the others at --share; `--added` adds the
+re-paths fault windows only, ball faults at share B and the others at --share; `--keep-path C`
+re-paths fault windows only and never those of class C (repeatable); `--added` adds the
 re-pathed copies of fault windows to the batch instead of replacing them; `--teacher CKPT` distills
 as `edgesnn train --teacher` does, and with `--teacher-on-recorded` only on the windows left on
-their recorded path (`--ball-share`, `--added` and `--teacher-on-recorded`: this script only;
+their recorded path (`--ball-share`, `--keep-path`, `--added` and `--teacher-on-recorded`: this script only;
 benchmarks/README.md has the results).
 
     python benchmarks/path_augmentation.py --share 0.5 --seed 0 --out runs/path_augmentation/share0.5_s0
@@ -77,6 +78,9 @@ def main() -> None:
                     help="re-path only in this first share of the training steps (1: all of them)")
     ap.add_argument("--ball-share", type=float, default=None,
                     help="fault windows only, ball faults re-pathed at this share and the others at --share")
+    ap.add_argument("--keep-path", action="append", default=[], metavar="CLASS",
+                    help="fault windows only: windows of this class keep their recorded path (repeatable); "
+                         "the other fault classes are re-pathed at --share")
     ap.add_argument("--added", action="store_true",
                     help="fault windows only: the re-pathed copies join the batch beside their recorded windows")
     ap.add_argument("--teacher", type=Path, default=None,
@@ -98,6 +102,11 @@ def main() -> None:
     cfg = TrainConfig(pack="mra_snn", data=str(args.data), seed=args.seed, timesteps=1, bits=2, threads=1)
     if args.epochs:
         cfg.epochs = args.epochs
+    if args.keep_path and (args.ball_share is not None or args.added or args.faults_only):
+        ap.error("--keep-path re-paths fault windows only itself; drop --ball-share, --added and --faults-only")
+    unknown = set(args.keep_path) - set(TASKS[cfg.task])
+    if unknown:
+        ap.error(f"--keep-path {', '.join(sorted(unknown))}: not a class of {cfg.task}")
     if args.added and args.ball_share is not None:
         ap.error("--added re-paths every fault type at --share; drop --ball-share")
     if args.faults_only and (args.ball_share is not None or args.added):
@@ -115,6 +124,7 @@ def main() -> None:
         steps = [0]
         types = np.array([fault_type(c) for c in TASKS[cfg.task]])  # of each class index
         normal = TASKS[cfg.task].index("normal")
+        keep = [TASKS[cfg.task].index(c) for c in args.keep_path]
 
         def sample_train(self, count, rng, speed_jitter=0.0, classes=None):
             x, y = plain(self, count, rng, speed_jitter, classes)
@@ -124,6 +134,10 @@ def main() -> None:
             if args.added:  # copies of about --share of the fault windows, on random paths
                 pick = np.flatnonzero((rng.random(len(y)) < args.share) & (y != normal))
                 return np.concatenate([x, repath(x[pick], y[pick], 1.0, rng, None)]), np.concatenate([y, y[pick]])
+            if args.keep_path:  # fault windows only, the kept classes on their recorded path
+                pick = np.flatnonzero(~np.isin(y, keep) & (y != normal))
+                x[pick] = repath(x[pick], y[pick], args.share, rng, None)
+                return x, y
             if args.ball_share is None:
                 return repath(x, y, args.share, rng, None), y
             kinds = types[y]  # fault windows only, ball faults at their own share
@@ -141,7 +155,7 @@ def main() -> None:
                        + (f" --epochs {args.epochs}" if args.epochs else "") + " --faults-only" * args.faults_only
                        + (f" --until {args.until:g}" if args.until < 1 else "")
                        + (f" --ball-share {args.ball_share:g}" if args.ball_share is not None else "")
-                       + " --added" * args.added + (f" --teacher {args.teacher}" if args.teacher else "")
+                       + "".join(f" --keep-path {c}" for c in args.keep_path) + " --added" * args.added + (f" --teacher {args.teacher}" if args.teacher else "")
                        + " --teacher-on-recorded" * args.teacher_on_recorded
                        + "".join(f" --option {o}" for o in args.option))
     args.out.mkdir(parents=True, exist_ok=True)
