@@ -412,7 +412,7 @@ def infer(
     from edgesnn.anomaly import AnomalyScorer
     from edgesnn.labels import fault_type
     from edgesnn.runtime import Diagnoser
-    from edgesnn.sensors.recordings import read_recording
+    from edgesnn.sensors.recordings import at_rate, read_recording
     from edgesnn.signal import MAX_WINDOWS_PER_WINDOW, NO_SIGNAL, flat, frame_blocks
 
     diagnoser = Diagnoser(model, normal_margin=normal_margin)
@@ -423,7 +423,9 @@ def infer(
     if hop < diagnoser.window // MAX_WINDOWS_PER_WINDOW:  # each window is a copy: bounds the memory, as in monitor
         raise EdgesnnError(f"--hop {hop} is below {diagnoser.window // MAX_WINDOWS_PER_WINDOW} samples: at most "
                            f"{MAX_WINDOWS_PER_WINDOW} windows per window length")
-    x, rate, channel = read_recording(path, fs=fs, target_fs=diagnoser.sample_rate_hz, variable=variable)
+    recorded = read_recording(path, fs=fs, variable=variable)
+    x, rate, channel = at_rate(recorded, diagnoser.sample_rate_hz, path)
+    read_at = "" if recorded.rate_hz == rate else f", resampled from {recorded.rate_hz:g} Hz"  # a rate to check
     if len(x) < diagnoser.window:
         raise EdgesnnError(f"{path}: {len(x)} sample{'' if len(x) == 1 else 's'} ({len(x) / rate:.3g} s) of signal "
                            f"at {rate:g} Hz is shorter than one {diagnoser.window}-sample "
@@ -450,7 +452,8 @@ def infer(
     counts = {c: diagnosed.count(c) for c in dict.fromkeys(diagnosed)}
     verdict = max(counts, key=counts.get)
     summary = {
-        "file": str(path), "channel": channel, "model": diagnoser.model_id, "windows": len(labels), "label": verdict,
+        "file": str(path), "channel": channel, "sample_rate_hz": recorded.rate_hz, "model": diagnoser.model_id,
+        "windows": len(labels), "label": verdict,
         "fault_type": fault_type(verdict), "share": counts[verdict] / len(diagnosed),
         "mean_confidence": float(probs.max(axis=1)[[l == verdict for l in labels]].mean()),
         "labels": counts, "no_signal_windows": int(quiet.sum()),
@@ -470,7 +473,7 @@ def infer(
         return
     # the title on its own line: as a table title it would wrap to the narrow table's width
     out.print(f"{path.name}{f' ({channel})' if channel else ''}: {len(labels)} windows of {diagnoser.window} "
-              f"samples at {rate:g} Hz", markup=False, soft_wrap=True)
+              f"samples at {rate:g} Hz{read_at}", markup=False, soft_wrap=True)
     table = Table()
     for col in ("start (s)", "label", "confidence") + (("anomaly score",) if anomaly else ()):
         table.add_column(col, justify="right")

@@ -237,7 +237,17 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
     if huge.any():
         raise EdgesnnError(f"{path}: a sample of {np.abs(x).max():.3g} g (first at index {int(np.argmax(huge))}); no "
                            f"accelerometer measures more than {MAX_ABS_G:g} g: the wrong unit or variable?")
-    if target_fs is not None:
-        x = resample(x, fs, target_fs)
-        fs = target_fs
-    return Recording(x.astype(np.float32), fs, channel)
+    steps = np.diff(x)
+    if len(x) > 2 and steps.any() and ((steps >= 0).all() or (steps <= 0).all()):  # vibration goes both ways
+        raise EdgesnnError(f"{path}: the signal only {'rises' if steps.sum() > 0 else 'falls'} over its {len(x)} "
+                           "samples: a time or index column, not vibration; choose the acceleration with --variable")
+    recording = Recording(x.astype(np.float32), fs, channel)
+    return recording if target_fs is None else at_rate(recording, target_fs, path)
+
+
+def at_rate(recording: Recording, target_fs: float, path) -> Recording:
+    """The recording resampled to `target_fs` (a model's rate); refused when it is too slow for it."""
+    if why := too_slow(recording.rate_hz, target_fs):
+        raise EdgesnnError(f"{path}: {why}")
+    x = resample(recording.signal.astype(np.float64), recording.rate_hz, target_fs)
+    return Recording(x.astype(np.float32), target_fs, recording.channel)

@@ -59,6 +59,15 @@ def test_csv_header_with_spaces_units_and_a_preamble(tmp_path):
         read_recording(tmp_path / "c.csv", fs=12_000, variable="acc")
 
 
+def test_a_time_or_index_column_is_not_vibration(tmp_path):
+    np.save(tmp_path / "t.npy", np.arange(5000) / 12_000)
+    with pytest.raises(EdgesnnError, match="the signal only rises over its 5000 samples: a time or index column"):
+        read_recording(tmp_path / "t.npy", fs=12_000)
+    np.save(tmp_path / "d.npy", -np.arange(5000.0))
+    with pytest.raises(EdgesnnError, match="only falls"):
+        read_recording(tmp_path / "d.npy", fs=12_000)
+
+
 def test_csv_without_header(tmp_path):
     p = tmp_path / "a.csv"
     np.savetxt(p, SIGNAL[:, None])

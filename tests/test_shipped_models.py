@@ -90,6 +90,17 @@ def test_infer_on_the_default_model_imports_no_torch(cwru_dir, tmp_path):
     assert np.mean([w["label"] == "outer_race_007" for w in out["windows"]]) > 0.9
 
 
+def test_infer_says_the_rate_it_read_a_recording_at(cwru_dir, tmp_path):
+    """The 48 kHz normal recording is resampled to the model's 12 kHz; the first line and the JSON
+    say the rate it was read at, which a user who gave the wrong --fs can check."""
+    rec = cwru_dir / "normal_0_97.mat"
+    r = run_cli("infer", rec, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "windows of 2048 samples at 12000 Hz, resampled from 48000 Hz" in r.stdout.splitlines()[0], r.stdout
+    summary = json.loads(run_cli("infer", rec, "--json", cwd=tmp_path).stdout)["summary"]
+    assert summary["sample_rate_hz"] == 48000 and summary["label"] == "normal"
+
+
 def test_a_shipped_model_is_chosen_by_name(cwru_dir, tmp_path):
     """`--model NAME` finds a shipped card by its name, as a wheel install needs (no path to type):
     the float export of the default here, and the esvae anomaly model beside it."""
