@@ -22,6 +22,10 @@ def read_card(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise EdgesnnError(f"{path}: {'a folder, not a model card (.json)' if path.is_dir() else 'model card not found'}")
+    if path.suffix.lower() == ".onnx":  # the graph alone: its card holds the classes, the rate and the sha256
+        beside = path.with_suffix(".json")
+        raise EdgesnnError(f"{path}: an ONNX file, not its model card; give the card (.json) that names it"
+                           + (f", {beside}" if beside.is_file() else ""))
     try:
         card = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -337,7 +337,11 @@ def firmware_path(card_path, card: dict) -> Path:
     from edgesnn.sensors.cwru import sha256_of
 
     if "quantization" not in card:
-        raise EdgesnnError(f"{card_path}: not a quantized model; export it with `edgesnn export --quantize`")
+        twin = Path(card_path).with_name(f"{Path(card_path).stem}-int8.json")  # the shipped integer form, if any
+        raise EdgesnnError(f"{card_path}: not a quantized model; the firmware runs integer networks: "
+                           + (f"--model {twin.stem}" if twin.is_file() else
+                              "`edgesnn export --quantize` makes one of an MRA-SNN, ssnn or esvae checkpoint "
+                              f"(not of this {card.get('pack', 'model')})"))
     q = card["quantization"]
     if not isinstance(q, dict) or not isinstance(q.get("firmware"), str) or not isinstance(q.get("firmware_sha256"), str):
         raise EdgesnnError(f"{card_path}: its quantization names no integer network (firmware, firmware_sha256)")

@@ -100,7 +100,12 @@ CASES = {
                               "{d}/ok.npy", "--data", "{d}"], "ok.npy: not a PEM CA certificate"),
     "server registering a non-key": (["fleet", "server", "--ca", "{ca}", "--cert", "{d}/c", "--key", "{d}/k",
                                       "--register", "{d}/ok.npy", "--out", "{d}/srv"], "ok.npy: not an OpenSSH public key"),
-    "firmware-sim on a float model": (["firmware-sim", "--model", "{wdcnn}"], "not a quantized model"),
+    "firmware-sim on a float model": (["firmware-sim", "--model", "{wdcnn}"], "not a quantized model; the firmware runs "
+                                      "integer networks: `edgesnn export --quantize` makes one of an MRA-SNN"),
+    "firmware-sim on the float default": (["firmware-sim", "--model", "mra-snn-cwru10"],
+                                          "not a quantized model; the firmware runs integer networks: --model mra-snn-cwru10-int8"),
+    "an ONNX file as the model": (["infer", "{d}/ok.npy", "--fs", "12000", "--model", "{onnx}"],
+                                  "wdcnn-cwru10.onnx: an ONNX file, not its model card; give the card (.json) that names it"),
     "firmware-sim dead sensor": (["firmware-sim", "--recording", "{d}/dead.npy", "--fs", "12000"],
                                  "dead.npy: no vibration in any window (constant signal)"),
     "firmware-sim recording missing": (["firmware-sim", "--recording", "{d}/none.npy", "--fs", "12000"],
@@ -126,7 +131,7 @@ def test_bad_input_is_one_line(files, case):
 
     wdcnn = next(p for p in shipped_cards() if p.parent.name == "wdcnn")
     ca = _ca(files) if any("{ca}" in a for a in args) else ""
-    r = run_cli(*[a.format(d=files, wdcnn=wdcnn, ca=ca) for a in args])
+    r = run_cli(*[a.format(d=files, wdcnn=wdcnn, onnx=wdcnn.with_suffix(".onnx"), ca=ca) for a in args])
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
