@@ -148,6 +148,8 @@ def test_firmware_sim_limit_takes_windows_of_every_class(cwru_dir):
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["windows"] == 20 and rep["auroc"] == 1.0 and 0.0 < rep["alarm_share"] < 1.0
+    # apart, as a plant reads them: no healthy window alarms, every fault window does
+    assert rep["false_alarm_share"] == 0.0 and rep["fault_alarm_share"] == 1.0
 
 
 def test_infer_runs_the_quantized_model(quantized, cwru_dir):
