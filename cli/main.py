@@ -484,6 +484,9 @@ def infer(
     out.print(f"[bold]{verdict}[/bold] ({summary['fault_type']}) in {summary['share']:.0%} of diagnosed windows, "
               f"mean confidence {summary['mean_confidence']:.3f}; model {diagnoser.model_id}"
               + (f", normal margin {diagnoser.normal_margin:g}" if diagnoser.normal_margin else ""))
+    if hop > diagnoser.window:  # allowed (a quick look at a long recording), but said
+        out.print(f"[yellow]--hop {hop} is longer than a window: {1 - diagnoser.window / hop:.0%} of the recording "
+                  "lies between windows and was not diagnosed[/yellow]")
     if quiet.any():
         out.print(f"[yellow]{int(quiet.sum())} of {len(labels)} windows had no vibration (constant signal) "
                   "and were not diagnosed: is the sensor connected?[/yellow]")

@@ -54,6 +54,8 @@ def check_folder(out_dir: Path) -> None:
     why = _file_in_the_way(out_dir)
     if why:
         raise EdgesnnError(f"--out {out_dir}: {why}")
+    if why := _cannot_write(out_dir):  # /proc/x, a read-only place: said now, not after the work
+        raise EdgesnnError(f"--out {out_dir}: cannot write there ({why})")
 
 
 def check_writable(folder: Path) -> None:
@@ -62,11 +64,18 @@ def check_writable(folder: Path) -> None:
     why = _file_in_the_way(folder)  # said plainly, not as mkdir's "File exists"
     if why:
         raise EdgesnnError(f"{folder}: cannot write the results there ({why})")
+    if why := _cannot_write(folder):
+        raise EdgesnnError(f"{folder}: cannot write the results there ({why})")
+
+
+def _cannot_write(folder: Path) -> str | None:
+    """Why a file cannot be written in `folder` (made for the try and removed), or None."""
     made = missing(folder)
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()  # a folder that exists may still be read-only
     except OSError as exc:
-        raise EdgesnnError(f"{folder}: cannot write the results there ({exc.strerror or exc})") from None
+        return exc.strerror or str(exc)
     finally:
         remove_empty(made)
+    return None

@@ -167,6 +167,9 @@ def _from_csv(path: Path, variable: str | None) -> tuple[np.ndarray, str | None]
         except ValueError:
             raise EdgesnnError(f"{path}: line {line}, column {names[column]}: "
                                f"{row[column].strip()[:20]!r} is not a number") from None
+        if not np.isfinite(values[i]):  # "nan", "inf": named by line here, as a spreadsheet shows it
+            raise EdgesnnError(f"{path}: line {line}, column {names[column]}: {row[column].strip()[:20]!r} is not "
+                               "a finite number (a gap in the recording?)")
     if width == 1 and not header:
         return values, None
     name = names[column]  # a name --variable would read this column by: unique, and not an index's digits
@@ -215,6 +218,12 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
     elif suffix == ".mat":
         x, channel = _from_mat(path, variable)
         known = known_rate(path)  # a CWRU file's rate is known: a 48 kHz one read as 12 kHz misleads
+        named, held = re.search(r"_(\d+)\.mat$", path.name), re.match(r"X(\d+)_", channel or "")
+        if known is not None and named and held and int(named[1]) != int(held[1]):  # a renamed or merged file
+            if fs is None:
+                raise EdgesnnError(f"{path}: {channel} is CWRU recording {int(held[1])}, not the {int(named[1])} "
+                                   "of the file's name, so the name does not give its rate: give --fs")
+            known = None
         if known is not None and fs is not None and abs(fs - known) > 1e-6:
             raise EdgesnnError(f"{path}: --fs {fs:g} contradicts the {known:g} Hz this CWRU recording was made at")
         fs = known if fs is None else fs

@@ -31,6 +31,7 @@ def files(tmp_path_factory):
     scipy.io.savemat(d / "two.mat", {"a": sig[:, None], "b": sig[:, None]})
     (d / "data.xlsx").write_bytes(b"PK\x03\x04")
     (d / "broken.json").write_text("{not json")
+    (d / "gap.csv").write_text("acc\n0.1\nnan\n" + "\n".join(f"{v:.5f}" for v in sig))
     return d
 
 
@@ -94,6 +95,9 @@ CASES = {
     "export under a file": (["export", "{d}/none.pt", "--out", "{d}/ok.npy/m"], "--out {d}/ok.npy/m: {d}/ok.npy is a file"),
     "bench inference into a file": (["bench", "inference", "--out", "{d}/ok.npy"], "--out {d}/ok.npy: a file, not a folder"),
     "bench packs into a file": (["bench", "packs", "--out", "{d}/ok.npy"], "--out {d}/ok.npy: a file, not a folder"),
+    "bench where nothing can be written": (["bench", "inference", "--out", "/proc/edgesnn"],
+                                           "--out /proc/edgesnn: cannot write there"),
+    "infer on a CSV with a gap": (["infer", "{d}/gap.csv", "--fs", "12000"], "gap.csv: line 3, column acc: 'nan' is not a finite number"),
     "certificate for a bad host": (["fleet", "certs", "--out", "{d}/pki", "--host", "a b/.."], "not a host name"),
     "device name with a path": (["fleet", "keys", "../x", "--out", "{d}/pki"], "device name '../x'"),
     "client with a bad CA": (["fleet", "client", "--superlink", "127.0.0.1:1", "--ca", "{d}/ok.npy", "--key",
