@@ -395,7 +395,8 @@ NORMAL_MARGIN = typer.Option(0.0, callback=finite, min=0.0, max=20.0,
 @app.command()
 def infer(
     path: Path = typer.Argument(..., help="recording: .mat, .csv, .npy or .wav"),
-    fs: Optional[float] = typer.Option(None, help="sample rate in Hz (a .wav file carries its own)"),
+    fs: Optional[float] = typer.Option(None, help="sample rate in Hz (a .wav file carries its own, and a CWRU file "
+                                                  "its standard name's or its folder's manifest's)"),
     model: Optional[Path] = typer.Option(None, help="model card (.json) or a shipped model's name, e.g. mra-snn-cwru10; default: the shipped default model"),
     variable: Optional[str] = typer.Option(None, help="variable (.mat; NAME:INDEX for one channel of a matrix), column name or index (.csv), channel (.npy/.wav)"),
     hop: Optional[int] = typer.Option(None, min=1, help="samples between windows at the model's rate, at least "
