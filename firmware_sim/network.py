@@ -331,17 +331,23 @@ def lif_step(v: np.ndarray, i: np.ndarray, levels: int) -> tuple[np.ndarray, np.
     s = np.clip(v >> Q, 0, levels)
     return s, v - (s << Q)
 
+QUANTIZED_PACKS = ("mra_snn", "ssnn", "esvae")  # whose networks `export --quantize` covers (edgesnn.export.quantizable)
+
 def firmware_path(card_path, card: dict) -> Path:
     """The integer network (.npz) a quantized model card names, refused unless its sha256 matches."""
     from edgesnn.errors import EdgesnnError
     from edgesnn.sensors.cwru import sha256_of
 
     if "quantization" not in card:
-        twin = Path(card_path).with_name(f"{Path(card_path).stem}-int8.json")  # the shipped integer form, if any
+        from edgesnn.models import SHIPPED_DIR
+
+        twin = Path(card_path).with_name(f"{Path(card_path).stem}-int8.json")  # its integer form, if beside it
+        shipped = twin.resolve().is_relative_to(SHIPPED_DIR.resolve())
+        pack = card.get("pack")
         raise EdgesnnError(f"{card_path}: not a quantized model; the firmware runs integer networks: "
-                           + (f"--model {twin.stem}" if twin.is_file() else
-                              "`edgesnn export --quantize` makes one of an MRA-SNN, ssnn or esvae checkpoint "
-                              f"(not of this {card.get('pack', 'model')})"))
+                           + (f"--model {twin.stem if shipped else twin}" if twin.is_file() else
+                              "export the checkpoint with `edgesnn export --quantize`" if pack in QUANTIZED_PACKS else
+                              f"`edgesnn export --quantize` makes one of an MRA-SNN, ssnn or esvae checkpoint, not of {pack}"))
     q = card["quantization"]
     if not isinstance(q, dict) or not isinstance(q.get("firmware"), str) or not isinstance(q.get("firmware_sha256"), str):
         raise EdgesnnError(f"{card_path}: its quantization names no integer network (firmware, firmware_sha256)")

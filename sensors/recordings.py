@@ -135,7 +135,7 @@ def _from_csv(path: Path, variable: str | None) -> tuple[np.ndarray, str | None]
     header = None if all(_is_number(c) for c in rows[0][1]) else [c.strip() for c in rows.pop(0)[1]]
     if not rows:
         raise EdgesnnError(f"{path}: the CSV file has a header and no data")
-    if header and delimiter == " " and len(rows[0][1]) == 1:  # one column under a name with spaces: "Acceleration (g)"
+    if header and len(header) > 1 and delimiter == " " and len(rows[0][1]) == 1:  # one name with spaces: Acceleration (g)
         header = [first.strip()]
     width = len(header) if header else len(rows[0][1])
     names = header or [str(i) for i in range(width)]
@@ -218,12 +218,6 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
     elif suffix == ".mat":
         x, channel = _from_mat(path, variable)
         known = known_rate(path)  # a CWRU file's rate is known: a 48 kHz one read as 12 kHz misleads
-        named, held = re.search(r"_(\d+)\.mat$", path.name), re.match(r"X(\d+)_", channel or "")
-        if known is not None and named and held and int(named[1]) != int(held[1]):  # a renamed or merged file
-            if fs is None:
-                raise EdgesnnError(f"{path}: {channel} is CWRU recording {int(held[1])}, not the {int(named[1])} "
-                                   "of the file's name, so the name does not give its rate: give --fs")
-            known = None
         if known is not None and fs is not None and abs(fs - known) > 1e-6:
             raise EdgesnnError(f"{path}: --fs {fs:g} contradicts the {known:g} Hz this CWRU recording was made at")
         fs = known if fs is None else fs
@@ -247,7 +241,7 @@ def read_recording(path: str | Path, fs: float | None = None, target_fs: float |
         raise EdgesnnError(f"{path}: a sample of {np.abs(x).max():.3g} g (first at index {int(np.argmax(huge))}); no "
                            f"accelerometer measures more than {MAX_ABS_G:g} g: the wrong unit or variable?")
     steps = np.diff(x)
-    if len(x) > 2 and steps.any() and ((steps >= 0).all() or (steps <= 0).all()):  # vibration goes both ways
+    if len(x) > 2 and ((steps > 0).all() or (steps < 0).all()):  # vibration goes both ways; a clock does not
         raise EdgesnnError(f"{path}: the signal only {'rises' if steps.sum() > 0 else 'falls'} over its {len(x)} "
                            "samples: a time or index column, not vibration; choose the acceleration with --variable")
     recording = Recording(x.astype(np.float32), fs, channel)
