@@ -16,7 +16,9 @@ re-paths fault windows only, ball faults at share B and the others at --share; `
 re-paths fault windows only and never those of class C (repeatable); `--added` adds the
 re-pathed copies of fault windows to the batch instead of replacing them; `--teacher CKPT` distills
 as `edgesnn train --teacher` does, and with `--teacher-on-recorded` only on the windows left on
-their recorded path (`--ball-share`, `--keep-path`, `--added` and `--teacher-on-recorded`: this script only;
+their recorded path; `--type-only-on-repathed` asks a re-pathed window for its fault type alone (the
+sum of its sizes' probabilities) and the recorded ones for their class (`--ball-share`,
+`--keep-path`, `--added`, `--teacher-on-recorded` and `--type-only-on-repathed`: this script only;
 benchmarks/README.md has the results).
 
     python benchmarks/path_augmentation.py --share 0.5 --seed 0 --out runs/path_augmentation/share0.5_s0
@@ -29,15 +31,23 @@ import time
 from pathlib import Path
 
 
-def distill_on_recorded_windows() -> None:
+def objective_by_path(type_only_on_repathed: bool = False) -> None:
     """Make `edgesnn.training.train` distill only on the windows of each batch that kept their
-    recorded path: a teacher that never saw another path is no judge of a re-pathed window."""
+    recorded path: a teacher that never saw another path is no judge of a re-pathed window.
+    `type_only_on_repathed`: a re-pathed window is asked only for its fault type, the sum of the
+    probabilities of that type's sizes (the size it shows through a random path is its own), and
+    its recorded windows for the class, as ever."""
     import numpy as np
     import torch
+    import torch.nn.functional as F
 
     from edgesnn import training
     from edgesnn.dataset import TaskData
+    from edgesnn.labels import CWRU10, fault_type
     from edgesnn.losses import distill
+
+    types = [fault_type(c) for c in CWRU10]
+    same_type = torch.tensor([[a == b for b in types] for a in types])  # [true class, class]
 
     plain_sample, plain_repath = TaskData.sample_train, training.repath
     pathed = [np.zeros(0, bool)]  # of the batch drawn last
@@ -56,6 +66,11 @@ def distill_on_recorded_windows() -> None:
     def loss(model, x, y, criterion, progress, teacher=None):
         logits = model(x)
         recorded = torch.from_numpy(~pathed[0])
+        if type_only_on_repathed and not recorded.all():
+            each = F.cross_entropy(logits, y, reduction="none", label_smoothing=criterion.label_smoothing)
+            log_type = (torch.logsumexp(logits.masked_fill(~same_type[y], float("-inf")), 1)
+                        - torch.logsumexp(logits, 1))
+            return torch.where(recorded, each, -log_type).mean(), logits
         if teacher is None or not recorded.any():
             return criterion(logits, y), logits
         with torch.no_grad():
@@ -87,6 +102,8 @@ def main() -> None:
                     help="checkpoint to distill from, as `edgesnn train --teacher` (every window)")
     ap.add_argument("--teacher-on-recorded", action="store_true",
                     help="with --teacher and --faults-only: distill on windows left on their recorded path only")
+    ap.add_argument("--type-only-on-repathed", action="store_true",
+                    help="with --faults-only: re-pathed windows learn their fault type only (the sum over its sizes)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="an MRA-SNN pack option, repeatable (e.g. frontend=raw+envelope)")
     args = ap.parse_args()
@@ -114,8 +131,10 @@ def main() -> None:
     if args.teacher_on_recorded and not (args.teacher and args.faults_only):
         ap.error("--teacher-on-recorded needs --teacher and --faults-only")
     cfg.teacher = str(args.teacher) if args.teacher else None
-    if args.teacher_on_recorded:
-        distill_on_recorded_windows()
+    if args.type_only_on_repathed and (not args.faults_only or args.teacher):
+        ap.error("--type-only-on-repathed needs --faults-only, and no --teacher")
+    if args.teacher_on_recorded or args.type_only_on_repathed:
+        objective_by_path(args.type_only_on_repathed)
     if args.faults_only:  # the product's form: edgesnn train --path-share S --path-until F
         cfg.path_share, cfg.path_until = args.share, args.until
     else:  # normal windows re-pathed too, which the product never does: re-path each drawn batch here
@@ -157,6 +176,7 @@ def main() -> None:
                        + (f" --ball-share {args.ball_share:g}" if args.ball_share is not None else "")
                        + "".join(f" --keep-path {c}" for c in args.keep_path) + " --added" * args.added + (f" --teacher {args.teacher}" if args.teacher else "")
                        + " --teacher-on-recorded" * args.teacher_on_recorded
+                       + " --type-only-on-repathed" * args.type_only_on_repathed
                        + "".join(f" --option {o}" for o in args.option))
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, args.out / "checkpoint.pt")
