@@ -1043,7 +1043,8 @@ def main() -> None:
         sys.exit(130)
     except click.ClickException as exc:  # a bad option or argument: one line too, not a usage box
         hint = (" (edgesnn packs lists each pack's options)" if getattr(exc, "param_hint", None) == "--option"
-                else f" ({exc.ctx.command_path} --help lists the options)" if getattr(exc, "ctx", None) else "")
+                else f" ({exc.ctx.command_path} --help lists the options)" if getattr(exc, "ctx", None)
+                else " (the command's --help lists the options)")  # Click's parser errors carry no context
         # Click calls a word given for a bounded number "not a valid float range": no range was given
         message = re.sub(r"is not a valid (float|integer) range\.", r"is not a valid \1.", exc.format_message())
         err.print(f"error: {message}{hint}", markup=False, highlight=False, soft_wrap=True)

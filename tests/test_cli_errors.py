@@ -95,6 +95,8 @@ CASES = {
     "export under a file": (["export", "{d}/none.pt", "--out", "{d}/ok.npy/m"], "--out {d}/ok.npy/m: {d}/ok.npy is a file"),
     "bench inference into a file": (["bench", "inference", "--out", "{d}/ok.npy"], "--out {d}/ok.npy: a file, not a folder"),
     "bench packs into a file": (["bench", "packs", "--out", "{d}/ok.npy"], "--out {d}/ok.npy: a file, not a folder"),
+    "an option without its value": (["infer", "{d}/ok.npy", "--fs"],
+                                    "Option '--fs' requires an argument. (the command's --help lists the options)"),
     "bench where nothing can be written": (["bench", "inference", "--out", "/proc/edgesnn"],
                                            "--out /proc/edgesnn: cannot write there"),
     "infer on a CSV with a gap": (["infer", "{d}/gap.csv", "--fs", "12000"], "gap.csv: line 3, column acc: 'nan' is not a finite number"),
