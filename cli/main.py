@@ -561,11 +561,12 @@ def firmware_sim(
     if detector:
         scorer = AnomalyScorer(card_path)
         ours = net.scores(windows, stats)
+        alarms = scorer.alarms(ours)
         report |= {"onnxruntime_bit_exact_windows": int(np.sum(ours == scorer.scores(windows))),
-                   "alarm_share": float(np.mean(scorer.alarms(ours))),
+                   "alarm_share": float(np.mean(alarms)),
                    **budget.detector_budget(net, stats, card["sample_rate_hz"])}
         if labels is not None and 0 < np.sum(labels == 0) < len(labels):
-            alarms = scorer.alarms(ours)  # the share over all windows mixes normal and fault ones: apart
+            # the share over all windows mixes normal and fault ones: they are reported apart too
             report |= {"auroc": auroc(ours[labels == 0], ours[labels != 0]),
                        "false_alarm_share": float(np.mean(alarms[labels == 0])),
                        "fault_alarm_share": float(np.mean(alarms[labels != 0]))}
@@ -811,13 +812,11 @@ def sensors_replay(
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):
     """Replay recordings as live sensors, one topic per file, per CONTRACTS section 3."""
-    from edgesnn.sensors.publisher import publish_streams, recording_streams
+    from edgesnn.sensors.publisher import recording_streams
 
     streams = recording_streams(files, fs, variable)  # before the stop: Ctrl-C here ends at once
-    stop = _stop_on_signals()
-    sent = publish_streams(streams, broker, root, frame_ms, speed, seconds,
-                           _tls_and_auth(ca_file, cert_file, key_file, username, password), stop=stop)
-    _publish_summary(sent, f"{len(files)} sensor(s)", broker, root, stop)
+    _publish_until_stopped(streams, f"{len(files)} sensor(s)", broker, root, frame_ms, speed, seconds,
+                           _tls_and_auth(ca_file, cert_file, key_file, username, password))
     longest = max(len(x) / rate for x, rate in streams.values())
     if seconds is not None and seconds > longest:  # asked for more than there is: say so
         out.print(f"(--seconds {seconds:g}: the longest recording holds {longest:.1f} s, all of it sent)")
@@ -836,13 +835,11 @@ def sensors_simulate(
     username: Optional[str] = USERNAME, password: Optional[str] = PASSWORD,
 ):
     """Stream synthetic bearings (a mix of faults and speeds) as live sensors."""
-    from edgesnn.sensors.publisher import publish_streams, simulated_fleet
+    from edgesnn.sensors.publisher import simulated_fleet
 
     streams = simulated_fleet(count, seconds, seed=seed)  # before the stop: Ctrl-C here ends at once
-    stop = _stop_on_signals()
-    sent = publish_streams(streams, broker, root, frame_ms, speed, seconds,
-                           _tls_and_auth(ca_file, cert_file, key_file, username, password), stop=stop)
-    _publish_summary(sent, f"{count} simulated sensor(s)", broker, root, stop)
+    _publish_until_stopped(streams, f"{count} simulated sensor(s)", broker, root, frame_ms, speed, seconds,
+                           _tls_and_auth(ca_file, cert_file, key_file, username, password))
 
 
 class _Stop(threading.Event):
@@ -866,7 +863,13 @@ def _stop_on_signals() -> _Stop:
     return stop
 
 
-def _publish_summary(sent: int, sensors: str, broker: str, root: str, stop: _Stop) -> None:
+def _publish_until_stopped(streams: dict, sensors: str, broker: str, root: str, frame_ms: float, speed: float,
+                           seconds: Optional[float], tls_and_auth: dict) -> None:
+    """Publish the streams until they end or a signal stops them, and say what was sent."""
+    from edgesnn.sensors.publisher import publish_streams
+
+    stop = _stop_on_signals()
+    sent = publish_streams(streams, broker, root, frame_ms, speed, seconds, tls_and_auth, stop=stop)
     out.print(f"{'stopped: ' if stop.is_set() else ''}sent {sent} frames from {sensors} to {broker} under {root}")
     if stop.is_set():  # the shell's convention for a run ended by a signal (as `fleet server`)
         raise typer.Exit(128 + stop.signal)

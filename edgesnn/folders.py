@@ -61,10 +61,8 @@ def check_folder(out_dir: Path) -> None:
 def check_writable(folder: Path) -> None:
     """Refuse, in one line and before any work, a folder that cannot hold the results (a file in
     the way, a read-only place), leaving no folder behind: the command makes it when it writes."""
-    why = _file_in_the_way(folder)  # said plainly, not as mkdir's "File exists"
+    why = _file_in_the_way(folder) or _cannot_write(folder)  # the first said plainly, not as mkdir's "File exists"
     if why:
-        raise EdgesnnError(f"{folder}: cannot write the results there ({why})")
-    if why := _cannot_write(folder):
         raise EdgesnnError(f"{folder}: cannot write the results there ({why})")
 
 
