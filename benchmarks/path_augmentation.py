@@ -32,11 +32,12 @@ from pathlib import Path
 
 
 def objective_by_path(type_only_on_repathed: bool = False) -> None:
-    """Make `edgesnn.training.train` distill only on the windows of each batch that kept their
-    recorded path: a teacher that never saw another path is no judge of a re-pathed window.
-    `type_only_on_repathed`: a re-pathed window is asked only for its fault type, the sum of the
+    """Make `edgesnn.training.train` treat the windows of each batch by the path they are on.
+    By default it distills only on the windows that kept their recorded path: a teacher that
+    never saw another path is no judge of a re-pathed window. With `type_only_on_repathed`
+    (and no teacher), a re-pathed window is asked only for its fault type, the sum of the
     probabilities of that type's sizes (the size it shows through a random path is its own), and
-    its recorded windows for the class, as ever."""
+    the recorded windows for their class, as ever."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -174,7 +175,8 @@ def main() -> None:
                        + (f" --epochs {args.epochs}" if args.epochs else "") + " --faults-only" * args.faults_only
                        + (f" --until {args.until:g}" if args.until < 1 else "")
                        + (f" --ball-share {args.ball_share:g}" if args.ball_share is not None else "")
-                       + "".join(f" --keep-path {c}" for c in args.keep_path) + " --added" * args.added + (f" --teacher {args.teacher}" if args.teacher else "")
+                       + "".join(f" --keep-path {c}" for c in args.keep_path) + " --added" * args.added
+                       + (f" --teacher {args.teacher}" if args.teacher else "")
                        + " --teacher-on-recorded" * args.teacher_on_recorded
                        + " --type-only-on-repathed" * args.type_only_on_repathed
                        + "".join(f" --option {o}" for o in args.option))
